@@ -1,0 +1,93 @@
+namespace Qwen2VL.Dsl;
+
+/// <summary>
+/// Marks a <c>partial class</c> as a model module. The source generator reads its
+/// <see cref="ParamAttribute"/> fields, <see cref="DimAttribute"/> dims, <see cref="SubmoduleAttribute"/>
+/// fields and its <c>Forward</c> method, and emits fused kernels plus a runner that executes them.
+/// Run as plain C#, the same class is the slow float64 reference of itself.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, Inherited = false)]
+public sealed class ModuleAttribute : Attribute;
+
+/// <summary>
+/// A size bound from <c>config.json</c> at load time (<paramref name="configKey"/> is a dotted path such as
+/// <c>vision_config.embed_dim</c>), or derived from other dims when the member is an expression-bodied
+/// property (<c>public int HeadDim => Embed / Heads;</c>). Put it on an <c>int</c> field or property.
+/// </summary>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, Inherited = false)]
+public sealed class DimAttribute(string? configKey = null) : Attribute
+{
+    public string? ConfigKey { get; } = configKey;
+
+    /// <summary>Used when the config lacks the key (Hugging Face class defaults). <c>int.MinValue</c> = required.</summary>
+    public int Default { get; set; } = int.MinValue;
+}
+
+/// <summary>
+/// A weight tensor: <paramref name="checkpointName"/> is the name relative to the module's prefix in the
+/// checkpoint, <paramref name="shape"/> its dims as dim expressions (<c>"3*Embed"</c>, <c>"Embed"</c>, <c>"16"</c>).
+/// </summary>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, Inherited = false)]
+public sealed class ParamAttribute(string checkpointName, params string[] shape) : Attribute
+{
+    public string CheckpointName { get; } = checkpointName;
+    public string[] Shape { get; } = shape;
+}
+
+/// <summary>
+/// A child module (or an array of them for repeated layers). <paramref name="checkpointPrefix"/> is appended to
+/// the parent's prefix; for arrays the layer index follows it (<c>blocks.0.</c>, <c>blocks.1.</c>, …).
+/// </summary>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, Inherited = false)]
+public sealed class SubmoduleAttribute(string checkpointPrefix) : Attribute
+{
+    public string CheckpointPrefix { get; } = checkpointPrefix;
+
+    /// <summary>For arrays: the dim that gives the number of layers (e.g. <c>"Depth"</c>).</summary>
+    public string? Count { get; set; }
+}
+
+/// <summary>The symbolic shape (and dtype) of a <c>Forward</c> parameter: <c>[Shape("N", "Embed")]</c>.</summary>
+[AttributeUsage(AttributeTargets.Parameter | AttributeTargets.ReturnValue, Inherited = false)]
+public sealed class ShapeAttribute(params string[] dims) : Attribute
+{
+    public string[] Dims { get; } = dims;
+    public DType DType { get; set; } = DType.F32;
+}
+
+/// <summary>The closed set of op groups. Passes ask "is this elementwise?" of the group, not of op names.</summary>
+public enum OpGroup
+{
+    /// <summary>Same-shape pointwise maps (with suffix broadcasting of the second operand).</summary>
+    Elementwise,
+    /// <summary>Row-wise normalisations: statistics over the last axis.</summary>
+    Norm,
+    /// <summary>Row-wise reductions that are not norms (softmax).</summary>
+    Reduce,
+    /// <summary>Matrix products with a weight (linear). Elementwise consumers fuse into their epilogue.</summary>
+    Matmul,
+    /// <summary>Rotary position embeddings: pointwise within a head, pairing d with d + D/2.</summary>
+    Rotary,
+    /// <summary>Scaled dot-product attention (a runtime provider: flash-style online softmax).</summary>
+    Attention,
+    /// <summary>Data movement: reshape (a view), transpose, select, concat.</summary>
+    Movement,
+}
+
+/// <summary>
+/// Declares an op to the generator. <see cref="Shape"/> is its shape rule, written as argument patterns and a
+/// result: <c>"x:[*B,K]; w:[N,K]; b?:[N] -> [*B,N]"</c>. Names in brackets are dim variables unified across
+/// arguments, <c>*B</c> matches any number of leading dims, <c>?</c> marks an optional argument, and a
+/// <c>:i64</c> suffix an integer tensor. <c>"custom"</c> means the generator has a dedicated rule (reshape …).
+/// <see cref="Scalar"/> is the pointwise meaning of elementwise ops as a C# expression over the argument names
+/// (<c>Exp</c>, <c>Erf</c>, <c>Sqrt</c> are available), used for both the GPU and CPU kernels.
+/// <see cref="Grad"/> is left for the gradient rule (training).
+/// </summary>
+[AttributeUsage(AttributeTargets.Method, Inherited = false)]
+public sealed class OpAttribute(OpGroup group, string shape) : Attribute
+{
+    public OpGroup Group { get; } = group;
+    public string Shape { get; } = shape;
+    public string? Scalar { get; set; }
+    public string? Grad { get; set; }
+}

@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace Qwen2VL.Cli;
+
+/// <summary>The list of commands, one line each, so adding a command touches one place.</summary>
+internal static class CommandRegistry
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return InfoCommand.Create();
+    }
+}

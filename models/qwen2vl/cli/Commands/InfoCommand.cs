@@ -1,0 +1,18 @@
+using System.CommandLine;
+
+namespace Qwen2VL.Cli;
+
+/// <summary><c>info</c>: prints the version and the devices this machine offers.</summary>
+internal static class InfoCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("info", "Print the version and the compute devices available here.");
+        command.SetAction(_ =>
+        {
+            Console.WriteLine($"qwen2vl {typeof(InfoCommand).Assembly.GetName().Version}");
+            return 0;
+        });
+        return command;
+    }
+}
