@@ -67,4 +67,15 @@ public static partial class Ops
     // tokens, 0 for padding (padded keys are excluded; fully masked query rows give zeros). scale 1/sqrt(D).
     [Op(OpGroup.Attention, "q:[B,S,H,D]; k:[B,S,KV,D]; v:[B,S,KV,D]; mask:[B,S]:i64 -> [B,S,H,D]")]
     public static Tensor CausalAttention(Tensor q, Tensor k, Tensor v, Tensor mask) => throw new NotImplementedException();
+    // [*B, Heads*D] -> [*B, Heads, D]: splits the last axis into heads (a view).
+    [Op(OpGroup.Movement, "custom")]
+    public static Tensor SplitHeads(Tensor x, int heads) => throw new NotImplementedException();
+
+    // [*B, Heads, D] -> [*B, Heads*D]: joins the last two axes (a view).
+    [Op(OpGroup.Movement, "custom")]
+    public static Tensor MergeHeads(Tensor x) => throw new NotImplementedException();
+
+    // Row lookup: ids [*B] (i64) into table [V, H] -> [*B, H]. An id outside [0, V) is an error.
+    [Op(OpGroup.Movement, "ids:[*B]:i64; table:[V,H] -> [*B,H]")]
+    public static Tensor Embedding(Tensor ids, Tensor table) => throw new NotImplementedException();
 }
