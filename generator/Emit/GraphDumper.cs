@@ -1,0 +1,59 @@
+using System.Linq;
+using System.Text;
+using Qwen2VL.Generator.Model;
+using Qwen2VL.Generator.Passes;
+
+namespace Qwen2VL.Generator.Emit;
+
+/// <summary>A text dump of the passes' output: dims, the typed graph, the fused groups and the memory plan.</summary>
+internal static class GraphDumper
+{
+    public static string Dump(FusedGraph fused)
+    {
+        var graph = fused.Graph;
+        var scope = ShapeInference.ScopeOf(graph);
+        var sb = new StringBuilder();
+        sb.Append("module ").Append(graph.Name).Append('\n');
+        sb.Append("dims\n");
+        foreach (var dim in graph.Dims)
+        {
+            var source = dim.Kind switch
+            {
+                "config" => "config " + dim.ConfigKey + (dim.Default is { } d ? " (default " + d + ")" : ""),
+                "derived" => "= " + dim.Expression,
+                _ => $"input {dim.InputIndex} axis {dim.InputAxis}",
+            };
+            sb.Append("  ").Append(dim.Name).Append(": ").Append(source).Append('\n');
+        }
+        sb.Append("graph\n");
+        foreach (var node in graph.Nodes)
+        {
+            var inputs = string.Join(", ", node.Inputs.Select(i => "%" + i));
+            var attrs = node.Attrs.Count > 0 ? " {" + string.Join(", ", node.Attrs) + "}" : "";
+            sb.Append($"  %{node.Id} = {node.Kind} {node.Op}({inputs}){attrs} : {scope.Display(node.Shape)} {node.DType}   ; line {node.Line}\n");
+        }
+        sb.Append("  return %").Append(graph.Output).Append('\n');
+        sb.Append("fusion\n");
+        foreach (var group in fused.Groups)
+        {
+            var residual = group.Residual >= 0 ? $" (+ writes %{group.Residual})" : "";
+            sb.Append($"  {group.Name} [{group.Kind}] nodes {string.Join(" ", group.Nodes.Select(n => "%" + n))} -> %{group.Output}{residual}\n");
+        }
+        sb.Append($"memory plan: {fused.Plan.SlotCount} arena slots\n");
+        for (var n = 0; n < graph.Nodes.Count; n++)
+            if (fused.Plan.SlotOfNode[n] >= 0)
+                sb.Append($"  %{n} -> slot {fused.Plan.SlotOfNode[n]} ({scope.Display(graph[n].Shape)})\n");
+        return sb.ToString();
+    }
+
+    public static string AsSource(FusedGraph fused)
+    {
+        var graph = fused.Graph;
+        var w = KernelFileEmitter.Header(graph, "Pass dump");
+        w.Open($"partial class {graph.Name}");
+        w.Line("/// <summary>The generator's view of this module: dims, typed graph, fusion and memory plan.</summary>");
+        w.Line("public const string FusedGraph = @\"" + Dump(fused).Replace("\"", "\"\"") + "\";");
+        w.Close();
+        return w.ToString();
+    }
+}

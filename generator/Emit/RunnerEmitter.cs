@@ -1,0 +1,187 @@
+using System.Collections.Generic;
+using System.Linq;
+using Qwen2VL.Generator.Model;
+
+namespace Qwen2VL.Generator.Emit;
+
+/// <summary>
+/// Emits <c>{Module}.Runner</c>: binds dims from config.json, loads the weights, owns the arena planned by the
+/// memory pass, and runs the fused groups in order, on the CPU kernels or the GPU kernels.
+/// </summary>
+internal static class RunnerEmitter
+{
+    public static string Emit(FusedGraph fused)
+    {
+        var graph = fused.Graph;
+        var w = KernelFileEmitter.Header(graph, "Host runner", "using System.Linq;", "using ILGPU;", "using ILGPU.Runtime;");
+        w.Open($"partial class {graph.Name}");
+        w.Line($"/// <summary>Runs {graph.Name}.Forward with the generated kernels on a <see cref=\"ComputeContext\"/>.</summary>");
+        w.Open("public sealed class Runner");
+        w.Line("private readonly ComputeContext _ctx;");
+        w.Line($"private readonly DeviceTensor?[] _slots = new DeviceTensor?[{fused.Plan.SlotCount}];");
+        foreach (var dim in graph.Dims.Where(d => d.Kind != "input"))
+            w.Line($"public readonly int {dim.Name};");
+        foreach (var param in graph.Nodes.Where(n => n.Kind == NodeKinds.Param))
+            w.Line($"private readonly DeviceTensor {EmitNames.Field(param.Op)};");
+        foreach (var sub in graph.Submodules)
+            w.Line($"private readonly {sub.TypeFullName}.Runner{(sub.IsArray ? "[]" : "")} {EmitNames.Field(sub.Field)};");
+        var kernels = fused.Groups.Select(g => (Group: g, Spec: GroupLowering.Lower(fused, g))).Where(k => k.Spec is not null).ToList();
+        foreach (var (group, spec) in kernels)
+            w.Line($"private Action<{spec!.GpuTypeArguments}>? _{group.Name.Split('_')[0].ToLowerInvariant()};");
+        w.Line();
+
+        Constructor(w, graph);
+        w.Line();
+        Forward(w, fused);
+        w.Line();
+        w.Line("/// <summary>Gives arena slot <paramref name=\"slot\"/> a view of the given shape, growing it when needed.</summary>");
+        w.Open("private DeviceTensor Slot(int slot, params int[] shape)");
+        w.Line("int length = 1;");
+        w.Line("foreach (var d in shape) length *= d;");
+        w.Line("var buffer = _slots[slot];");
+        w.Open("if (buffer is null || buffer.Length < length)");
+        w.Line("buffer?.Dispose();");
+        w.Line("buffer = _slots[slot] = _ctx.Allocate(Math.Max(length, 1));");
+        w.Close();
+        w.Line("return buffer.Slice(0, length, shape);");
+        w.Close();
+        w.Close();
+        w.Close();
+        return w.ToString();
+    }
+
+    private static void Constructor(CodeWriter w, Graph graph)
+    {
+        w.Line("/// <summary>Binds the dims from <paramref name=\"config\"/> and loads the weights under <paramref name=\"prefix\"/>.</summary>");
+        w.Open("public Runner(ComputeContext ctx, WeightStore weights, ModelConfig config, string prefix = \"\")");
+        w.Line("_ctx = ctx;");
+        foreach (var dim in graph.Dims)
+        {
+            if (dim.Kind == "config")
+                w.Line(dim.Default is { } d ? $"{dim.Name} = config.GetInt(\"{dim.ConfigKey}\", {d});" : $"{dim.Name} = config.GetInt(\"{dim.ConfigKey}\");");
+            else if (dim.Kind == "derived")
+                w.Line($"{dim.Name} = {dim.Expression};");
+        }
+        foreach (var param in graph.Nodes.Where(n => n.Kind == NodeKinds.Param))
+            w.Line($"{EmitNames.Field(param.Op)} = weights.Load(ctx, prefix + \"{param.Attrs[0]}\", {string.Join(", ", param.Shape.Select(d => d.ToCSharp()))});");
+        foreach (var sub in graph.Submodules)
+        {
+            var field = EmitNames.Field(sub.Field);
+            if (sub.IsArray)
+                w.Line($"{field} = Enumerable.Range(0, {sub.Count}).Select(i => new {sub.TypeFullName}.Runner(ctx, weights, config, prefix + \"{sub.Prefix}.\" + i + \".\")).ToArray();");
+            else
+                w.Line($"{field} = new {sub.TypeFullName}.Runner(ctx, weights, config, prefix + \"{sub.Prefix}\");");
+        }
+        w.Close();
+    }
+
+    private static void Forward(CodeWriter w, FusedGraph fused)
+    {
+        var graph = fused.Graph;
+        var inputs = graph.Nodes.Where(n => n.Kind == NodeKinds.Input).ToList();
+        w.Line($"/// <summary>The forward pass. The result lives in this runner's arena until the next call.</summary>");
+        w.Open($"public DeviceTensor Forward({string.Join(", ", inputs.Select(i => "DeviceTensor " + i.Op))})");
+        foreach (var dim in graph.Dims.Where(d => d.Kind == "input"))
+            w.Line($"int {dim.Name} = {inputs[dim.InputIndex].Op}.Shape.Length > {dim.InputAxis} ? {inputs[dim.InputIndex].Op}.Shape[{dim.InputAxis}] : -1;");
+        foreach (var input in inputs)
+            w.Line($"ShapeCheck.Expect(\"{graph.Name}\", \"{input.Op}\", {input.Op}, {(input.DType == "I64" ? "true" : "false")}, {string.Join(", ", input.Shape.Select(d => d.ToCSharp()))});");
+        foreach (var group in fused.Groups)
+        {
+            w.Line();
+            HostGroup(w, fused, group);
+        }
+        w.Line($"return {EmitNames.Var(graph, graph.Output)};");
+        w.Close();
+    }
+
+    private static void HostGroup(CodeWriter w, FusedGraph fused, KernelGroup group)
+    {
+        var graph = fused.Graph;
+        var output = graph[group.Output];
+        var summary = string.Join(" + ", group.Nodes.Select(n => graph[n].Op));
+        w.Line($"// {group.Name}: {summary} -> {output.ShapeText}   (line {graph[group.Nodes[0]].Line})");
+        foreach (var value in new[] { group.Residual, group.Output }.Where(v => v >= 0 && fused.Plan.SlotOfNode[v] >= 0))
+            w.Line($"var {EmitNames.Var(graph, value)} = Slot({fused.Plan.SlotOfNode[value]}, {string.Join(", ", graph[value].Shape.Select(d => d.ToCSharp()))});");
+        switch (group.Kind)
+        {
+            case GroupKinds.View:
+                w.Line($"var {EmitNames.Var(graph, output.Id)} = {EmitNames.Var(graph, output.Inputs[0])}.Reshape({string.Join(", ", output.Shape.Select(d => d.ToCSharp()))});");
+                return;
+            case GroupKinds.Call:
+                w.Line($"var {EmitNames.Var(graph, output.Id)} = {EmitNames.Field(output.Op)}.Forward({string.Join(", ", output.Inputs.Select(i => EmitNames.Var(graph, i)))});");
+                return;
+            case GroupKinds.Loop:
+            {
+                var carriedIndex = int.Parse(output.Attrs[output.Attrs.Count - 1]);
+                var v = EmitNames.Var(graph, output.Id);
+                var args = output.Inputs.Select((i, k) => k == carriedIndex ? v : EmitNames.Var(graph, i));
+                w.Line($"var {v} = {EmitNames.Var(graph, output.Inputs[carriedIndex])};");
+                w.Line($"foreach (var layer in {EmitNames.Field(output.Op)})");
+                w.Line($"    {v} = layer.Forward({string.Join(", ", args)});");
+                return;
+            }
+            case GroupKinds.Attention:
+                Attention(w, graph, output);
+                return;
+            case GroupKinds.Gemm:
+                Gemm(w, graph, group);
+                return;
+        }
+        var spec = GroupLowering.Lower(fused, group)!;
+        var field = "_" + group.Name.Split('_')[0].ToLowerInvariant();
+        var cpuArgs = string.Join(", ", spec.Params.Select(p => p.HostValue));
+        var gpuArgs = string.Join(", ", spec.Params.Select(p => p.Kind switch
+        {
+            ParamKind.Tensor => p.HostValue + ".View",
+            ParamKind.IntTensor => p.HostValue + ".IntView",
+            _ => p.HostValue,
+        }));
+        w.Line("if (_ctx.IsCpu)");
+        w.Line($"    CpuKernels.{spec.Name}({cpuArgs});");
+        w.Open("else");
+        w.Line($"{field} ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<{spec.GpuTypeArguments}>(GpuKernels.{spec.Name});");
+        w.Line($"{field}({spec.Extent}, {gpuArgs});");
+        w.Close();
+    }
+
+    private static void Gemm(CodeWriter w, Graph graph, KernelGroup group)
+    {
+        var linear = graph[group.Nodes[0]];
+        var x = EmitNames.Var(graph, linear.Inputs[0]);
+        var weight = graph[linear.Inputs[1]];
+        var output = EmitNames.Var(graph, group.Output);
+        var m = EmitNames.Rows(graph, linear.Inputs[0]);
+        var n = weight.Shape[0].ToCSharp();
+        var k = weight.Shape[1].ToCSharp();
+        var sizes = $"{m}, {n}, {k}";
+        var w0 = EmitNames.Var(graph, weight.Id);
+        if (!GemmLowering.HasEpilogue(graph, group))
+        {
+            w.Line($"_ctx.Gemm({x}, {w0}, {output}, {sizes});");
+            return;
+        }
+        var operands = GemmLowering.Operands(graph, group);
+        var name = GemmLowering.EpilogueName(group);
+        var cpuArgs = string.Join(", ", operands.Select(o => EmitNames.Var(graph, o.Node)).Concat(new[] { n }));
+        var gpuFields = string.Join(", ", operands.Select((o, i) => $"In{i} = {EmitNames.Var(graph, o.Node)}.View").Concat(new[] { $"Cols = {n}" }));
+        w.Line("if (_ctx.IsCpu)");
+        w.Line($"    CpuGemm.Run({x}, {w0}, {output}, {sizes}, new CpuKernels.{name}({cpuArgs}));");
+        w.Line("else");
+        w.Line($"    _ctx.Gemm({x}, {w0}, {output}, {sizes}, new GpuKernels.{name} {{ {gpuFields} }});");
+    }
+
+    private static void Attention(CodeWriter w, Graph graph, Node node)
+    {
+        var q = graph[node.Inputs[0]];
+        var args = string.Join(", ", node.Inputs.Select(i => EmitNames.Var(graph, i)));
+        var output = EmitNames.Var(graph, node.Id);
+        var d = q.Shape[q.Shape.Count - 1].ToCSharp();
+        if (node.Op == "Attention")
+        {
+            w.Line($"_ctx.AttentionSegments({args}, {output}, {q.Shape[0].ToCSharp()}, {q.Shape[1].ToCSharp()}, {d}, 1f / MathF.Sqrt({d}));");
+            return;
+        }
+        var k = graph[node.Inputs[1]];
+        w.Line($"_ctx.AttentionCausal({args}, {output}, {q.Shape[0].ToCSharp()}, {q.Shape[1].ToCSharp()}, {q.Shape[2].ToCSharp()}, {k.Shape[2].ToCSharp()}, {d}, 1f / MathF.Sqrt({d}));");
+    }
+}

@@ -1,0 +1,64 @@
+using System.Linq;
+
+namespace Qwen2VL.Generator.Model;
+
+/// <summary>
+/// A module's forward pass as a typed dataflow graph (SSA, in program order): the output of shape inference
+/// and the input of fusion. Holds no Roslyn objects.
+/// </summary>
+public sealed record Graph(
+    string Namespace,
+    string Name,
+    EquatableArray<DimInfo> Dims,
+    EquatableArray<Node> Nodes,
+    int Output,
+    EquatableArray<SubmoduleDecl> Submodules,
+    EquatableArray<OpInfo> Ops,
+    EquatableArray<DiagnosticInfo> Diagnostics)
+{
+    public Node this[int id] => Nodes[id];
+
+    public bool HasErrors => Diagnostics.Count > 0;
+}
+
+/// <summary>
+/// A dim the runner binds: <c>config</c> (from config.json, with an optional default), <c>derived</c>
+/// (a C# expression over other dims) or <c>input</c> (read from an input tensor's shape at call time).
+/// </summary>
+public sealed record DimInfo(string Name, string Kind, string? ConfigKey, int? Default, string? Expression, int InputIndex, int InputAxis);
+
+/// <summary>Node kinds.</summary>
+public static class NodeKinds
+{
+    public const string Input = "input";
+    public const string Param = "param";
+    public const string Op = "op";
+    public const string Call = "call";
+    public const string Loop = "loop";
+}
+
+/// <summary>
+/// One value of the graph. <see cref="Op"/> is the op name for ops, the field name for params and calls, the
+/// parameter name for inputs. <see cref="Attrs"/> are literal arguments as C# text.
+/// </summary>
+public sealed record Node(
+    int Id,
+    string Kind,
+    string Op,
+    string Group,
+    EquatableArray<int> Inputs,
+    EquatableArray<string> Attrs,
+    EquatableArray<SymExpr> Shape,
+    string DType,
+    int Line,
+    string Source)
+{
+    public string ShapeText => Shapes.Format(Shape);
+}
+
+public static class Shapes
+{
+    public static string Format(EquatableArray<SymExpr> shape) => "[" + string.Join(", ", shape.Select(d => d.ToString())) + "]";
+
+    public static SymExpr Product(EquatableArray<SymExpr> shape) => shape.Aggregate(SymExpr.Const(1), (a, d) => a * d);
+}

@@ -1,0 +1,74 @@
+namespace Qwen2VL.Generator.Model;
+
+// The parser's output: what a [Module] class declares, with no Roslyn symbols or syntax (cacheable).
+
+/// <summary>A parsed [Module] class.</summary>
+public sealed record ModuleModel(
+    string Namespace,
+    string Name,
+    string FullName,
+    bool IsPartial,
+    LocationInfo? Location,
+    EquatableArray<DimDecl> Dims,
+    EquatableArray<ParamDecl> Params,
+    EquatableArray<SubmoduleDecl> Submodules,
+    ForwardDecl? Forward,
+    EquatableArray<DiagnosticInfo> Diagnostics);
+
+/// <summary>A [Dim]: bound from config (<see cref="ConfigKey"/>) or derived (<see cref="Expression"/>).</summary>
+public sealed record DimDecl(string Name, string? ConfigKey, int? Default, string? Expression, LocationInfo? Location);
+
+/// <summary>A [Param] weight with its checkpoint name and dim expressions.</summary>
+public sealed record ParamDecl(string Field, string CheckpointName, EquatableArray<string> Shape, LocationInfo? Location);
+
+/// <summary>A [Submodule] child, or an array of them with a dim-given count.</summary>
+public sealed record SubmoduleDecl(
+    string Field, string TypeFullName, string TypeName, string Prefix, bool IsArray, string? Count, LocationInfo? Location);
+
+/// <summary>The Forward method: its tensor parameters and body.</summary>
+public sealed record ForwardDecl(EquatableArray<InputDecl> Inputs, EquatableArray<Stmt> Body, LocationInfo? Location);
+
+/// <summary>A Forward parameter with its [Shape].</summary>
+public sealed record InputDecl(string Name, EquatableArray<string> Shape, string DType, LocationInfo? Location);
+
+/// <summary>What the generator knows about an op, read from its [Op] attribute and signature.</summary>
+public sealed record OpInfo(
+    string Name,
+    string Group,
+    string ShapeRule,
+    string? Scalar,
+    EquatableArray<OpParameter> Parameters);
+
+/// <summary>An op parameter: its name and kind (Tensor, OptionalTensor, Float, Int, IntArray).</summary>
+public sealed record OpParameter(string Name, string Kind);
+
+// Statements of Forward.
+public abstract record Stmt(LocationInfo? Location, string Text);
+
+public sealed record LetStmt(string Name, Expr Value, LocationInfo? Location, string Text) : Stmt(Location, Text);
+
+public sealed record AssignStmt(string Name, Expr Value, LocationInfo? Location, string Text) : Stmt(Location, Text);
+
+public sealed record ReturnStmt(Expr Value, LocationInfo? Location, string Text) : Stmt(Location, Text);
+
+/// <summary><c>for (int i = 0; i &lt; Layers.Length; i++) x = Layers[i].Forward(x, …);</c></summary>
+public sealed record LoopStmt(string Target, SubCallExpr Call, LocationInfo? Location, string Text) : Stmt(Location, Text);
+
+// Expressions of Forward.
+public abstract record Expr(LocationInfo? Location, string Text);
+
+/// <summary>A local, a Forward parameter, a [Param] field or a [Dim].</summary>
+public sealed record NameExpr(string Name, LocationInfo? Location, string Text) : Expr(Location, Text);
+
+public sealed record OpCallExpr(OpInfo Op, EquatableArray<Expr> Args, LocationInfo? Location, string Text) : Expr(Location, Text);
+
+/// <summary><c>Child.Forward(…)</c>, or <c>Layers[i].Forward(…)</c> inside the layer loop (Indexed).</summary>
+public sealed record SubCallExpr(string Field, bool Indexed, EquatableArray<Expr> Args, LocationInfo? Location, string Text)
+    : Expr(Location, Text);
+
+/// <summary><c>a + b</c>, <c>a * b</c> on tensors, or + - * / on ints.</summary>
+public sealed record BinaryExpr(string Operator, Expr Left, Expr Right, LocationInfo? Location, string Text) : Expr(Location, Text);
+
+public sealed record NumberExpr(string Literal, bool IsInteger, LocationInfo? Location, string Text) : Expr(Location, Text);
+
+public sealed record NegateExpr(Expr Operand, LocationInfo? Location, string Text) : Expr(Location, Text);

@@ -1,0 +1,124 @@
+using System.Collections.Generic;
+using System.Linq;
+using Qwen2VL.Generator.Model;
+
+namespace Qwen2VL.Generator.Passes;
+
+/// <summary>
+/// Pass 2: groups graph nodes into kernels. Elementwise chains join the group of their producer when the
+/// producer has no other consumer: a pointwise chain, or the epilogue of a linear (bias, activation, residual
+/// add). A norm whose input is a lone add computes the add itself and writes both (norm with residual).
+/// </summary>
+internal static class Fusion
+{
+    public static FusedGraph Run(Graph graph)
+    {
+        var nodes = graph.Nodes;
+        var consumers = new int[nodes.Count];
+        foreach (var node in nodes)
+            foreach (var input in node.Inputs)
+                consumers[input]++;
+        if (graph.Output >= 0)
+            consumers[graph.Output]++;
+
+        var groups = new List<Builder>();
+        var groupOf = new Dictionary<int, Builder>();
+        foreach (var node in nodes)
+        {
+            if (node.Kind is NodeKinds.Input or NodeKinds.Param)
+                continue;
+            var builder = node.Kind switch
+            {
+                NodeKinds.Call => new Builder(GroupKinds.Call, node.Id),
+                NodeKinds.Loop => new Builder(GroupKinds.Loop, node.Id),
+                _ => node.Group switch
+                {
+                    "Elementwise" => JoinProducer(graph, node, consumers, groupOf) ?? new Builder(GroupKinds.Elementwise, node.Id),
+                    "Matmul" => new Builder(GroupKinds.Gemm, node.Id),
+                    "Norm" => NormWithResidual(graph, node, consumers, groupOf, groups) ?? new Builder(GroupKinds.Norm, node.Id),
+                    "Reduce" => new Builder(GroupKinds.Softmax, node.Id),
+                    "Rotary" => new Builder(GroupKinds.Rotary, node.Id),
+                    "Attention" => new Builder(GroupKinds.Attention, node.Id),
+                    _ => node.Op is "Reshape" or "SplitHeads" or "MergeHeads"
+                        ? new Builder(GroupKinds.View, node.Id)
+                        : new Builder(GroupKinds.Copy, node.Id),
+                },
+            };
+            if (!groups.Contains(builder))
+                groups.Add(builder);
+            groupOf[node.Id] = builder;
+        }
+
+        var result = new List<KernelGroup>();
+        for (var i = 0; i < groups.Count; i++)
+        {
+            var g = groups[i];
+            var name = "G" + (i + 1) + "_" + string.Join("_", g.Nodes.Select(n => nodes[n].Op));
+            result.Add(new KernelGroup(i + 1, g.Kind, g.Nodes.ToEquatableArray(), g.Output, g.Residual, name));
+        }
+        var plan = MemoryPlanner.Run(graph, result);
+        return new FusedGraph(graph, result.ToEquatableArray(), plan);
+    }
+
+    /// <summary>An elementwise node joins the group that produced one of its operands, if that operand is used once.</summary>
+    private static Builder? JoinProducer(Graph graph, Node node, int[] consumers, Dictionary<int, Builder> groupOf)
+    {
+        foreach (var input in node.Inputs)
+        {
+            if (!groupOf.TryGetValue(input, out var producer) || producer.Output != input || consumers[input] != 1
+                || !graph[input].Shape.Equals(node.Shape))
+                continue;
+            if (producer.Kind == GroupKinds.Elementwise)
+            {
+                producer.Append(node.Id);
+                return producer;
+            }
+            // A GEMM epilogue sees one (row, col) at a time: other operands must be full-shape or a row vector.
+            var last = node.Shape[node.Shape.Count - 1];
+            var fits = node.Inputs.Where(i => i != input).All(i =>
+                graph[i].Shape.Equals(node.Shape) || (graph[i].Shape.Count == 1 && graph[i].Shape[0].Equals(last)));
+            if (producer.Kind == GroupKinds.Gemm && fits)
+            {
+                producer.Append(node.Id);
+                return producer;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Norm(a + b): the norm kernel adds, writes the sum (the residual stream) and normalises it.</summary>
+    private static Builder? NormWithResidual(Graph graph, Node norm, int[] consumers, Dictionary<int, Builder> groupOf, List<Builder> groups)
+    {
+        var x = norm.Inputs[0];
+        if (!groupOf.TryGetValue(x, out var producer) || producer.Kind != GroupKinds.Elementwise || producer.Nodes.Count != 1
+            || graph[x].Op != "Add" || graph[x].Inputs.Any(i => !graph[i].Shape.Equals(graph[x].Shape)))
+            return null;
+        groups.Remove(producer);
+        var fused = new Builder(GroupKinds.Norm, x);
+        fused.Append(norm.Id);
+        fused.Residual = consumers[x] > 1 ? x : -1;
+        groupOf[x] = fused;
+        return fused;
+    }
+
+    private sealed class Builder
+    {
+        public Builder(string kind, int first)
+        {
+            Kind = kind;
+            Nodes.Add(first);
+            Output = first;
+        }
+
+        public string Kind { get; }
+        public List<int> Nodes { get; } = new();
+        public int Output { get; private set; }
+        public int Residual { get; set; } = -1;
+
+        public void Append(int node)
+        {
+            Nodes.Add(node);
+            Output = node;
+        }
+    }
+}
