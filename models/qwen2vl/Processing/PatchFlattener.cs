@@ -4,7 +4,7 @@ namespace Qwen2VL.Model.Processing;
 /// Spec §3.4: cut a stack of normalised frames into Tp×P×P cubes and lay them out as rows of pixel_values in
 /// merge-window order, so each run of merge² consecutive rows is one window the PatchMerger concatenates.
 /// </summary>
-static class PatchFlattener
+public static class PatchFlattener
 {
     /// <summary>
     /// <paramref name="frames"/>: F frames of [3, height, width] float32 (channel-first), F a multiple of Tp.
