@@ -17,8 +17,8 @@ public sealed record PreprocessorConfig
     public int PatchSize { get; init; } = 14;
     public int TemporalPatchSize { get; init; } = 2;
     public int MergeSize { get; init; } = 2;
-    public float[] ImageMean { get; init; } = ClipMean;
-    public float[] ImageStd { get; init; } = ClipStd;
+    public float[] ImageMean { get; init; } = [.. ClipMean];
+    public float[] ImageStd { get; init; } = [.. ClipStd];
     /// <summary>Kept as a double: the reference multiplies the uint8 values by it in float64 (§3.2 step 3).</summary>
     public double RescaleFactor { get; init; } = 1.0 / 255;
     public bool DoRescale { get; init; } = true;

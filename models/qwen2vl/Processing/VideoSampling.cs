@@ -43,18 +43,21 @@ public static class VideoSampling
     /// <summary>
     /// <c>torch.linspace(0, total−1, n).round()</c>: float32 linspace as PyTorch's CPU kernel computes it
     /// (the first half counts up from the start, the second half down from the end), then round half to even.
+    /// Older PyTorch releases had a vectorised variant (base + k·step per 8 lanes) that can differ in the last
+    /// float bit; that matters only where a value falls within one float ulp of a .5 boundary.
     /// </summary>
     public static int[] FrameIndices(int totalFrames, int nFrames)
     {
         if (nFrames < 2 || totalFrames < 1)
             throw new PreprocessingException($"cannot pick {nFrames} frames out of {totalFrames}");
         float start = 0f, end = totalFrames - 1;
-        float step = (end - start) / (nFrames - 1);
+        // Explicit (float) casts pin every intermediate to single precision, as in the C++ kernel.
+        float step = (float)((end - start) / (nFrames - 1));
         int halfway = nFrames / 2;
         var indices = new int[nFrames];
         for (int i = 0; i < nFrames; i++)
         {
-            float v = i < halfway ? start + step * i : end - step * (nFrames - i - 1);
+            float v = i < halfway ? (float)(start + (float)(step * i)) : (float)(end - (float)(step * (nFrames - i - 1)));
             indices[i] = (int)MathF.Round(v, MidpointRounding.ToEven);
         }
         return indices;
