@@ -17,6 +17,12 @@ public sealed partial class ComputeContext : IDisposable
     private readonly Dictionary<(string Kernel, Type Specialization), Delegate> _kernels = new();
     private bool _disposed;
 
+    /// <summary>Warp size of the ilgpu-cpu simulator (as on NVIDIA GPUs).</summary>
+    public const int SimulatorWarpSize = 32;
+
+    /// <summary>Warps per group on the ilgpu-cpu simulator: groups of up to 256 threads.</summary>
+    public const int SimulatorWarpsPerGroup = 8;
+
     public DeviceKind Kind { get; }
     public bool IsCpu => Kind == DeviceKind.Cpu;
     public string DeviceName { get; }
@@ -40,8 +46,11 @@ public sealed partial class ComputeContext : IDisposable
                 return new ComputeContext(kind, null, null, $"cpu ({Environment.ProcessorCount} threads)");
             case DeviceKind.IlgpuCpu:
             {
-                // EnableAlgorithms makes XMath (exp, erf helpers) usable inside kernels.
-                Context context = Context.Create(b => b.CPU().EnableAlgorithms());
+                // EnableAlgorithms makes XMath (exp, erf helpers) usable inside kernels. The simulated device
+                // mirrors a CUDA multiprocessor closely enough for our kernels: warp size 32 and groups of up
+                // to 256 threads (the default simulator allows only 16, too few for a 16×16 GEMM tile).
+                var device = new CPUDevice(SimulatorWarpSize, SimulatorWarpsPerGroup, 1);
+                Context context = Context.Create(b => b.CPU(device).EnableAlgorithms());
                 Accelerator accelerator = context.CreateCPUAccelerator(0);
                 return new ComputeContext(kind, context, accelerator, "ilgpu-cpu " + accelerator.Name);
             }

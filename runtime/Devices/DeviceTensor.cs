@@ -60,6 +60,16 @@ public sealed class DeviceTensor : IDisposable
             throw new ArgumentOutOfRangeException(nameof(offset), $"view [{offset}, {offset + Length}) is outside storage of {storage.Length} elements");
     }
 
+    /// <summary>The managed array behind a cpu tensor (elements start at <see cref="Offset"/>), for kernels that run in lambdas.</summary>
+    internal float[] HostArray
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_storage.Disposed, this);
+            return _storage.Host ?? throw new InvalidOperationException($"tensor {this} lives on an accelerator, not in host memory");
+        }
+    }
+
     /// <summary>Float elements on the CPU path.</summary>
     public Span<float> Span
     {
