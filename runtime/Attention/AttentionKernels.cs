@@ -1,0 +1,148 @@
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+
+namespace Qwen2VL.Runtime;
+
+/// <summary>Sizes of a segment-attention launch (one struct keeps the kernel signature short).</summary>
+public struct SegmentAttentionArgs
+{
+    public int N, Heads, HeadDim, Segments;
+    public float Scale;
+}
+
+/// <summary>Sizes of a causal-attention launch.</summary>
+public struct CausalAttentionArgs
+{
+    public int Batch, Seq, Heads, KvHeads, HeadDim;
+    public float Scale;
+}
+
+/// <summary>
+/// ILGPU attention, correctness first: one thread per (query, head) streams over the visible keys with
+/// an online softmax (running max m, running sum l, accumulator rescaled by e^(m_old − m_new) whenever the
+/// max grows), so scores are never stored. The accumulator lives in per-thread local memory.
+/// </summary>
+internal static class AttentionKernels
+{
+    public const int MaxHeadDim = 128;
+
+    public static void Segments(Index1D item, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
+        ArrayView<float> output, ArrayView<int> cuSeqlens, SegmentAttentionArgs args)
+    {
+        int i = item / args.Heads, h = item % args.Heads;
+        // Binary search for the segment s with cu[s] ≤ i < cu[s + 1].
+        int lo = 0, hi = args.Segments - 1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) / 2;
+            if (cuSeqlens[mid] <= i) lo = mid; else hi = mid - 1;
+        }
+        int start = cuSeqlens[lo], end = cuSeqlens[lo + 1];
+        int stride = args.Heads * args.HeadDim;
+        int queryAt = i * stride + h * args.HeadDim;
+
+        ArrayView<float> acc = LocalMemory.Allocate1D<float>(MaxHeadDim);
+        for (int d = 0; d < args.HeadDim; d++) acc[d] = 0f;
+        float m = float.NegativeInfinity, l = 0f;
+        for (int j = start; j < end; j++)
+        {
+            int keyAt = j * stride + h * args.HeadDim;
+            float s = 0f;
+            for (int d = 0; d < args.HeadDim; d++) s += q[queryAt + d] * k[keyAt + d];
+            Accumulate(s * args.Scale, v, keyAt, args.HeadDim, acc, ref m, ref l);
+        }
+        Store(output, queryAt, args.HeadDim, acc, l);
+    }
+
+    public static void Causal(Index1D item, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
+        ArrayView<float> output, ArrayView<int> mask, CausalAttentionArgs args)
+    {
+        int h = item % args.Heads, i = item / args.Heads % args.Seq, b = item / (args.Heads * args.Seq);
+        int kvh = h / (args.Heads / args.KvHeads);
+        int queryAt = ((b * args.Seq + i) * args.Heads + h) * args.HeadDim;
+
+        ArrayView<float> acc = LocalMemory.Allocate1D<float>(MaxHeadDim);
+        for (int d = 0; d < args.HeadDim; d++) acc[d] = 0f;
+        float m = float.NegativeInfinity, l = 0f;
+        for (int j = 0; j <= i; j++)
+        {
+            if (mask[b * args.Seq + j] == 0) continue;
+            int keyAt = ((b * args.Seq + j) * args.KvHeads + kvh) * args.HeadDim;
+            float s = 0f;
+            for (int d = 0; d < args.HeadDim; d++) s += q[queryAt + d] * k[keyAt + d];
+            Accumulate(s * args.Scale, v, keyAt, args.HeadDim, acc, ref m, ref l);
+        }
+        Store(output, queryAt, args.HeadDim, acc, l);
+    }
+
+    private static void Accumulate(float s, ArrayView<float> v, int valueAt, int headDim, ArrayView<float> acc, ref float m, ref float l)
+    {
+        float newMax = XMath.Max(m, s);
+        float correction = XMath.Exp(m - newMax); // 0 on the first key (m = −∞)
+        float p = XMath.Exp(s - newMax);
+        l = l * correction + p;
+        for (int d = 0; d < headDim; d++) acc[d] = acc[d] * correction + p * v[valueAt + d];
+        m = newMax;
+    }
+
+    private static void Store(ArrayView<float> output, int at, int headDim, ArrayView<float> acc, float l)
+    {
+        float inverse = l > 0f ? 1f / l : 0f; // no visible key: zeros
+        for (int d = 0; d < headDim; d++) output[at + d] = acc[d] * inverse;
+    }
+}
+
+public sealed partial class ComputeContext
+{
+    /// <summary>
+    /// Bidirectional attention within segments: q, k, v, output are [n, heads, headDim]; cuSeqlens is int32
+    /// [G] with 0 = c₀ ≤ … ≤ c_{G−1} = n, and a query in [c_s, c_{s+1}) sees exactly the keys of that range.
+    /// </summary>
+    public void AttentionSegments(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor cuSeqlens,
+        int n, int heads, int headDim, float scale)
+    {
+        if (IsCpu)
+        {
+            CpuAttention.Segments(q, k, v, output, cuSeqlens, n, heads, headDim, scale);
+            return;
+        }
+        AttentionChecks.Segments(q, k, v, output, cuSeqlens, n, heads, headDim);
+        CheckHeadDim(headDim);
+        if (n == 0) return;
+        var kernel = CachedKernel("attention-segments", typeof(SegmentAttentionArgs), accelerator =>
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, ArrayView<int>, SegmentAttentionArgs>(AttentionKernels.Segments));
+        var args = new SegmentAttentionArgs { N = n, Heads = heads, HeadDim = headDim, Segments = cuSeqlens.Length, Scale = scale };
+        kernel(n * heads, q.View, k.View, v.View, output.View, cuSeqlens.IntView, args);
+    }
+
+    /// <summary>
+    /// Causal attention with grouped KV heads: q, output [batch, seq, heads, headDim]; k, v [batch, seq,
+    /// kvHeads, headDim]; query head h reads kv head h / (heads / kvHeads); key j is visible to query i iff
+    /// j ≤ i and mask[b, j] ≠ 0; a query with no visible key gets zeros.
+    /// </summary>
+    public void AttentionCausal(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
+        int batch, int seq, int heads, int kvHeads, int headDim, float scale)
+    {
+        if (IsCpu)
+        {
+            CpuAttention.Causal(q, k, v, output, mask, batch, seq, heads, kvHeads, headDim, scale);
+            return;
+        }
+        AttentionChecks.Causal(q, k, v, output, mask, batch, seq, heads, kvHeads, headDim);
+        CheckHeadDim(headDim);
+        if (batch * seq == 0) return;
+        var kernel = CachedKernel("attention-causal", typeof(CausalAttentionArgs), accelerator =>
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, ArrayView<int>, CausalAttentionArgs>(AttentionKernels.Causal));
+        var args = new CausalAttentionArgs { Batch = batch, Seq = seq, Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Scale = scale };
+        kernel(batch * seq * heads, q.View, k.View, v.View, output.View, mask.IntView, args);
+    }
+
+    private static void CheckHeadDim(int headDim)
+    {
+        if (headDim > AttentionKernels.MaxHeadDim)
+            throw new ArgumentException($"ILGPU attention supports head dim ≤ {AttentionKernels.MaxHeadDim}, got {headDim}");
+    }
+}

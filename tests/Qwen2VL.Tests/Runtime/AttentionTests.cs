@@ -1,0 +1,102 @@
+using Qwen2VL.Runtime;
+using Xunit;
+
+namespace Qwen2VL.Tests.Runtime;
+
+public class AttentionTests
+{
+    private const double Tolerance = 1e-5;
+
+    /// <summary>Softmax-weighted sum in double over the given visible keys (zeros when none).</summary>
+    private static void NaiveRow(float[] q, int queryAt, float[] k, float[] v, IReadOnlyList<int> keyAts, int headDim, double scale,
+        double[] output, int outputAt)
+    {
+        if (keyAts.Count == 0) return;
+        var scores = keyAts.Select(keyAt =>
+        {
+            double s = 0;
+            for (int d = 0; d < headDim; d++) s += (double)q[queryAt + d] * k[keyAt + d];
+            return s * scale;
+        }).ToArray();
+        double max = scores.Max();
+        double[] p = scores.Select(s => Math.Exp(s - max)).ToArray();
+        double sum = p.Sum();
+        for (int d = 0; d < headDim; d++)
+        {
+            double o = 0;
+            for (int j = 0; j < keyAts.Count; j++) o += p[j] / sum * v[keyAts[j] + d];
+            output[outputAt + d] = o;
+        }
+    }
+
+    [Theory]
+    [InlineData(DeviceKind.Cpu)]
+    [InlineData(DeviceKind.IlgpuCpu)]
+    public void SegmentsAttendOnlyWithinTheirSegment(DeviceKind kind)
+    {
+        const int n = 11, heads = 2, headDim = 5;
+        int[] cu = [0, 4, 4, 9, 11]; // includes an empty segment
+        float scale = 1f / MathF.Sqrt(headDim);
+        float[] q = Reference.Random(n * heads * headDim, 21, 2f), k = Reference.Random(n * heads * headDim, 22, 2f),
+            v = Reference.Random(n * heads * headDim, 23);
+
+        var expected = new double[n * heads * headDim];
+        for (int s = 0; s + 1 < cu.Length; s++)
+            for (int i = cu[s]; i < cu[s + 1]; i++)
+                for (int h = 0; h < heads; h++)
+                {
+                    var keys = Enumerable.Range(cu[s], cu[s + 1] - cu[s]).Select(j => (j * heads + h) * headDim).ToList();
+                    NaiveRow(q, (i * heads + h) * headDim, k, v, keys, headDim, scale, expected, (i * heads + h) * headDim);
+                }
+
+        using ComputeContext ctx = ComputeContext.Create(kind);
+        using DeviceTensor tq = ctx.Upload(q, n, heads, headDim), tk = ctx.Upload(k, n, heads, headDim),
+            tv = ctx.Upload(v, n, heads, headDim), to = ctx.Allocate(n, heads, headDim), tcu = ctx.UploadInt(cu, cu.Length);
+        ctx.AttentionSegments(tq, tk, tv, to, tcu, n, heads, headDim, scale);
+        Reference.AssertClose($"segment attention {kind}", expected, ctx.Download(to), Tolerance);
+    }
+
+    [Theory]
+    [InlineData(DeviceKind.Cpu)]
+    [InlineData(DeviceKind.IlgpuCpu)]
+    public void CausalWithGroupedKvHeadsAndPaddingMask(DeviceKind kind)
+    {
+        const int batch = 2, seq = 6, heads = 4, kvHeads = 2, headDim = 8;
+        // Batch 0 is left-padded by two tokens (its first queries see no key); batch 1 has a hole at position 3.
+        int[] mask = [0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1];
+        float scale = 1f / MathF.Sqrt(headDim);
+        float[] q = Reference.Random(batch * seq * heads * headDim, 31, 2f);
+        float[] k = Reference.Random(batch * seq * kvHeads * headDim, 32, 2f);
+        float[] v = Reference.Random(batch * seq * kvHeads * headDim, 33);
+
+        var expected = new double[q.Length];
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < seq; i++)
+                for (int h = 0; h < heads; h++)
+                {
+                    int kvh = h / (heads / kvHeads);
+                    var keys = Enumerable.Range(0, i + 1).Where(j => mask[b * seq + j] != 0)
+                        .Select(j => ((b * seq + j) * kvHeads + kvh) * headDim).ToList();
+                    int at = ((b * seq + i) * heads + h) * headDim;
+                    NaiveRow(q, at, k, v, keys, headDim, scale, expected, at);
+                }
+
+        using ComputeContext ctx = ComputeContext.Create(kind);
+        using DeviceTensor tq = ctx.Upload(q, batch, seq, heads, headDim), tk = ctx.Upload(k, batch, seq, kvHeads, headDim),
+            tv = ctx.Upload(v, batch, seq, kvHeads, headDim), to = ctx.Upload(Reference.Random(q.Length, 34), batch, seq, heads, headDim),
+            tm = ctx.UploadInt(mask, batch, seq);
+        ctx.AttentionCausal(tq, tk, tv, to, tm, batch, seq, heads, kvHeads, headDim, scale);
+        float[] actual = ctx.Download(to);
+        Reference.AssertClose($"causal attention {kind}", expected, actual, Tolerance);
+        // Fully padded query rows are exactly zero, not stale output.
+        Assert.All(actual[..(2 * heads * headDim)], x => Assert.Equal(0f, x));
+    }
+
+    [Fact]
+    public void SegmentsRejectMalformedCuSeqlensOnCpu()
+    {
+        using ComputeContext ctx = ComputeContext.Create(DeviceKind.Cpu);
+        using DeviceTensor t = ctx.Allocate(3, 1, 2), cu = ctx.UploadInt([0, 2], 2);
+        Assert.Contains("end at n = 3", Assert.Throws<ArgumentException>(() => ctx.AttentionSegments(t, t, t, t, cu, 3, 1, 2, 1f)).Message);
+    }
+}
