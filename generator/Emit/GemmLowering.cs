@@ -30,6 +30,9 @@ internal static class GemmLowering
         return result;
     }
 
+    /// <summary>Full-shape operands are indexed by row, which needs the row length.</summary>
+    public static bool NeedsCols(List<(int Node, bool RowVector)> operands) => operands.Any(o => !o.RowVector);
+
     public static IEnumerable<string> Comment(Graph graph, KernelGroup group)
     {
         yield return $"{group.Name}: linear with fused epilogue";
@@ -61,7 +64,8 @@ internal static class GemmLowering
         var vectorizable = group.Nodes.Skip(1).All(n => FormulaEmitter.IsVectorizable(formulas.Of(graph[n]).Formula));
         foreach (var line in Comment(graph, group))
             w.Line("// " + line);
-        var fields = string.Join(", ", Enumerable.Range(0, operands.Count).Select(k => $"DeviceTensor in{k}").Concat(new[] { "int cols" }));
+        var fields = string.Join(", ", Enumerable.Range(0, operands.Count).Select(k => $"DeviceTensor in{k}")
+            .Concat(NeedsCols(operands) ? new[] { "int cols" } : new string[0]));
         w.Open($"public readonly struct {EpilogueName(group)}({fields}) : ICpuGemmEpilogue");
         w.Open("public void ApplyRow(int row, Span<float> c)");
         for (var k = 0; k < operands.Count; k++)

@@ -162,7 +162,8 @@ internal static class RunnerEmitter
         }
         var operands = GemmLowering.Operands(graph, group);
         var name = GemmLowering.EpilogueName(group);
-        var cpuArgs = string.Join(", ", operands.Select(o => EmitNames.Var(graph, o.Node)).Concat(new[] { n }));
+        var cpuArgs = string.Join(", ", operands.Select(o => EmitNames.Var(graph, o.Node))
+            .Concat(GemmLowering.NeedsCols(operands) ? new[] { n } : new string[0]));
         var gpuFields = string.Join(", ", operands.Select((o, i) => $"In{i} = {EmitNames.Var(graph, o.Node)}.View").Concat(new[] { $"Cols = {n}" }));
         w.Line("if (_ctx.IsCpu)");
         w.Line($"    CpuGemm.Run({x}, {w0}, {output}, {sizes}, new CpuKernels.{name}({cpuArgs}));");
@@ -173,15 +174,16 @@ internal static class RunnerEmitter
     private static void Attention(CodeWriter w, Graph graph, Node node)
     {
         var q = graph[node.Inputs[0]];
-        var args = string.Join(", ", node.Inputs.Select(i => EmitNames.Var(graph, i)));
+        // Provider order: q, k, v, output, then the segment table (vision) or the padding mask (decoder).
         var output = EmitNames.Var(graph, node.Id);
+        var args = string.Join(", ", node.Inputs.Take(3).Select(i => EmitNames.Var(graph, i)).Concat(new[] { output, EmitNames.Var(graph, node.Inputs[3]) }));
         var d = q.Shape[q.Shape.Count - 1].ToCSharp();
         if (node.Op == "Attention")
         {
-            w.Line($"_ctx.AttentionSegments({args}, {output}, {q.Shape[0].ToCSharp()}, {q.Shape[1].ToCSharp()}, {d}, 1f / MathF.Sqrt({d}));");
+            w.Line($"_ctx.AttentionSegments({args}, {q.Shape[0].ToCSharp()}, {q.Shape[1].ToCSharp()}, {d}, 1f / MathF.Sqrt({d}));");
             return;
         }
         var k = graph[node.Inputs[1]];
-        w.Line($"_ctx.AttentionCausal({args}, {output}, {q.Shape[0].ToCSharp()}, {q.Shape[1].ToCSharp()}, {q.Shape[2].ToCSharp()}, {k.Shape[2].ToCSharp()}, {d}, 1f / MathF.Sqrt({d}));");
+        w.Line($"_ctx.AttentionCausal({args}, {q.Shape[0].ToCSharp()}, {q.Shape[1].ToCSharp()}, {q.Shape[2].ToCSharp()}, {k.Shape[2].ToCSharp()}, {d}, 1f / MathF.Sqrt({d}));");
     }
 }
