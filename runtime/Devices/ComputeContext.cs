@@ -1,0 +1,179 @@
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace Qwen2VL.Runtime;
+
+/// <summary>
+/// One device the model runs on: allocation, transfers and the shared kernels (GEMM, attention).
+/// For <see cref="DeviceKind.Cpu"/> there is no ILGPU accelerator at all; tensors are managed arrays and
+/// the CPU kernels run directly on their spans.
+/// </summary>
+public sealed partial class ComputeContext : IDisposable
+{
+    private readonly Context? _context;
+    private readonly Accelerator? _accelerator;
+    private readonly Dictionary<(string Kernel, Type Specialization), Delegate> _kernels = new();
+    private bool _disposed;
+
+    /// <summary>Warp size of the ilgpu-cpu simulator (as on NVIDIA GPUs).</summary>
+    public const int SimulatorWarpSize = 32;
+
+    /// <summary>Warps per group on the ilgpu-cpu simulator: groups of up to 256 threads.</summary>
+    public const int SimulatorWarpsPerGroup = 8;
+
+    public DeviceKind Kind { get; }
+    public bool IsCpu => Kind == DeviceKind.Cpu;
+    public string DeviceName { get; }
+
+    public Accelerator Accelerator =>
+        _accelerator ?? throw new InvalidOperationException("the cpu device has no ILGPU accelerator; use the CPU kernels");
+
+    private ComputeContext(DeviceKind kind, Context? context, Accelerator? accelerator, string name)
+    {
+        Kind = kind;
+        _context = context;
+        _accelerator = accelerator;
+        DeviceName = name;
+    }
+
+    public static ComputeContext Create(DeviceKind kind)
+    {
+        switch (kind)
+        {
+            case DeviceKind.Cpu:
+                return new ComputeContext(kind, null, null, $"cpu ({Environment.ProcessorCount} threads)");
+            case DeviceKind.IlgpuCpu:
+            {
+                // EnableAlgorithms makes XMath (exp, erf helpers) usable inside kernels. The simulated device
+                // mirrors a CUDA multiprocessor closely enough for our kernels: warp size 32 and groups of up
+                // to 256 threads (the default simulator allows only 16, too few for a 16×16 GEMM tile).
+                var device = new CPUDevice(SimulatorWarpSize, SimulatorWarpsPerGroup, 1);
+                Context context = Context.Create(b => b.CPU(device).EnableAlgorithms());
+                Accelerator accelerator = context.CreateCPUAccelerator(0);
+                return new ComputeContext(kind, context, accelerator, "ilgpu-cpu " + accelerator.Name);
+            }
+            case DeviceKind.Cuda:
+            {
+                Context context = Context.Create(b => b.Cuda().EnableAlgorithms());
+                if (context.GetCudaDevices().Count == 0)
+                {
+                    context.Dispose();
+                    throw new ModelException("no CUDA device found; use --device cpu");
+                }
+                Accelerator accelerator = context.CreateCudaAccelerator(0);
+                return new ComputeContext(kind, context, accelerator, accelerator.Name);
+            }
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kind));
+        }
+    }
+
+    /// <summary>A zero-filled float32 tensor.</summary>
+    public DeviceTensor Allocate(params int[] shape) => AllocateStorage(shape, isInt: false);
+
+    /// <summary>A zero-filled int32 tensor.</summary>
+    public DeviceTensor AllocateInt(params int[] shape) => AllocateStorage(shape, isInt: true);
+
+    public DeviceTensor Upload(ReadOnlySpan<float> data, params int[] shape)
+    {
+        DeviceTensor tensor = Allocate(shape);
+        CheckLength(data.Length, tensor);
+        if (IsCpu) data.CopyTo(tensor.Span);
+        else tensor.View.CopyFromCPU(data);
+        return tensor;
+    }
+
+    public DeviceTensor UploadInt(ReadOnlySpan<int> data, params int[] shape)
+    {
+        DeviceTensor tensor = AllocateInt(shape);
+        CheckLength(data.Length, tensor);
+        if (IsCpu) data.CopyTo(tensor.IntSpan);
+        else tensor.IntView.CopyFromCPU(data);
+        return tensor;
+    }
+
+    /// <summary>Copies a host span into an existing float tensor (or view) of the same length.</summary>
+    public void CopyFrom(ReadOnlySpan<float> data, DeviceTensor destination)
+    {
+        CheckLength(data.Length, destination);
+        if (IsCpu) data.CopyTo(destination.Span);
+        else destination.View.CopyFromCPU(data);
+    }
+
+    public float[] Download(DeviceTensor t)
+    {
+        var result = new float[t.Length];
+        if (IsCpu) t.Span.CopyTo(result);
+        else
+        {
+            Synchronize();
+            t.View.CopyToCPU(result);
+        }
+        return result;
+    }
+
+    public int[] DownloadInt(DeviceTensor t)
+    {
+        var result = new int[t.Length];
+        if (IsCpu) t.IntSpan.CopyTo(result);
+        else
+        {
+            Synchronize();
+            t.IntView.CopyToCPU(result);
+        }
+        return result;
+    }
+
+    /// <summary>Waits for every queued kernel and copy (no-op on the cpu device, which runs synchronously).</summary>
+    public void Synchronize() => _accelerator?.Synchronize();
+
+    /// <summary>Loads a kernel once per (name, specialization type) and returns the cached launcher.</summary>
+    internal TDelegate CachedKernel<TDelegate>(string name, Type specialization, Func<Accelerator, TDelegate> load)
+        where TDelegate : Delegate
+    {
+        lock (_kernels)
+        {
+            if (!_kernels.TryGetValue((name, specialization), out Delegate? kernel))
+            {
+                kernel = load(Accelerator);
+                _kernels[(name, specialization)] = kernel;
+            }
+            return (TDelegate)kernel;
+        }
+    }
+
+    private DeviceTensor AllocateStorage(int[] shape, bool isInt)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int length = DeviceTensor.ElementCount(shape);
+        DeviceStorage storage;
+        if (IsCpu)
+        {
+            storage = new DeviceStorage(new float[length]);
+        }
+        else
+        {
+            // ILGPU refuses empty buffers; one spare element keeps empty tensors legal.
+            var buffer = Accelerator.Allocate1D<float>(Math.Max(length, 1));
+            buffer.MemSetToZero();
+            storage = new DeviceStorage(buffer, length);
+        }
+        return new DeviceTensor(storage, Kind, 0, (int[])shape.Clone(), isInt, owner: true);
+    }
+
+    private static void CheckLength(int dataLength, DeviceTensor tensor)
+    {
+        if (dataLength != tensor.Length)
+            throw new ArgumentException($"data has {dataLength} elements, tensor {tensor} holds {tensor.Length}");
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _accelerator?.Dispose();
+        _context?.Dispose();
+    }
+}

@@ -1,0 +1,154 @@
+using System.Text.Json;
+
+namespace Qwen2VL.Runtime;
+
+/// <summary>
+/// The weights of a checkpoint: one model.safetensors or several shards listed by
+/// model.safetensors.index.json. Names the model asks for pass through <see cref="Resolver"/> first,
+/// which lets the model layer read both legacy and new checkpoint spellings.
+/// </summary>
+public sealed class WeightStore : IDisposable
+{
+    private readonly SafetensorsFile[] _files;
+    private readonly Dictionary<string, SafetensorsFile> _byName;
+    private readonly string _source;
+
+    /// <summary>Maps a name the model uses to the name stored in the checkpoint; null means identity.</summary>
+    public Func<string, string>? Resolver { get; set; }
+
+    public IEnumerable<string> Names => _byName.Keys;
+
+    private WeightStore(SafetensorsFile[] files, Dictionary<string, SafetensorsFile> byName, string source)
+    {
+        _files = files;
+        _byName = byName;
+        _source = source;
+    }
+
+    public static WeightStore OpenFile(string path)
+    {
+        SafetensorsFile file = SafetensorsFile.Open(path);
+        return new WeightStore([file], file.Tensors.Keys.ToDictionary(n => n, _ => file, StringComparer.Ordinal), Path.GetFileName(path));
+    }
+
+    public static WeightStore OpenDirectory(string dir)
+    {
+        if (!Directory.Exists(dir))
+            throw new WeightException($"model directory not found: {dir}");
+        string index = Path.Combine(dir, "model.safetensors.index.json");
+        string single = Path.Combine(dir, "model.safetensors");
+        if (File.Exists(index)) return OpenSharded(dir, index);
+        if (File.Exists(single)) return OpenFile(single);
+        throw new WeightException($"{dir}: neither model.safetensors nor model.safetensors.index.json found");
+    }
+
+    private static WeightStore OpenSharded(string dir, string indexPath)
+    {
+        Dictionary<string, string> weightMap = ReadWeightMap(indexPath);
+        string[] shardNames = weightMap.Values.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        string[] missing = shardNames.Where(s => !File.Exists(Path.Combine(dir, s))).ToArray();
+        if (missing.Length > 0)
+            throw new WeightException($"model.safetensors.index.json lists shard files that are missing: {string.Join(", ", missing)}");
+
+        var files = new List<SafetensorsFile>();
+        try
+        {
+            var shards = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+            foreach (string shard in shardNames)
+            {
+                SafetensorsFile file = SafetensorsFile.Open(Path.Combine(dir, shard));
+                files.Add(file);
+                shards[shard] = file;
+            }
+            var byName = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+            foreach (var (name, shard) in weightMap)
+            {
+                SafetensorsFile file = shards[shard];
+                if (!file.Tensors.ContainsKey(name))
+                    throw new WeightException($"model.safetensors.index.json maps '{name}' to {shard}, which does not contain it");
+                byName[name] = file;
+            }
+            return new WeightStore(files.ToArray(), byName, "model.safetensors.index.json");
+        }
+        catch
+        {
+            foreach (SafetensorsFile file in files) file.Dispose();
+            throw;
+        }
+    }
+
+    private static Dictionary<string, string> ReadWeightMap(string indexPath)
+    {
+        const string file = "model.safetensors.index.json";
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(File.ReadAllText(indexPath));
+            if (document.RootElement.ValueKind != JsonValueKind.Object
+                || !document.RootElement.TryGetProperty("weight_map", out JsonElement map)
+                || map.ValueKind != JsonValueKind.Object)
+                throw new WeightException($"{file}: missing object 'weight_map'");
+            var result = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (JsonProperty entry in map.EnumerateObject())
+            {
+                string? shard = entry.Value.ValueKind == JsonValueKind.String ? entry.Value.GetString() : null;
+                // A shard name with a directory part could read files outside the model directory.
+                if (string.IsNullOrEmpty(shard) || shard != Path.GetFileName(shard))
+                    throw new WeightException($"{file}: weight_map entry '{entry.Name}' must be a shard file name, got {entry.Value.GetRawText()}");
+                result[entry.Name] = shard;
+            }
+            return result;
+        }
+        catch (JsonException e)
+        {
+            throw new WeightException($"{file}: invalid JSON at line {(e.LineNumber ?? 0) + 1}", e);
+        }
+    }
+
+    public bool Contains(string name) => _byName.ContainsKey(Stored(name));
+
+    public TensorInfo Info(string name) => FileOf(name).Info(Stored(name));
+
+    public float[] ReadFloat32(string name) => FileOf(name).ReadFloat32(Stored(name));
+
+    public long[] ReadInt64(string name) => FileOf(name).ReadInt64(Stored(name));
+
+    /// <summary>
+    /// Reads a weight onto the device as float32, checking the checkpoint shape against the shape the
+    /// model expects (skipped when none is given).
+    /// </summary>
+    public DeviceTensor Load(ComputeContext ctx, string name, params int[] expectedShape)
+    {
+        TensorInfo info = Info(name);
+        int[] shape = info.Shape.Select(d => checked((int)d)).ToArray();
+        if (expectedShape.Length > 0 && !shape.SequenceEqual(expectedShape))
+            throw new WeightException(
+                $"{name}: checkpoint shape {SafetensorsDTypes.FormatShape(info.Shape)}, model expects {SafetensorsDTypes.FormatShape(expectedShape)}");
+        DeviceTensor tensor = ctx.Allocate(shape);
+        try
+        {
+            if (ctx.IsCpu) FileOf(name).ReadFloat32(Stored(name), tensor.Span);
+            else ctx.CopyFrom(ReadFloat32(name), tensor);
+        }
+        catch
+        {
+            tensor.Dispose();
+            throw;
+        }
+        return tensor;
+    }
+
+    private string Stored(string name) => Resolver?.Invoke(name) ?? name;
+
+    private SafetensorsFile FileOf(string name)
+    {
+        string stored = Stored(name);
+        if (_byName.TryGetValue(stored, out SafetensorsFile? file)) return file;
+        string shown = stored == name ? $"'{name}'" : $"'{name}' (stored as '{stored}')";
+        throw new WeightException($"weight {shown} not found in {_source}; {SafetensorsHeader.CloseNames(stored, _byName.Keys)}");
+    }
+
+    public void Dispose()
+    {
+        foreach (SafetensorsFile file in _files) file.Dispose();
+    }
+}
