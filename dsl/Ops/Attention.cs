@@ -1,0 +1,94 @@
+namespace Qwen2VL.Dsl;
+
+public static partial class Ops
+{
+    // Bidirectional attention within segments [cu[i], cu[i+1]) (vision tower); scale 1/sqrt(D).
+    [Op(OpGroup.Attention, "q:[N,H,D]; k:[N,H,D]; v:[N,H,D]; cuSeqlens:[G]:i64 -> [N,H,D]")]
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor cuSeqlens)
+    {
+        const string op = nameof(Attention);
+        OpChecks.Rank(op, "q", q, 3);
+        if (!q.Shape.AsSpan().SequenceEqual(k.Shape) || !q.Shape.AsSpan().SequenceEqual(v.Shape))
+            throw OpChecks.Error(op, $"q {OpChecks.S(q)}, k {OpChecks.S(k)} and v {OpChecks.S(v)} must have the same shape");
+        OpChecks.Rank(op, "cuSeqlens", cuSeqlens, 1);
+        int n = q.Shape[0], heads = q.Shape[1], d = q.Shape[2];
+        var cu = new long[cuSeqlens.Count];
+        for (int i = 0; i < cu.Length; i++) cu[i] = OpChecks.Int(op, "cuSeqlens", cuSeqlens.Data[i]);
+        bool ok = cu.Length >= 1 && cu[0] == 0 && cu[^1] == n;
+        for (int i = 1; ok && i < cu.Length; i++) ok = cu[i] >= cu[i - 1];
+        if (!ok)
+            throw OpChecks.Error(op, $"cuSeqlens [{string.Join(", ", cu)}] must rise from 0 to N = {n} for q {OpChecks.S(q)}");
+
+        double scale = 1.0 / Math.Sqrt(d);
+        var y = new double[q.Count];
+        var scores = new double[n];
+        for (int g = 0; g + 1 < cu.Length; g++)
+        {
+            int start = (int)cu[g], len = (int)(cu[g + 1] - cu[g]);
+            for (int h = 0; h < heads; h++)
+                for (int i = start; i < start + len; i++)
+                {
+                    for (int j = 0; j < len; j++)
+                        scores[j] = scale * Dot(q, (i * heads + h) * d, k, ((start + j) * heads + h) * d, d);
+                    SoftmaxInPlace(scores.AsSpan(0, len), scores.AsSpan(0, len));
+                    for (int j = 0; j < len; j++)
+                        Axpy(scores[j], v, ((start + j) * heads + h) * d, y, (i * heads + h) * d, d);
+                }
+        }
+        return new Tensor((int[])q.Shape.Clone(), y);
+    }
+
+    // Causal attention with grouped KV heads (query head h uses KV head h / (H/KV)); mask [B,S] = 1 for real
+    // tokens, 0 for padding (padded keys are excluded; fully masked query rows give zeros). scale 1/sqrt(D).
+    [Op(OpGroup.Attention, "q:[B,S,H,D]; k:[B,S,KV,D]; v:[B,S,KV,D]; mask:[B,S]:i64 -> [B,S,H,D]")]
+    public static Tensor CausalAttention(Tensor q, Tensor k, Tensor v, Tensor mask)
+    {
+        const string op = nameof(CausalAttention);
+        OpChecks.Rank(op, "q", q, 4);
+        OpChecks.Rank(op, "k", k, 4);
+        int b = q.Shape[0], s = q.Shape[1], heads = q.Shape[2], d = q.Shape[3], kv = k.Shape[2];
+        if (k.Shape[0] != b || k.Shape[1] != s || k.Shape[3] != d || !k.Shape.AsSpan().SequenceEqual(v.Shape))
+            throw OpChecks.Error(op, $"k {OpChecks.S(k)} and v {OpChecks.S(v)} must be [{b}, {s}, KV, {d}] for q {OpChecks.S(q)}");
+        if (kv == 0 || heads % kv != 0)
+            throw OpChecks.Error(op, $"{heads} query heads of q {OpChecks.S(q)} do not group over {kv} kv heads of k {OpChecks.S(k)}");
+        if (mask.Rank != 2 || mask.Shape[0] != b || mask.Shape[1] != s)
+            throw OpChecks.Error(op, $"mask {OpChecks.S(mask)} must be [{b}, {s}] for q {OpChecks.S(q)}");
+
+        int group = heads / kv;
+        double scale = 1.0 / Math.Sqrt(d);
+        var y = new double[q.Count];
+        var scores = new double[s];
+        var keys = new int[s];
+        for (int bi = 0; bi < b; bi++)
+            for (int h = 0; h < heads; h++)
+            {
+                int kh = h / group;
+                for (int i = 0; i < s; i++)
+                {
+                    int m = 0;
+                    for (int j = 0; j <= i; j++)
+                        if (mask.Data[bi * s + j] != 0) keys[m++] = j;
+                    if (m == 0) continue; // nothing visible: the row stays zero
+                    int qOff = ((bi * s + i) * heads + h) * d;
+                    for (int t = 0; t < m; t++)
+                        scores[t] = scale * Dot(q, qOff, k, ((bi * s + keys[t]) * kv + kh) * d, d);
+                    SoftmaxInPlace(scores.AsSpan(0, m), scores.AsSpan(0, m));
+                    for (int t = 0; t < m; t++)
+                        Axpy(scores[t], v, ((bi * s + keys[t]) * kv + kh) * d, y, qOff, d);
+                }
+            }
+        return new Tensor((int[])q.Shape.Clone(), y);
+    }
+
+    private static double Dot(Tensor a, int aOff, Tensor b, int bOff, int n)
+    {
+        double acc = 0;
+        for (int i = 0; i < n; i++) acc += a.Data[aOff + i] * b.Data[bOff + i];
+        return acc;
+    }
+
+    private static void Axpy(double alpha, Tensor x, int xOff, double[] y, int yOff, int n)
+    {
+        for (int i = 0; i < n; i++) y[yOff + i] += alpha * x.Data[xOff + i];
+    }
+}
