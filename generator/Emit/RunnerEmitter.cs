@@ -70,7 +70,7 @@ internal static class RunnerEmitter
             if (sub.IsArray)
                 w.Line($"{field} = Enumerable.Range(0, {sub.Count}).Select(i => new {sub.TypeFullName}.Runner(ctx, weights, config, prefix + \"{sub.Prefix}.\" + i + \".\")).ToArray();");
             else
-                w.Line($"{field} = new {sub.TypeFullName}.Runner(ctx, weights, config, prefix + \"{sub.Prefix}\");");
+                w.Line($"{field} = new {sub.TypeFullName}.Runner(ctx, weights, config, prefix + \"{sub.Prefix}.\");");
         }
         w.Close();
     }

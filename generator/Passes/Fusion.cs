@@ -68,6 +68,9 @@ internal static class Fusion
             if (!groupOf.TryGetValue(input, out var producer) || producer.Output != input || consumers[input] != 1
                 || !graph[input].Shape.Equals(node.Shape))
                 continue;
+            // The group runs where its first node was: every other operand must exist by then.
+            if (node.Inputs.Any(i => i != input && i > producer.Nodes[0]))
+                continue;
             if (producer.Kind == GroupKinds.Elementwise)
             {
                 producer.Append(node.Id);
