@@ -41,7 +41,7 @@ public sealed partial class ReferenceModel
                 {
                     fullMask[b * len + s] = s < seq ? mask[b * seq + s] : 1;
                     for (int a = 0; a < 3; a++)
-                        pos[(a * batch + b) * len + s] = s < seq ? promptPos[(a * batch + b) * seq + s] : s + deltas[b];
+                        pos[(a * batch + b) * len + s] = s < seq ? promptPos[(a * batch + b) * seq + s] : RopeIndex.DecodePosition(s, deltas[b]);
                 }
                 for (int k = 0; k < step; k++)
                     Array.Copy(EmbedTokens.Data, generated[k][b] * hidden, embeds, ((long)b * len + seq + k) * hidden, hidden);

@@ -5,7 +5,7 @@ namespace Qwen2VL.Model.Reference;
 /// processor's row order and the attention segment bounds. Kept separate and internal so that it can be swapped
 /// for the preprocessing branch's <c>Qwen2VL.Model.Processing.VisionGeometry</c>.
 /// </summary>
-internal static class ReferenceVisionGeometry
+public static class ReferenceVisionGeometry
 {
     /// <summary>
     /// [N, 2] (h, w) for every patch row: per item, per temporal block (coordinates repeat), merge windows in

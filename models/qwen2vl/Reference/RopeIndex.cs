@@ -61,6 +61,12 @@ public static class RopeIndex
         return (pos, deltas);
     }
 
+    /// <summary>
+    /// Decode-step position (spec §6.2): the token at cache position c (counted in the padded layout) gets
+    /// c + rope_delta on all three axes.
+    /// </summary>
+    public static long DecodePosition(int cachePosition, long ropeDelta) => cachePosition + ropeDelta;
+
     private static long[][] RowPositions(long[] tokens, IReadOnlyList<GridThw> imageGrids, IReadOnlyList<GridThw> videoGrids,
         ref int imageIndex, ref int videoIndex, VisionTokenIds ids, int merge)
     {
@@ -83,7 +89,8 @@ public static class RopeIndex
             next += count;
         }
 
-        for (int item = 0; item < images + videos; item++)
+        int items = images + videos;
+        for (int item = 0; item < items; item++)
         {
             int edImage = images > 0 ? IndexOf(tokens, ids.Image, st) : int.MaxValue;
             int edVideo = videos > 0 ? IndexOf(tokens, ids.Video, st) : int.MaxValue;

@@ -128,6 +128,20 @@ public class ReferenceParityTests(TinyFixture fixture, ITestOutputHelper log) : 
         FixtureAssert.Close("generate_step_logits", stepLogits, new Tensor(stepLogits.Shape, g.StepLogits), Atol, log);
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void DecodePositions_MatchGolden(string name)
+    {
+        // generate_decode_position_ids [7, 3, B, 1]: steps 1..7 feed the token at cache position S + step − 1.
+        var c = fixture.Case(name);
+        var expected = c.Expected["generate_decode_position_ids"];
+        var deltas = fixture.Output(name).RopeDeltas;
+        for (int step = 1; step <= 7; step++)
+            for (int axis = 0; axis < 3; axis++)
+                for (int b = 0; b < c.Batch; b++)
+                    Assert.Equal((long)expected[step - 1, axis, b, 0], RopeIndex.DecodePosition(c.Seq + step - 1, deltas[b]));
+    }
+
     // Independent spelling of the spec §5.3/§5.4 geometry (window order, segment per frame pair) for the module check.
     private static long[] PatchPositions(IReadOnlyList<GridThw> grids) =>
         grids.SelectMany(g => Enumerable.Range(0, g.T * g.H * g.W).SelectMany(r =>
