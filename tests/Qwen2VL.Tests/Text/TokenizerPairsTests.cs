@@ -29,6 +29,15 @@ public sealed class TokenizerPairsTests(Qwen2TokenizerFixture fixture, ITestOutp
         Assert.True(fixture.LoadTime < TimeSpan.FromSeconds(5), $"load took {fixture.LoadTime}");
     }
 
+    [Fact]
+    public void CompressedCopy_IsTheRealTokenizerJson()
+    {
+        // sha256 of the shared Qwen2-VL tokenizer.json, as written in tests/tokenizer/README.md
+        using var file = File.OpenRead(fixture.TokenizerJsonPath);
+        Assert.Equal("9421559eb18ca1a0cb295fada0a99fdc898c6d81ab172c8ed870c9d964d17a85",
+            Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(file)));
+    }
+
     [Theory]
     [InlineData("independent_pairs.json")]
     [InlineData("transformersjs_qwen2.json")]
