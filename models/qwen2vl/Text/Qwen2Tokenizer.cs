@@ -22,7 +22,8 @@ public sealed class Qwen2Tokenizer
 {
     private readonly BpeTokenizer _bpe;
     private readonly AddedTokenMatcher _addedTokens;
-    private readonly Dictionary<string, int> _tokenToId;
+    private readonly IReadOnlyDictionary<string, int> _vocab;
+    private readonly Dictionary<string, int> _addedTokenIds;
     private readonly string?[] _idToToken;
     private readonly byte[]?[] _idToBytes;
     private readonly bool[] _isSpecial;
@@ -36,30 +37,29 @@ public sealed class Qwen2Tokenizer
         _idToToken = new string?[VocabSize];
         _idToBytes = new byte[]?[VocabSize];
         _isSpecial = new bool[VocabSize];
-        _tokenToId = new Dictionary<string, int>(vocab, StringComparer.Ordinal);
+        _vocab = vocab;
+        _addedTokenIds = new Dictionary<string, int>(StringComparer.Ordinal);
 
         foreach (var (token, id) in vocab)
         {
             if (_idToToken[id] is { } other)
                 throw new TokenizerException($"id {id} is given to both {Quote(other)} and {Quote(token)}");
             _idToToken[id] = token;
-            _idToBytes[id] = TokenBytes(token);
         }
         foreach (var added in definition.AddedTokens)
         {
             if (_idToToken[added.Id] is { } other && other != added.Content)
                 throw new TokenizerException($"added token {Quote(added.Content)} reuses id {added.Id} of {Quote(other)}");
             _idToToken[added.Id] = added.Content;
-            _idToBytes[added.Id] = TokenBytes(added.Content);
             _isSpecial[added.Id] = added.Special;
-            _tokenToId[added.Content] = added.Id;
+            _addedTokenIds[added.Content] = added.Id;
         }
         AddedTokens = definition.AddedTokens;
         _addedTokens = new AddedTokenMatcher(definition.AddedTokens.Select(t => KeyValuePair.Create(t.Content, t.Id)));
 
         _bpe = BpeTokenizer.Create(new BpeOptions(vocab)
         {
-            Merges = definition.Merges.Select(m => m.Left + " " + m.Right),
+            Merges = definition.Merges,
             ByteLevel = true,
             PreTokenizer = Qwen2PreTokenizer.Instance,
             Normalizer = definition.Nfc ? NfcNormalizer.Instance : null,
@@ -110,15 +110,16 @@ public sealed class Qwen2Tokenizer
         return Encoding.UTF8.GetString(bytes.ToArray());
     }
 
-    public int? TokenToId(string token) => _tokenToId.TryGetValue(token, out var id) ? id : null;
+    public int? TokenToId(string token) =>
+        _addedTokenIds.TryGetValue(token, out var id) || _vocab.TryGetValue(token, out id) ? id : null;
 
     /// <summary>The token string of an id: byte-level characters for BPE tokens, the content for added tokens.</summary>
     public string IdToToken(int id) => _idToToken[CheckId(id)]!;
 
     public bool IsSpecial(int id) => _isSpecial[CheckId(id)];
 
-    /// <summary>The bytes an id decodes to (see <see cref="Decode"/>).</summary>
-    public ReadOnlySpan<byte> BytesOf(int id) => _idToBytes[CheckId(id)];
+    /// <summary>The bytes an id decodes to (see <see cref="Decode"/>); worked out on first use and kept.</summary>
+    public ReadOnlySpan<byte> BytesOf(int id) => _idToBytes[CheckId(id)] ??= TokenBytes(_idToToken[id]!);
 
     private int CheckId(int id)
     {

@@ -5,10 +5,13 @@ namespace Qwen2VL.Model.Text;
 /// <summary>One entry of <c>added_tokens</c>: matched whole in raw text; <see cref="Special"/> ones can be skipped on decode.</summary>
 public sealed record AddedToken(int Id, string Content, bool Special);
 
-/// <summary>What a byte-level BPE <c>tokenizer.json</c> holds once checked: vocab, merges in rank order, added tokens.</summary>
+/// <summary>
+/// What a byte-level BPE <c>tokenizer.json</c> holds once checked: vocab, merges in rank order (each written
+/// "left right", the form Microsoft.ML.Tokenizers takes), added tokens, and whether NFC is on.
+/// </summary>
 public sealed record TokenizerDefinition(
     IReadOnlyDictionary<string, int> Vocab,
-    IReadOnlyList<(string Left, string Right)> Merges,
+    IReadOnlyList<string> Merges,
     IReadOnlyList<AddedToken> AddedTokens,
     bool Nfc);
 
@@ -96,7 +99,7 @@ public static class TokenizerJsonReader
             throw new TokenizerException($"{where} ByteLevel add_prefix_space true is not supported");
     }
 
-    private static (Dictionary<string, int>, List<(string, string)>) ReadBpeModel(JsonElement model)
+    private static (Dictionary<string, int>, List<string>) ReadBpeModel(JsonElement model)
     {
         var type = TypeOf(model, "model");
         if (type != "BPE") throw new TokenizerException($"model type '{type}' is not supported (expected BPE)");
@@ -123,34 +126,40 @@ public static class TokenizerJsonReader
                 throw new TokenizerException($"model.vocab lacks the single-byte token {JsonSerializer.Serialize(token)} (byte 0x{b:X2}); byte-level BPE needs all 256");
         }
 
+        var lookup = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
         var mergesElement = Required(model, "merges");
         if (mergesElement.ValueKind != JsonValueKind.Array) throw new TokenizerException("model.merges is not an array");
-        var merges = new List<(string, string)>(mergesElement.GetArrayLength());
+        var merges = new List<string>(mergesElement.GetArrayLength());
         var rank = 0;
         foreach (var m in mergesElement.EnumerateArray())
         {
-            var (left, right) = ParseMerge(m, rank);
-            if (!vocab.ContainsKey(left) || !vocab.ContainsKey(right) || !vocab.ContainsKey(left + right))
-                throw new TokenizerException($"model.merges[{rank}] \"{left} {right}\" uses or makes a token missing from model.vocab");
-            merges.Add((left, right));
+            var (merge, space) = ParseMerge(m, rank);
+            var left = merge.AsSpan(0, space);
+            var right = merge.AsSpan(space + 1);
+            if (!lookup.ContainsKey(left) || !lookup.ContainsKey(right) || !lookup.ContainsKey(string.Concat(left, right)))
+                throw new TokenizerException($"model.merges[{rank}] \"{merge}\" uses or makes a token missing from model.vocab");
+            merges.Add(merge);
             rank++;
         }
         return (vocab, merges);
     }
 
-    /// <summary>A merge is written "left right" (tokenizers ≤ 0.19) or ["left", "right"] (newer).</summary>
-    private static (string, string) ParseMerge(JsonElement m, int rank)
+    /// <summary>
+    /// A merge is written "left right" (tokenizers ≤ 0.19) or ["left", "right"] (newer); either way it comes back as
+    /// "left right" with the index of the space. Byte-level tokens never hold a space (it is 'Ġ').
+    /// </summary>
+    private static (string Merge, int Space) ParseMerge(JsonElement m, int rank)
     {
+        string? merge = null;
         if (m.ValueKind == JsonValueKind.String)
-        {
-            var s = m.GetString()!;
-            var space = s.IndexOf(' ');
-            if (space > 0 && space < s.Length - 1 && s.IndexOf(' ', space + 1) < 0) return (s[..space], s[(space + 1)..]);
-        }
+            merge = m.GetString()!;
         else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2
                  && m[0].ValueKind == JsonValueKind.String && m[1].ValueKind == JsonValueKind.String)
+            merge = m[0].GetString() + " " + m[1].GetString();
+        if (merge is not null)
         {
-            return (m[0].GetString()!, m[1].GetString()!);
+            var space = merge.IndexOf(' ');
+            if (space > 0 && space < merge.Length - 1 && merge.IndexOf(' ', space + 1) < 0) return (merge, space);
         }
         throw new TokenizerException($"model.merges[{rank}] is neither \"left right\" nor [\"left\", \"right\"]");
     }
