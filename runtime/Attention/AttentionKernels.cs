@@ -30,7 +30,9 @@ internal static class AttentionKernels
     public static void Segments(Index1D item, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
         ArrayView<float> output, ArrayView<int> cuSeqlens, SegmentAttentionArgs args)
     {
-        int i = item / args.Heads, h = item % args.Heads;
+        // Consecutive threads take consecutive queries of one head, so a warp reads the same key and
+        // value rows at the same time (one broadcast load instead of 32 scattered ones).
+        int h = item / args.N, i = item % args.N;
         // Binary search for the segment s with cu[s] ≤ i < cu[s + 1].
         int lo = 0, hi = args.Segments - 1;
         while (lo < hi)
@@ -58,7 +60,8 @@ internal static class AttentionKernels
     public static void Causal(Index1D item, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
         ArrayView<float> output, ArrayView<int> mask, CausalAttentionArgs args)
     {
-        int h = item % args.Heads, i = item / args.Heads % args.Seq, b = item / (args.Heads * args.Seq);
+        // item = (b · heads + h) · seq + i: a warp shares (b, h) and walks the same keys.
+        int i = item % args.Seq, h = item / args.Seq % args.Heads, b = item / (args.Seq * args.Heads);
         int kvh = h / (args.Heads / args.KvHeads);
         int queryAt = ((b * args.Seq + i) * args.Heads + h) * args.HeadDim;
 
