@@ -50,6 +50,9 @@ public class GemmTests
     [InlineData(DeviceKind.Cpu, 130, 70, 200)]
     [InlineData(DeviceKind.IlgpuCpu, 7, 13, 19)]
     [InlineData(DeviceKind.IlgpuCpu, 17, 33, 40)]
+    [InlineData(DeviceKind.IlgpuCpu, 70, 130, 33)]
+    [InlineData(DeviceKind.IlgpuCpu, 1, 37, 70)]
+    [InlineData(DeviceKind.IlgpuCpu, 4, 9, 5)]
     public void PlainGemmMatchesDoubleReference(DeviceKind kind, int m, int n, int k)
     {
         float[] a = Reference.Random(m * k, 1), w = Reference.Random(n * k, 2);
@@ -75,10 +78,11 @@ public class GemmTests
         Reference.AssertClose("cpu gemm + bias + residual", Naive(a, w, m, n, k, bias, residual), ctx.Download(tc), Tolerance);
     }
 
-    [Fact]
-    public void IlgpuEpilogueStructWithArrayViewFieldsAddsBiasAndResidual()
+    [Theory]
+    [InlineData(7, 13, 19)]  // register-blocked kernel
+    [InlineData(3, 13, 19)]  // warp-per-column kernel (m ≤ 4)
+    public void IlgpuEpilogueStructWithArrayViewFieldsAddsBiasAndResidual(int m, int n, int k)
     {
-        const int m = 7, n = 13, k = 19;
         float[] a = Reference.Random(m * k, 7), w = Reference.Random(n * k, 8);
         float[] bias = Reference.Random(n, 9), residual = Reference.Random(m * n, 10);
         using ComputeContext ctx = ComputeContext.Create(DeviceKind.IlgpuCpu);

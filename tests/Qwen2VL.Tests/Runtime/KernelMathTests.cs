@@ -60,6 +60,16 @@ public class KernelMathTests
         Assert.Equal(0f, KernelMath.Erf(0f));
     }
 
+    [Fact]
+    public void GeluIsXTimesNormalCdf()
+    {
+        foreach (float x in new[] { -5f, -1.3f, -0.2f, 0f, 0.7f, 2.5f, 9f })
+        {
+            double expected = 0.5 * x * (1 + ErfReference(x / Math.Sqrt(2)));
+            Assert.True(Math.Abs(KernelMath.Gelu(x) - expected) <= 1e-6 * Math.Max(1, Math.Abs(expected)), $"gelu({x}) = {KernelMath.Gelu(x)}, expected {expected}");
+        }
+    }
+
     private static void ErfKernel(Index1D i, ArrayView<float> x, ArrayView<float> y) => y[i] = KernelMath.Erf(x[i]);
 
     [Fact]

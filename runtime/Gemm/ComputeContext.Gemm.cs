@@ -1,0 +1,44 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Qwen2VL.Runtime;
+
+public sealed partial class ComputeContext
+{
+    /// <summary>
+    /// GPU GEMM with a fused epilogue (ILGPU kinds only; the cpu device uses <see cref="CpuGemm.Run"/>):
+    /// a warp-per-column kernel for m ≤ 4 (decoding), a 64×64 register-blocked kernel otherwise.
+    /// Each kernel is compiled once per epilogue type and cached in this context.
+    /// </summary>
+    public void Gemm<TEpilogue>(DeviceTensor a, DeviceTensor w, DeviceTensor c, int m, int n, int k, TEpilogue epilogue)
+        where TEpilogue : struct, IGemmEpilogue
+    {
+        if (IsCpu)
+            throw new InvalidOperationException("Gemm<TEpilogue> with a GPU epilogue needs an ILGPU device; on cpu call CpuGemm.Run with an ICpuGemmEpilogue");
+        GemmChecks.Check(a, w, c, m, n, k);
+        if (m == 0 || n == 0) return;
+        if (m <= GemmSkinnyKernel.MaxRows)
+        {
+            var skinny = CachedKernel("gemm-skinny", typeof(TEpilogue), accelerator =>
+                accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, TEpilogue>(
+                    GemmSkinnyKernel.Run));
+            int warpSize = Accelerator.WarpSize;
+            int groups = (n + GemmSkinnyKernel.WarpsPerGroup - 1) / GemmSkinnyKernel.WarpsPerGroup;
+            skinny(new KernelConfig(groups, GemmSkinnyKernel.WarpsPerGroup * warpSize), a.View, w.View, c.View, m, n, k, epilogue);
+            return;
+        }
+        var blocked = CachedKernel("gemm-blocked", typeof(TEpilogue), accelerator =>
+            accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, TEpilogue>(
+                GemmBlockedKernel.Run));
+        const int block = GemmBlockedKernel.Block, threads = GemmBlockedKernel.Threads;
+        var grid = new Index2D((n + block - 1) / block, (m + block - 1) / block);
+        blocked(new KernelConfig(grid, new Index2D(threads, threads)), a.View, w.View, c.View, m, n, k, epilogue);
+    }
+
+    /// <summary>Plain GEMM on any device: c[m, n] = Σ_k a[m, k] · w[n, k].</summary>
+    public void Gemm(DeviceTensor a, DeviceTensor w, DeviceTensor c, int m, int n, int k)
+    {
+        if (IsCpu) CpuGemm.Run(a, w, c, m, n, k, new NoEpilogue());
+        else Gemm(a, w, c, m, n, k, new NoEpilogue());
+    }
+}
