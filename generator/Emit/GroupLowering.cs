@@ -72,7 +72,7 @@ internal static partial class GroupLowering
 
         var formulas = new OpFormulas(graph);
         var vectorizable = group.Nodes.All(n => FormulaEmitter.IsVectorizable(formulas.Of(graph[n]).Formula));
-        string Operand(int input, string prefix) => externals.Contains(input) ? prefix + "in" + externals.IndexOf(input) : prefix + "v" + input;
+        string Operand(int input, string prefix) => externals.Contains(input) ? prefix + "in" + externals.IndexOf(input) : "v" + input;
 
         // GPU: one thread per element.
         for (var k = 0; k < externals.Count; k++)

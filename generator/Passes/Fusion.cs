@@ -69,7 +69,7 @@ internal static class Fusion
                 || !graph[input].Shape.Equals(node.Shape))
                 continue;
             // The group runs where its first node was: every other operand must exist by then.
-            if (node.Inputs.Any(i => i != input && i > producer.Nodes[0]))
+            if (node.Inputs.Any(i => i != input && i > producer.Nodes[0] && graph[i].Kind is not (NodeKinds.Param or NodeKinds.Input)))
                 continue;
             if (producer.Kind == GroupKinds.Elementwise)
             {

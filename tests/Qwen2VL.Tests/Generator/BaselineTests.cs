@@ -1,0 +1,117 @@
+using System.Runtime.CompilerServices;
+using Xunit;
+
+namespace Qwen2VL.Tests.Generator;
+
+/// <summary>
+/// Every file the generator emits for the real model modules and for small DSL samples (kernels in both forms, the
+/// host runner, the pass dump) is compared with a checked-in baseline under Generator/Baselines/. A mismatch writes
+/// a <c>.received.cs</c> file beside the baseline and fails. To accept intended changes, run
+/// <c>QVL_UPDATE_BASELINES=1 dotnet test tests/Qwen2VL.Tests --filter FullyQualifiedName~BaselineTests</c>.
+/// </summary>
+public sealed class BaselineTests
+{
+    [Fact]
+    public void VisionBlock() => Check("VisionBlock", GeneratorHarness.RepoSource("models/qwen2vl/Vision/VisionBlock.cs"));
+
+    [Fact]
+    public void DecoderLayer() => Check("DecoderLayer", GeneratorHarness.RepoSource("models/qwen2vl/Decoder/DecoderLayer.cs"));
+
+    [Fact]
+    public void VisionTower() => Check("VisionTower",
+        GeneratorHarness.RepoSource("models/qwen2vl/Vision/VisionTower.cs"),
+        GeneratorHarness.RepoSource("models/qwen2vl/Vision/VisionBlock.cs"),
+        GeneratorHarness.RepoSource("models/qwen2vl/Vision/PatchMerger.cs"));
+
+    [Fact]
+    public void ElementwiseChainWithBroadcast() => Check("ElementwiseChain", GeneratorHarness.Sample("Gate", """
+        [Module]
+        public partial class Gate
+        {
+            [Dim("width")] public int Width;
+            [Param("scale", "Width")] public Tensor Scale = null!;
+            [Param("shift", "Width")] public Tensor Shift = null!;
+
+            public Tensor Forward([Shape("N", "Width")] Tensor x, [Shape("N", "Width")] Tensor y)
+            {
+                var a = Gelu(x) * Scale + Shift;   // one kernel: Gelu, Mul (row-vector broadcast), Add
+                return Sigmoid(a) * y;             // joins it: Sigmoid, Mul
+            }
+        }
+        """));
+
+    [Fact]
+    public void NormWithResidual() => Check("NormWithResidual", GeneratorHarness.Sample("Residual", """
+        [Module]
+        public partial class Residual
+        {
+            [Dim("hidden")] public int Hidden;
+            [Param("norm.weight", "Hidden")] public Tensor NormW = null!;
+
+            public Tensor Forward([Shape("T", "Hidden")] Tensor x, [Shape("T", "Hidden")] Tensor update)
+            {
+                var s = x + update;                 // the residual stream…
+                var n = RmsNorm(s, NormW, 1e-6f);   // …is summed and normalised by one kernel
+                return Silu(n) + s;
+            }
+        }
+        """));
+
+    [Fact]
+    public void MovementAndSoftmax() => Check("MovementAndSoftmax", GeneratorHarness.Sample("Mixer", """
+        [Module]
+        public partial class Mixer
+        {
+            [Dim("heads")] public int Heads;
+            [Dim("width")] public int Width;
+            [Dim] public int HeadDim => Width / Heads;
+
+            public Tensor Forward([Shape("T", "Width")] Tensor x, [Shape("T", "Width")] Tensor y)
+            {
+                var h = Transpose(SplitHeads(x, Heads), 0, 1);         // [Heads, T, HeadDim]
+                var p = Softmax(h);                                     // over HeadDim
+                var back = MergeHeads(Transpose(p, 0, 1));              // [T, Width]
+                return Concat(back, Scale(y, 0.5f), 1);                 // [T, 2*Width]
+            }
+        }
+        """));
+
+    private static void Check(string name, params (string Path, string Text)[] sources)
+    {
+        var result = GeneratorHarness.Run(sources);
+        Assert.Empty(result.Diagnostics);
+        Assert.True(result.CompileErrors.IsEmpty, "generated code does not compile:\n" + string.Join("\n", result.CompileErrors.Take(10)));
+        Assert.NotEmpty(result.Files);
+        var dir = Path.Combine(BaselineDir(), name);
+        var update = Environment.GetEnvironmentVariable("QVL_UPDATE_BASELINES") == "1";
+        var mismatches = new List<string>();
+        foreach (var (hint, text) in result.Files.OrderBy(f => f.Key, StringComparer.Ordinal))
+        {
+            var baseline = Path.Combine(dir, hint);
+            var received = Path.Combine(dir, Path.GetFileNameWithoutExtension(hint) + ".received.cs");
+            if (update)
+            {
+                Directory.CreateDirectory(dir);
+                File.WriteAllText(baseline, text);
+                File.Delete(received);
+                continue;
+            }
+            if (File.Exists(baseline) && File.ReadAllText(baseline).ReplaceLineEndings("\n") == text.ReplaceLineEndings("\n"))
+            {
+                File.Delete(received);
+                continue;
+            }
+            Directory.CreateDirectory(dir);
+            File.WriteAllText(received, text);
+            mismatches.Add(File.Exists(baseline) ? $"{hint} differs (see {received})" : $"{hint} has no baseline (see {received})");
+        }
+        if (!update && Directory.Exists(dir))
+            foreach (var stale in Directory.GetFiles(dir, "*.g.cs").Select(Path.GetFileName).Where(f => !result.Files.ContainsKey(f!)))
+                mismatches.Add($"{stale} is a baseline the generator no longer emits");
+        Assert.True(mismatches.Count == 0,
+            "generated code differs from the baselines:\n" + string.Join("\n", mismatches) +
+            "\nIf the change is intended: QVL_UPDATE_BASELINES=1 dotnet test tests/Qwen2VL.Tests --filter FullyQualifiedName~BaselineTests");
+    }
+
+    private static string BaselineDir([CallerFilePath] string path = "") => Path.Combine(Path.GetDirectoryName(path)!, "Baselines");
+}
