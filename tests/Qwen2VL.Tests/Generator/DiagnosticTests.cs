@@ -1,0 +1,252 @@
+using Microsoft.CodeAnalysis;
+using Xunit;
+
+namespace Qwen2VL.Tests.Generator;
+
+/// <summary>
+/// Each diagnostic id, triggered by a small DSL module, lands on the offending line as an error (so the build
+/// fails there). Lines are 1-based within the sample file; the sample header is 5 lines long, so the module's
+/// "[Module]" line is line 6.
+/// </summary>
+public sealed class DiagnosticTests
+{
+    private const string Dims = """
+        [Dim("hidden")] public int Hidden;
+        [Dim("inter")] public int Inter;
+        [Param("w1", "Inter", "Hidden")] public Tensor W1 = null!;
+        [Param("w2", "Hidden", "Inter")] public Tensor W2 = null!;
+        [Param("norm", "Hidden")] public Tensor Norm = null!;
+    """;
+
+    private static Diagnostic Single(string body, string expectedId)
+    {
+        var result = GeneratorHarness.Run(GeneratorHarness.Sample("M", body));
+        var diagnostic = Assert.Single(result.Diagnostics);
+        Assert.Equal(expectedId, diagnostic.Id);
+        Assert.Equal(DiagnosticSeverity.Error, diagnostic.Severity);
+        Assert.DoesNotContain(result.Files.Keys, k => k.Contains("Runner"));
+        return diagnostic;
+    }
+
+    private static int Line(Diagnostic d) => d.Location.GetLineSpan().StartLinePosition.Line + 1;
+
+    /// <summary>The 1-based line of <paramref name="marker"/> in the sample file built from <paramref name="body"/>.</summary>
+    private static int LineOf(string body, string marker)
+    {
+        var lines = GeneratorHarness.Sample("M", body).Text.Split('\n');
+        return Array.FindIndex(lines, l => l.Contains(marker)) + 1;
+    }
+
+    private static string Module(string forwardBody, string members = Dims, string parameters = "[Shape(\"T\", \"Hidden\")] Tensor x") => $$"""
+        [Module]
+        public partial class M
+        {
+        {{members}}
+            public Tensor Forward({{parameters}})
+            {
+        {{forwardBody}}
+            }
+        }
+        """;
+
+    [Fact]
+    public void WrongShapeIsABuildErrorOnItsLine()
+    {
+        // Linear(x [T, Hidden], W2 [Hidden, Inter]) needs x's last dim to be Inter: line 16 of the sample.
+        var body = Module("""
+                var h = RmsNorm(x, Norm, 1e-6f);
+                var up = Linear(h, W1);
+                var bad = Linear(h, W2);
+                return bad;
+        """);
+        var d = Single(body, "QVL0101");
+        Assert.Equal(LineOf(body, "var bad"), Line(d));
+        Assert.Contains("Linear", d.GetMessage());
+        Assert.Contains("K = Hidden", d.GetMessage());
+        Assert.Contains("K = Inter", d.GetMessage());
+    }
+
+    [Fact]
+    public void QVL0001_StatementOutsideTheSubset()
+    {
+        var body = Module("""
+                var h = RmsNorm(x, Norm, 1e-6f);
+                if (Hidden > 2) h = x;
+                return h;
+        """);
+        Assert.Equal(LineOf(body, "if (Hidden"), Line(Single(body, "QVL0001")));
+    }
+
+    [Fact]
+    public void QVL0002_ExpressionOutsideTheSubset()
+    {
+        var body = Module("""
+                var h = RmsNorm(x, Norm, 1e-6f);
+                var y = h.Shape.Length > 1 ? h : x;
+                return y;
+        """);
+        Assert.Equal(LineOf(body, "var y"), Line(Single(body, "QVL0002")));
+    }
+
+    [Fact]
+    public void QVL0003_ForwardParameterWithoutShape() =>
+        Single(Module("        return x;", parameters: "Tensor x"), "QVL0003");
+
+    [Fact]
+    public void QVL0004_UnknownDimInAParamShape() =>
+        Single(Module("        return Linear(x, W);", members: """
+        [Dim("hidden")] public int Hidden;
+        [Param("w", "Hidden", "Widht")] public Tensor W = null!;
+    """), "QVL0004");
+
+    [Fact]
+    public void QVL0005_InvalidDimExpression() =>
+        Single(Module("        return Linear(x, W);", members: """
+        [Dim("hidden")] public int Hidden;
+        [Param("w", "Hidden", "Hidden +* 2")] public Tensor W = null!;
+    """), "QVL0005");
+
+    [Fact]
+    public void QVL0006_ModuleNotPartial()
+    {
+        var result = GeneratorHarness.Run(GeneratorHarness.Sample("M", Module("        return x;").Replace("public partial class", "public class")));
+        Assert.Contains(result.Diagnostics, d => d.Id == "QVL0006" && Line(d) == 7); // "public class M" follows "[Module]" on line 6
+    }
+
+    [Fact]
+    public void QVL0007_UnknownName()
+    {
+        var body = Module("""
+                y = x;
+                return x;
+        """);
+        Assert.Equal(LineOf(body, "y = x;"), Line(Single(body, "QVL0007")));
+    }
+
+    [Fact]
+    public void QVL0008_ParamThatIsNotATensor() =>
+        Single(Module("        return x;", members: """
+        [Dim("hidden")] public int Hidden;
+        [Param("w", "Hidden")] public int W;
+    """), "QVL0008");
+
+    [Fact]
+    public void QVL0102_RankMismatch() =>
+        Single(Module("        return Linear(x, Norm);"), "QVL0102");
+
+    [Fact]
+    public void QVL0103_IntegerTensorWhereFloatIsExpected() =>
+        Single(Module("        return RmsNorm(ids, Norm, 1e-6f);", parameters: "[Shape(\"T\", \"Hidden\", DType = DType.I64)] Tensor ids"), "QVL0103");
+
+    [Fact]
+    public void QVL0104_ReshapeChangesTheElementCount()
+    {
+        var d = Single(Module("        return Reshape(x, Inter, Hidden);"), "QVL0104");
+        Assert.Contains("Reshape", d.GetMessage());
+    }
+
+    [Fact]
+    public void QVL0105_AxisOutOfRange() =>
+        Single(Module("        return Transpose(x, 0, 2);"), "QVL0105");
+
+    [Fact]
+    public void QVL0106_SubmoduleCalledWithTheWrongShape()
+    {
+        const string body = """
+            [Module]
+            public partial class Child
+            {
+                [Dim("hidden")] public int Hidden;
+                public Tensor Forward([Shape("T", "Hidden")] Tensor x) { return Silu(x); }
+            }
+
+            [Module]
+            public partial class Parent
+            {
+                [Dim("hidden")] public int Hidden;
+                [Dim("inter")] public int Inter;
+                [Submodule("child")] public Child C = null!;
+                public Tensor Forward([Shape("T", "Inter")] Tensor x)
+                {
+                    return C.Forward(x);
+                }
+            }
+            """;
+        var result = GeneratorHarness.Run(GeneratorHarness.Sample("M", body));
+        var d = Assert.Single(result.Diagnostics);
+        Assert.Equal("QVL0106", d.Id);
+        Assert.Equal(LineOf(body, "return C.Forward"), Line(d));
+    }
+
+    [Fact]
+    public void QVL0107_LayerLoopChangesTheCarriedShape()
+    {
+        const string body = """
+            [Module]
+            public partial class Up
+            {
+                [Dim("hidden")] public int Hidden;
+                [Dim("inter")] public int Inter;
+                [Param("w", "Inter", "Hidden")] public Tensor W = null!;
+                public Tensor Forward([Shape("T", "Hidden")] Tensor x) { return Linear(x, W); }
+            }
+
+            [Module]
+            public partial class Stack
+            {
+                [Dim("layers")] public int Layers;
+                [Submodule("layers", Count = "Layers")] public Up[] Blocks = null!;
+                public Tensor Forward([Shape("T", "Hidden")] Tensor x)
+                {
+                    for (int i = 0; i < Blocks.Length; i++) x = Blocks[i].Forward(x);
+                    return x;
+                }
+            }
+            """;
+        var result = GeneratorHarness.Run(GeneratorHarness.Sample("M", body));
+        Assert.Contains(result.Diagnostics, d => d.Id == "QVL0107" && Line(d) == LineOf(body, "for (int i"));
+    }
+
+    [Fact]
+    public void QVL0201_OpWithAMalformedShapeRule()
+    {
+        var sample = GeneratorHarness.Sample("M", Module("        return Twice(x);") + """
+
+            public static class MyOps
+            {
+                [Op(OpGroup.Elementwise, "x:[*S] [*S]", Scalar = "x + x")]
+                public static Tensor Twice(Tensor x) => x + x;
+            }
+            """);
+        var result = GeneratorHarness.Run((sample.Path, sample.Text.Replace("using static Qwen2VL.Dsl.Ops;", "using static Qwen2VL.Dsl.Ops;\nusing static Samples.MyOps;")));
+        var d = Assert.Single(result.Diagnostics);
+        Assert.Equal("QVL0201", d.Id);
+    }
+
+    [Fact]
+    public void QVL0202_CallOfAMethodThatIsNotAnOp()
+    {
+        var sample = GeneratorHarness.Sample("M", Module("        return Helper(x);") + """
+
+            public static class Helpers
+            {
+                public static Tensor Helper(Tensor x) => x;
+            }
+            """);
+        var result = GeneratorHarness.Run((sample.Path, sample.Text.Replace("using static Qwen2VL.Dsl.Ops;", "using static Qwen2VL.Dsl.Ops;\nusing static Samples.Helpers;")));
+        var d = Assert.Single(result.Diagnostics);
+        Assert.Equal("QVL0202", d.Id);
+        Assert.Equal(sample.Text.Split('\n').ToList().FindIndex(l => l.Contains("return Helper(x)")) + 2, Line(d)); // +1 for the added using line
+    }
+
+    [Fact]
+    public void EveryDescriptorIdIsCoveredByATest()
+    {
+        var tested = typeof(DiagnosticTests).GetMethods().Select(m => m.Name).Where(n => n.StartsWith("QVL")).Select(n => n.Substring(0, 7)).ToHashSet();
+        tested.Add("QVL0101"); // WrongShapeIsABuildErrorOnItsLine
+        var ids = typeof(Qwen2VL.Generator.Diagnostics.DiagnosticDescriptors).GetFields()
+            .Where(f => f.FieldType == typeof(DiagnosticDescriptor)).Select(f => ((DiagnosticDescriptor)f.GetValue(null)!).Id);
+        // QVL0901 is the internal-error safety net: it is reported instead of throwing and has no user trigger.
+        Assert.DoesNotContain(ids, id => id != "QVL0901" && !tested.Contains(id));
+    }
+}
