@@ -5,7 +5,8 @@ using Xunit;
 
 namespace Qwen2VL.Tests.Text;
 
-public sealed class TokenizerDecodeTests(Qwen2TokenizerFixture fixture) : IClassFixture<Qwen2TokenizerFixture>
+[Collection(RealTokenizerCollection.Name)]
+public sealed class TokenizerDecodeTests(Qwen2TokenizerFixture fixture)
 {
     private readonly Qwen2Tokenizer _tokenizer = fixture.Tokenizer;
 
