@@ -29,6 +29,13 @@ public sealed class TokenizerDecodeTests(Qwen2TokenizerFixture fixture)
     }
 
     [Fact]
+    public void Encode_LoneSurrogate_IsEncodedAsTheReplacementCharacter()
+    {
+        // A .NET string can hold a lone surrogate, which UTF-8 (and a Rust string) cannot: it counts as U+FFFD.
+        Assert.Equal(_tokenizer.Encode("a\uFFFDb"), _tokenizer.Encode("a\uD800b"));
+    }
+
+    [Fact]
     public void TokenLookup_GoesBothWays()
     {
         Assert.Equal(151655, _tokenizer.TokenToId("<|image_pad|>"));
