@@ -43,13 +43,13 @@ public sealed class Qwen2Tokenizer
         foreach (var (token, id) in vocab)
         {
             if (_idToToken[id] is { } other)
-                throw new TokenizerException($"id {id} is given to both {Quote(other)} and {Quote(token)}");
+                throw new TokenizerException($"id {id} is given to both {JsonText.Quote(other)} and {JsonText.Quote(token)}");
             _idToToken[id] = token;
         }
         foreach (var added in definition.AddedTokens)
         {
             if (_idToToken[added.Id] is { } other && other != added.Content)
-                throw new TokenizerException($"added token {Quote(added.Content)} reuses id {added.Id} of {Quote(other)}");
+                throw new TokenizerException($"added token {JsonText.Quote(added.Content)} reuses id {added.Id} of {JsonText.Quote(other)}");
             _idToToken[added.Id] = added.Content;
             _isSpecial[added.Id] = added.Special;
             _addedTokenIds[added.Content] = added.Id;
@@ -142,6 +142,4 @@ public sealed class Qwen2Tokenizer
                 return Encoding.UTF8.GetBytes(token);
         return bytes;
     }
-
-    private static string Quote(string s) => System.Text.Json.JsonSerializer.Serialize(s);
 }

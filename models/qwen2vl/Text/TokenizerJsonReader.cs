@@ -82,7 +82,7 @@ public static class TokenizerJsonReader
         var pattern = split.TryGetProperty("pattern", out var p) && p.ValueKind == JsonValueKind.Object
             && p.TryGetProperty("Regex", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
         if (pattern != Qwen2PreTokenizer.Pattern)
-            throw new TokenizerException($"pre_tokenizer Split pattern {JsonSerializer.Serialize(pattern)} is not the Qwen2 pattern, the only one implemented");
+            throw new TokenizerException($"pre_tokenizer Split pattern {JsonText.Quote(pattern)} is not the Qwen2 pattern, the only one implemented");
         if (StringOf(split, "behavior") != "Isolated" || BoolOf(split, "invert", false))
             throw new TokenizerException("pre_tokenizer Split must have behavior Isolated and invert false");
         CheckByteLevel(list[1], "pre_tokenizer[1]");
@@ -116,14 +116,14 @@ public static class TokenizerJsonReader
         foreach (var entry in vocabElement.EnumerateObject())
         {
             if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out var id) || id < 0)
-                throw new TokenizerException($"model.vocab entry {JsonSerializer.Serialize(entry.Name)} has no valid id");
+                throw new TokenizerException($"model.vocab entry {JsonText.Quote(entry.Name)} has no valid id");
             vocab[entry.Name] = id;
         }
         foreach (var b in ByteLevelAlphabet.VocabularyOrder)
         {
             var token = ByteLevelAlphabet.Encode(b).ToString();
             if (!vocab.ContainsKey(token))
-                throw new TokenizerException($"model.vocab lacks the single-byte token {JsonSerializer.Serialize(token)} (byte 0x{b:X2}); byte-level BPE needs all 256");
+                throw new TokenizerException($"model.vocab lacks the single-byte token {JsonText.Quote(token)} (byte 0x{b:X2}); byte-level BPE needs all 256");
         }
 
         var lookup = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
@@ -177,7 +177,7 @@ public static class TokenizerJsonReader
                 throw new TokenizerException($"added_tokens[{index}] needs a non-empty content and an id >= 0");
             foreach (var flag in new[] { "lstrip", "rstrip", "single_word", "normalized" })
                 if (BoolOf(t, flag, false))
-                    throw new TokenizerException($"added token {JsonSerializer.Serialize(content)} has {flag} true, which is not supported");
+                    throw new TokenizerException($"added token {JsonText.Quote(content)} has {flag} true, which is not supported");
             list.Add(new AddedToken(id, content, BoolOf(t, "special", false)));
             index++;
         }

@@ -4,7 +4,8 @@ using Xunit;
 
 namespace Qwen2VL.Tests.Text;
 
-public sealed class ChatTemplateTests
+[Collection(RealTokenizerCollection.Name)]
+public sealed class ChatTemplateTests(Qwen2TokenizerFixture fixture)
 {
     [Fact]
     public void Render_SpecExample_IsByteExact()
@@ -58,7 +59,6 @@ public sealed class ChatTemplateTests
     public void Render_ThenEncode_GivesTheWellKnownChatIds()
     {
         // tests/tokenizer/qwen2-vl/README.md: the default system turn and an image slot.
-        using var fixture = new Qwen2TokenizerFixture();
         var prompt = ChatTemplate.Render([new ChatMessage("user", [ChatContent.Image()])]);
         var ids = fixture.Tokenizer.Encode(prompt);
         Assert.Equal([151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645, 198], ids.Take(11));
@@ -66,7 +66,8 @@ public sealed class ChatTemplateTests
     }
 }
 
-public sealed class VisionPlaceholdersTests
+[Collection(RealTokenizerCollection.Name)]
+public sealed class VisionPlaceholdersTests(Qwen2TokenizerFixture fixture)
 {
     private const string Slot = "<|vision_start|><|image_pad|><|vision_end|>";
     private const string VideoSlot = "<|vision_start|><|video_pad|><|vision_end|>";
@@ -94,7 +95,6 @@ public sealed class VisionPlaceholdersTests
     [Fact]
     public void Expand_ThenEncode_HasOnePadIdPerMergedPatch()
     {
-        using var fixture = new Qwen2TokenizerFixture();
         var prompt = ChatTemplate.Render([new ChatMessage("user", [ChatContent.Image(), ChatContent.Text("What is this?")])], addGenerationPrompt: true);
         var ids = fixture.Tokenizer.Encode(VisionPlaceholders.Expand(prompt, [(1, 36, 50)], []));
         Assert.Equal(450, ids.Count(id => id == 151655));

@@ -109,7 +109,8 @@ public sealed class TinyBpeTrainerTests : IDisposable
 }
 
 /// <summary>The writer, fed the real Qwen2-VL vocabulary, merges and added tokens, gives back the real file byte for byte.</summary>
-public sealed class TokenizerJsonWriterTests(Qwen2TokenizerFixture fixture) : IClassFixture<Qwen2TokenizerFixture>
+[Collection(RealTokenizerCollection.Name)]
+public sealed class TokenizerJsonWriterTests(Qwen2TokenizerFixture fixture)
 {
     [Fact]
     public void Write_ReproducesTheRealTokenizerJson()

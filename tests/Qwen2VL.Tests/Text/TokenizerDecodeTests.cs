@@ -5,7 +5,8 @@ using Xunit;
 
 namespace Qwen2VL.Tests.Text;
 
-public sealed class TokenizerDecodeTests(Qwen2TokenizerFixture fixture) : IClassFixture<Qwen2TokenizerFixture>
+[Collection(RealTokenizerCollection.Name)]
+public sealed class TokenizerDecodeTests(Qwen2TokenizerFixture fixture)
 {
     private readonly Qwen2Tokenizer _tokenizer = fixture.Tokenizer;
 
@@ -25,6 +26,13 @@ public sealed class TokenizerDecodeTests(Qwen2TokenizerFixture fixture) : IClass
         var ids = _tokenizer.Encode("<|im_start|>user\nhi<|im_end|>");
         Assert.Equal("<|im_start|>user\nhi<|im_end|>", _tokenizer.Decode(ids));
         Assert.Equal("user\nhi", _tokenizer.Decode(ids, skipSpecialTokens: true));
+    }
+
+    [Fact]
+    public void Encode_LoneSurrogate_IsEncodedAsTheReplacementCharacter()
+    {
+        // A .NET string can hold a lone surrogate, which UTF-8 (and a Rust string) cannot: it counts as U+FFFD.
+        Assert.Equal(_tokenizer.Encode("a\uFFFDb"), _tokenizer.Encode("a\uD800b"));
     }
 
     [Fact]

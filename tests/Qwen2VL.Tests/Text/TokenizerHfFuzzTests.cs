@@ -10,7 +10,8 @@ namespace Qwen2VL.Tests.Text;
 /// UTF-8 bytes included), tokenized and decoded by Hugging Face tokenizers 0.23.2 with the real Qwen2-VL
 /// tokenizer.json (tests/tokenizer/tools/make_hf_fuzz_pairs.js).
 /// </summary>
-public sealed class TokenizerHfFuzzTests(Qwen2TokenizerFixture fixture) : IClassFixture<Qwen2TokenizerFixture>
+[Collection(RealTokenizerCollection.Name)]
+public sealed class TokenizerHfFuzzTests(Qwen2TokenizerFixture fixture)
 {
     private readonly Qwen2Tokenizer _tokenizer = fixture.Tokenizer;
 

@@ -7,8 +7,9 @@ using Xunit.Abstractions;
 
 namespace Qwen2VL.Tests.Text;
 
+[Collection(RealTokenizerCollection.Name)]
 public sealed class TokenizerLoadTests(Qwen2TokenizerFixture fixture, ITestOutputHelper output)
-    : IClassFixture<Qwen2TokenizerFixture>, IDisposable
+    : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("qwen2vl-tokload-").FullName;
 

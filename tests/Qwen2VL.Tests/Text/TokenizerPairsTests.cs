@@ -9,8 +9,8 @@ namespace Qwen2VL.Tests.Text;
 /// Every reference pair shipped with the real Qwen2-VL tokenizer (see tests/tokenizer/qwen2-vl/README.md):
 /// ids produced by Hugging Face tokenizers, collected by llama.cpp, transformers and transformers.js.
 /// </summary>
+[Collection(RealTokenizerCollection.Name)]
 public sealed class TokenizerPairsTests(Qwen2TokenizerFixture fixture, ITestOutputHelper output)
-    : IClassFixture<Qwen2TokenizerFixture>
 {
     private readonly Qwen2Tokenizer _tokenizer = fixture.Tokenizer;
 

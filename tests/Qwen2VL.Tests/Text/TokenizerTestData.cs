@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.IO.Compression;
 using Qwen2VL.Model.Text;
+using Xunit;
 
 namespace Qwen2VL.Tests.Text;
 
@@ -25,9 +26,16 @@ public static class TokenizerTestData
     }
 }
 
+/// <summary>The test classes that share one <see cref="Qwen2TokenizerFixture"/>.</summary>
+[CollectionDefinition(Name)]
+public sealed class RealTokenizerCollection : ICollectionFixture<Qwen2TokenizerFixture>
+{
+    public const string Name = "Real Qwen2-VL tokenizer";
+}
+
 /// <summary>
 /// The real Qwen2-VL tokenizer, decompressed once from <c>tokenizer.json.gz</c> into a temp folder and loaded once
-/// for all tests of a class (xunit class fixture). Records how long <see cref="Qwen2Tokenizer.Load"/> took.
+/// for all tests of <see cref="RealTokenizerCollection"/>. Records how long <see cref="Qwen2Tokenizer.Load"/> took.
 /// </summary>
 public sealed class Qwen2TokenizerFixture : IDisposable
 {
