@@ -102,6 +102,22 @@ public sealed partial class ComputeContext : IDisposable
         else destination.View.CopyFromCPU(data);
     }
 
+    /// <summary>Copies one tensor (or view) into another of the same length on this device; bits are copied as is.</summary>
+    public void Copy(DeviceTensor source, DeviceTensor destination)
+    {
+        if (source.Length != destination.Length)
+            throw new ArgumentException($"cannot copy {source} into {destination}: lengths differ");
+        if (IsCpu) source.AsFloat().Span.CopyTo(destination.AsFloat().Span);
+        else source.AsFloat().View.CopyTo(destination.AsFloat().View);
+    }
+
+    /// <summary>Sets every element of a tensor (or view) to zero.</summary>
+    public void Clear(DeviceTensor t)
+    {
+        if (IsCpu) t.AsFloat().Span.Clear();
+        else t.AsFloat().View.MemSetToZero();
+    }
+
     public float[] Download(DeviceTensor t)
     {
         var result = new float[t.Length];
