@@ -189,6 +189,7 @@ public sealed partial class ComputeContext : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        _cublas?.Dispose();
         _accelerator?.Dispose();
         _context?.Dispose();
     }
