@@ -52,6 +52,8 @@ public class DeviceTensorTests
         DeviceTensor ints = arena.Slice(10, 2, 2).AsInt();
         Assert.True(ints.IsInt);
         Assert.Equal([BitConverter.SingleToInt32Bits(10f), BitConverter.SingleToInt32Bits(11f)], ctx.DownloadInt(ints));
+        ctx.CopyFrom([7, -8], ints);
+        Assert.Equal([7, -8], ctx.DownloadInt(ints));
         using DeviceTensor copy = ctx.Allocate(2, 3);
         ctx.Copy(matrix, copy);
         Assert.Equal([2f, 3, 4, 5, -1, -2], ctx.Download(copy));
