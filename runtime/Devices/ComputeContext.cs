@@ -71,15 +71,16 @@ public sealed partial class ComputeContext : IDisposable
     }
 
     /// <summary>A zero-filled float32 tensor.</summary>
-    public DeviceTensor Allocate(params int[] shape) => AllocateStorage(shape, isInt: false);
+    public DeviceTensor Allocate(params int[] shape) => AllocateStorage(shape, isInt: false, zero: true);
 
     /// <summary>A zero-filled int32 tensor.</summary>
-    public DeviceTensor AllocateInt(params int[] shape) => AllocateStorage(shape, isInt: true);
+    public DeviceTensor AllocateInt(params int[] shape) => AllocateStorage(shape, isInt: true, zero: true);
 
     public DeviceTensor Upload(ReadOnlySpan<float> data, params int[] shape)
     {
-        DeviceTensor tensor = Allocate(shape);
-        CheckLength(data.Length, tensor);
+        if (data.Length != DeviceTensor.ElementCount(shape))
+            throw new ArgumentException($"data has {data.Length} elements, shape {DeviceTensor.Format(shape)} holds {DeviceTensor.ElementCount(shape)}");
+        DeviceTensor tensor = AllocateStorage(shape, isInt: false, zero: false);
         if (IsCpu) data.CopyTo(tensor.Span);
         else tensor.View.CopyFromCPU(data);
         return tensor;
@@ -87,8 +88,9 @@ public sealed partial class ComputeContext : IDisposable
 
     public DeviceTensor UploadInt(ReadOnlySpan<int> data, params int[] shape)
     {
-        DeviceTensor tensor = AllocateInt(shape);
-        CheckLength(data.Length, tensor);
+        if (data.Length != DeviceTensor.ElementCount(shape))
+            throw new ArgumentException($"data has {data.Length} elements, shape {DeviceTensor.Format(shape)} holds {DeviceTensor.ElementCount(shape)}");
+        DeviceTensor tensor = AllocateStorage(shape, isInt: true, zero: false);
         if (IsCpu) data.CopyTo(tensor.IntSpan);
         else tensor.IntView.CopyFromCPU(data);
         return tensor;
@@ -100,6 +102,30 @@ public sealed partial class ComputeContext : IDisposable
         CheckLength(data.Length, destination);
         if (IsCpu) data.CopyTo(destination.Span);
         else destination.View.CopyFromCPU(data);
+    }
+
+    /// <summary>Copies a host span into an existing int32 tensor (or view) of the same length.</summary>
+    public void CopyFrom(ReadOnlySpan<int> data, DeviceTensor destination)
+    {
+        CheckLength(data.Length, destination);
+        if (IsCpu) data.CopyTo(destination.IntSpan);
+        else destination.IntView.CopyFromCPU(data);
+    }
+
+    /// <summary>Copies one tensor (or view) into another of the same length on this device; bits are copied as is.</summary>
+    public void Copy(DeviceTensor source, DeviceTensor destination)
+    {
+        if (source.Length != destination.Length)
+            throw new ArgumentException($"cannot copy {source} into {destination}: lengths differ");
+        if (IsCpu) source.AsFloat().Span.CopyTo(destination.AsFloat().Span);
+        else source.AsFloat().View.CopyTo(destination.AsFloat().View);
+    }
+
+    /// <summary>Sets every element of a tensor (or view) to zero.</summary>
+    public void Clear(DeviceTensor t)
+    {
+        if (IsCpu) t.AsFloat().Span.Clear();
+        else t.AsFloat().View.MemSetToZero();
     }
 
     public float[] Download(DeviceTensor t)
@@ -144,7 +170,7 @@ public sealed partial class ComputeContext : IDisposable
         }
     }
 
-    private DeviceTensor AllocateStorage(int[] shape, bool isInt)
+    private DeviceTensor AllocateStorage(int[] shape, bool isInt, bool zero)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         int length = DeviceTensor.ElementCount(shape);
@@ -157,7 +183,7 @@ public sealed partial class ComputeContext : IDisposable
         {
             // ILGPU refuses empty buffers; one spare element keeps empty tensors legal.
             var buffer = Accelerator.Allocate1D<float>(Math.Max(length, 1));
-            buffer.MemSetToZero();
+            if (zero) buffer.MemSetToZero();
             storage = new DeviceStorage(buffer, length);
         }
         return new DeviceTensor(storage, Kind, 0, (int[])shape.Clone(), isInt, owner: true);
@@ -173,6 +199,7 @@ public sealed partial class ComputeContext : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        _cublas?.Dispose();
         _accelerator?.Dispose();
         _context?.Dispose();
     }

@@ -1,10 +1,13 @@
 using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
 
 namespace Qwen2VL.Runtime;
 
 public sealed partial class ComputeContext
 {
+    private Cublas? _cublas;
+
     /// <summary>
     /// GPU GEMM with a fused epilogue (ILGPU kinds only; the cpu device uses <see cref="CpuGemm.Run"/>):
     /// a warp-per-column kernel for m ≤ 4 (decoding), a 64×64 register-blocked kernel otherwise.
@@ -17,6 +20,15 @@ public sealed partial class ComputeContext
             throw new InvalidOperationException("Gemm<TEpilogue> with a GPU epilogue needs an ILGPU device; on cpu call CpuGemm.Run with an ICpuGemmEpilogue");
         GemmChecks.Check(a, w, c, m, n, k);
         if (m == 0 || n == 0) return;
+        if (_cublas is not null)
+        {
+            _cublas.Sgemm(a.View, w.View, c.View, m, n, k);
+            if (typeof(TEpilogue) == typeof(NoEpilogue)) return;
+            var apply = CachedKernel("gemm-epilogue", typeof(TEpilogue), accelerator =>
+                accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, TEpilogue>(GemmEpilogueKernel.Run));
+            apply(m * n, c.View, n, epilogue);
+            return;
+        }
         if (m <= GemmSkinnyKernel.MaxRows)
         {
             var skinny = CachedKernel("gemm-skinny", typeof(TEpilogue), accelerator =>
@@ -34,6 +46,20 @@ public sealed partial class ComputeContext
         var grid = new Index2D((n + block - 1) / block, (m + block - 1) / block);
         blocked(new KernelConfig(grid, new Index2D(threads, threads)), a.View, w.View, c.View, m, n, k, epilogue);
     }
+
+    /// <summary>
+    /// Routes GPU GEMMs of this context through cuBLAS (cuda device only), with epilogues applied by a
+    /// separate in-place kernel. Throws a ModelException when no cuBLAS library can be loaded.
+    /// Not exercised by the tests here (no GPU); the ILGPU kernels remain the default.
+    /// </summary>
+    public void EnableCublas()
+    {
+        if (Kind != DeviceKind.Cuda)
+            throw new InvalidOperationException($"cuBLAS needs the cuda device, this context is {Kind.Name()}");
+        _cublas ??= new Cublas((CudaAccelerator)Accelerator);
+    }
+
+    public bool UsesCublas => _cublas is not null;
 
     /// <summary>Plain GEMM on any device: c[m, n] = Σ_k a[m, k] · w[n, k].</summary>
     public void Gemm(DeviceTensor a, DeviceTensor w, DeviceTensor c, int m, int n, int k)

@@ -64,6 +64,18 @@ public class SafetensorsRoundTripTests
     }
 
     [Fact]
+    public void LongBf16TensorsWidenExactlyIncludingTheScalarTail()
+    {
+        using var dir = new TempDirectory();
+        string path = dir.File("long.safetensors");
+        // 1000 values already representable in bf16 (8 significant bits), negative and tiny ones included.
+        float[] values = Enumerable.Range(0, 1000).Select(i => (i % 2 == 0 ? 1 : -1) * (1 + (i % 128) / 128f) * MathF.Pow(2, i % 40 - 20)).ToArray();
+        SafetensorsWriter.Write(path, [SafetensorsEntry.BF16("x", values, 10, 100)]);
+        using SafetensorsFile file = SafetensorsFile.Open(path);
+        Assert.Equal(values, file.ReadFloat32("x"));
+    }
+
+    [Fact]
     public void WriterOverwritesAtomicallyAndRejectsBadEntries()
     {
         using var dir = new TempDirectory();
