@@ -1,11 +1,12 @@
+using Qwen2VL.Runtime;
+
 namespace Qwen2VL.Model.Processing;
 
 /// <summary>
 /// Bad image / video input or preprocessor configuration. The message is one line and names the file or
-/// setting at fault, so the CLI can print it as is. (Meant to derive from the runtime's ModelException once
-/// that exists; until then it is a plain exception.)
+/// setting at fault; the CLI prints it as is with exit code 2.
 /// </summary>
-public sealed class PreprocessingException : Exception
+public sealed class PreprocessingException : ModelException
 {
     public PreprocessingException(string message) : base(message) { }
 
