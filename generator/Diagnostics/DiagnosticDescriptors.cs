@@ -44,6 +44,10 @@ public static class DiagnosticDescriptors
         "QVL0008", "Invalid module member",
         "'{0}': {1}");
 
+    public static readonly DiagnosticDescriptor NestedModule = Error(
+        "QVL0009", "Module must be a top-level class",
+        "Module '{0}' is nested in '{1}': declare [Module] classes directly in a namespace");
+
     public static readonly DiagnosticDescriptor ShapeMismatch = Error(
         "QVL0101", "Shape mismatch",
         "{0}: {1}");

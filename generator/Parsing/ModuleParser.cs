@@ -26,6 +26,8 @@ internal static class ModuleParser
         var location = LocationInfo.From(context.TargetNode is ClassDeclarationSyntax cls ? cls.Identifier.GetLocation() : null);
         if (!isPartial)
             diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ModuleNotPartial, location, type.Name));
+        if (type.ContainingType is { } outer)
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NestedModule, location, type.Name, outer.Name));
 
         var dims = new List<DimDecl>();
         var parameters = new List<ParamDecl>();

@@ -3,27 +3,33 @@ using Xunit;
 
 namespace Qwen2VL.Tests.Dsl;
 
+[Module]
+public partial class Leaf
+{
+    [Dim("cfg.embed")] public int Embed;
+    [Dim("cfg.heads", Default = 2)] public int Heads;
+    [Dim] public int HeadDim => Embed / Heads;
+    [Param("w", "3*Embed", "HeadDim")] public Tensor W = null!;
+    [Param("b", "(Embed+2)/2", "2")] public Tensor B = null!;
+
+    public Tensor Forward([Shape("T", "HeadDim")] Tensor x) { return Ops.Linear(x, W); }
+}
+
+[Module]
+public partial class Parent
+{
+    [Dim("cfg.depth")] public int Depth;
+    [Dim("cfg.list.1")] public int Second;
+    [Dim("cfg.embed")] public int Embed;
+    [Dim("cfg.heads", Default = 2)] public int Heads;
+    [Submodule("layers", Count = "Depth")] public Leaf[] Layers = null!;
+    [Submodule("head")] public Leaf Head = null!;
+
+    public Tensor Forward([Shape("T", "Embed/Heads")] Tensor x) { return Head.Forward(x); }
+}
+
 public class ModuleBinderTests
 {
-    [Module]
-    public partial class Leaf
-    {
-        [Dim("cfg.embed")] public int Embed;
-        [Dim("cfg.heads", Default = 2)] public int Heads;
-        [Dim] public int HeadDim => Embed / Heads;
-        [Param("w", "3*Embed", "HeadDim")] public Tensor W = null!;
-        [Param("b", "(Embed+2)/2", "2")] public Tensor B = null!;
-    }
-
-    [Module]
-    public partial class Parent
-    {
-        [Dim("cfg.depth")] public int Depth;
-        [Dim("cfg.list.1")] public int Second;
-        [Submodule("layers", Count = "Depth")] public Leaf[] Layers = null!;
-        [Submodule("head")] public Leaf Head = null!;
-    }
-
     private static Func<string, double?> Config(Dictionary<string, double> c) => k => c.TryGetValue(k, out var v) ? v : null;
 
     private static Func<string, (int[] Shape, double[] Data)?> Weights(Dictionary<string, int[]> shapes) =>

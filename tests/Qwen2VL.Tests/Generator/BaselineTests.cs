@@ -24,57 +24,13 @@ public sealed class BaselineTests
         GeneratorHarness.RepoSource("models/qwen2vl/Vision/PatchMerger.cs"));
 
     [Fact]
-    public void ElementwiseChainWithBroadcast() => Check("ElementwiseChain", GeneratorHarness.Sample("Gate", """
-        [Module]
-        public partial class Gate
-        {
-            [Dim("width")] public int Width;
-            [Param("scale", "Width")] public Tensor Scale = null!;
-            [Param("shift", "Width")] public Tensor Shift = null!;
-
-            public Tensor Forward([Shape("N", "Width")] Tensor x, [Shape("N", "Width")] Tensor y)
-            {
-                var a = Gelu(x) * Scale + Shift;   // one kernel: Gelu, Mul (row-vector broadcast), Add
-                return Sigmoid(a) * y;             // joins it: Sigmoid, Mul
-            }
-        }
-        """));
+    public void ElementwiseChainWithBroadcast() => Check("ElementwiseChain", GeneratorHarness.RepoSource("tests/Qwen2VL.Tests/Generator/Samples/Gate.cs"));
 
     [Fact]
-    public void NormWithResidual() => Check("NormWithResidual", GeneratorHarness.Sample("Residual", """
-        [Module]
-        public partial class Residual
-        {
-            [Dim("hidden")] public int Hidden;
-            [Param("norm.weight", "Hidden")] public Tensor NormW = null!;
-
-            public Tensor Forward([Shape("T", "Hidden")] Tensor x, [Shape("T", "Hidden")] Tensor update)
-            {
-                var s = x + update;                 // the residual stream…
-                var n = RmsNorm(s, NormW, 1e-6f);   // …is summed and normalised by one kernel
-                return Silu(n) + s;
-            }
-        }
-        """));
+    public void NormWithResidual() => Check("NormWithResidual", GeneratorHarness.RepoSource("tests/Qwen2VL.Tests/Generator/Samples/Residual.cs"));
 
     [Fact]
-    public void MovementAndSoftmax() => Check("MovementAndSoftmax", GeneratorHarness.Sample("Mixer", """
-        [Module]
-        public partial class Mixer
-        {
-            [Dim("heads")] public int Heads;
-            [Dim("width")] public int Width;
-            [Dim] public int HeadDim => Width / Heads;
-
-            public Tensor Forward([Shape("T", "Width")] Tensor x, [Shape("T", "Width")] Tensor y)
-            {
-                var h = Transpose(SplitHeads(x, Heads), 0, 1);         // [Heads, T, HeadDim]
-                var p = Softmax(h);                                     // over HeadDim
-                var back = MergeHeads(Transpose(p, 0, 1));              // [T, Width]
-                return Concat(back, Scale(y, 0.5f), 1);                 // [T, 2*Width]
-            }
-        }
-        """));
+    public void MovementAndSoftmax() => Check("MovementAndSoftmax", GeneratorHarness.RepoSource("tests/Qwen2VL.Tests/Generator/Samples/Mixer.cs"));
 
     private static void Check(string name, params (string Path, string Text)[] sources)
     {

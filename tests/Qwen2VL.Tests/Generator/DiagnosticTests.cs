@@ -114,6 +114,13 @@ public sealed class DiagnosticTests
     }
 
     [Fact]
+    public void QVL0009_NestedModule()
+    {
+        var result = GeneratorHarness.Run(GeneratorHarness.Sample("M", "public partial class Outer\n{\n" + Module("        return x;") + "\n}"));
+        Assert.Contains(result.Diagnostics, d => d.Id == "QVL0009");
+    }
+
+    [Fact]
     public void QVL0007_UnknownName()
     {
         var body = Module("""

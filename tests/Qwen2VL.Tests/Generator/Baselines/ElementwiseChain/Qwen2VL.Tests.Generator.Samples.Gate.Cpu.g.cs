@@ -9,20 +9,21 @@ using System.Numerics.Tensors;
 using System.Threading.Tasks;
 using Qwen2VL.Runtime;
 
-namespace Samples;
+namespace Qwen2VL.Tests.Generator.Samples;
 
 partial class Gate
 {
     /// <summary>The fused CPU kernels of Gate (Vector&lt;float&gt; / TensorPrimitives, Parallel.For).</summary>
     public static class CpuKernels
     {
-        // G1_Gelu_Mul_Add_Sigmoid_Mul: elementwise
-        //   Gelu(x [N, Width]) -> [N, Width]   (line 15: Gelu(x))
-        //   Mul(t2 [N, Width], scale [Width]) -> [N, Width]   (line 15: Gelu(x) * Scale)
-        //   Add(t4 [N, Width], shift [Width]) -> [N, Width]   (line 15: Gelu(x) * Scale + Shift)
-        //   Sigmoid(t6 [N, Width]) -> [N, Width]   (line 16: Sigmoid(a))
-        //   Mul(t7 [N, Width], y [N, Width]) -> [N, Width]   (line 16: Sigmoid(a) * y)
-        public static void G1_Gelu_Mul_Add_Sigmoid_Mul(DeviceTensor output, DeviceTensor in0, DeviceTensor in1, DeviceTensor in2, DeviceTensor in3, int in1Size, int in2Size, int size)
+        // G1_Gelu_Mul_Add_Sigmoid_Mul_Scale: elementwise
+        //   Gelu(x [N, Width]) -> [N, Width]   (line 16: Gelu(x))
+        //   Mul(t2 [N, Width], scale [Width]) -> [N, Width]   (line 16: Gelu(x) * ScaleW)
+        //   Add(t4 [N, Width], shift [Width]) -> [N, Width]   (line 16: Gelu(x) * ScaleW + Shift)
+        //   Sigmoid(t6 [N, Width]) -> [N, Width]   (line 17: Sigmoid(a))
+        //   Mul(t7 [N, Width], y [N, Width]) -> [N, Width]   (line 17: Sigmoid(a) * y)
+        //   Scale(t8 [N, Width]) -> [N, Width]   (line 17: Scale(Sigmoid(a) * y, 0.5f))
+        public static void G1_Gelu_Mul_Add_Sigmoid_Mul_Scale(DeviceTensor output, DeviceTensor in0, DeviceTensor in1, DeviceTensor in2, DeviceTensor in3, int in1Size, int in2Size, int size)
         {
             int segment = Math.Max(1, Math.Min(in1Size, in2Size));
             int segments = (size + segment - 1) / segment;
@@ -46,7 +47,8 @@ partial class Gate
                     float v6 = v4 + vin2;
                     float v7 = 1f / (1f + MathF.Exp(-v6));
                     float v8 = v7 * vin3;
-                    o[j] = v8;
+                    float v9 = v8 * 0.5f;
+                    o[j] = v9;
                 }
             }
             if (segments < 4) for (int s = 0; s < segments; s++) Segment(s);

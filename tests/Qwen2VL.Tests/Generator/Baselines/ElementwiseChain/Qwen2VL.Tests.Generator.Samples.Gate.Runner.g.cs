@@ -9,7 +9,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using Qwen2VL.Runtime;
 
-namespace Samples;
+namespace Qwen2VL.Tests.Generator.Samples;
 
 partial class Gate
 {
@@ -19,7 +19,7 @@ partial class Gate
         private readonly ComputeContext _ctx;
         private readonly DeviceTensor?[] _slots = new DeviceTensor?[1];
         public readonly int Width;
-        private readonly DeviceTensor _scale;
+        private readonly DeviceTensor _scaleW;
         private readonly DeviceTensor _shift;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _g1;
 
@@ -28,7 +28,7 @@ partial class Gate
         {
             _ctx = ctx;
             Width = config.GetInt("width");
-            _scale = weights.Load(ctx, prefix + "scale", Width);
+            _scaleW = weights.Load(ctx, prefix + "scale", Width);
             _shift = weights.Load(ctx, prefix + "shift", Width);
         }
 
@@ -39,16 +39,16 @@ partial class Gate
             ShapeCheck.Expect("Gate", "x", x, false, N, Width);
             ShapeCheck.Expect("Gate", "y", y, false, N, Width);
 
-            // G1_Gelu_Mul_Add_Sigmoid_Mul: Gelu + Mul + Add + Sigmoid + Mul -> [N, Width]   (line 15)
-            var t8 = Slot(0, N, Width);
+            // G1_Gelu_Mul_Add_Sigmoid_Mul_Scale: Gelu + Mul + Add + Sigmoid + Mul + Scale -> [N, Width]   (line 16)
+            var t9 = Slot(0, N, Width);
             if (_ctx.IsCpu)
-                CpuKernels.G1_Gelu_Mul_Add_Sigmoid_Mul(t8, x, _scale, _shift, y, Width, Width, N * Width);
+                CpuKernels.G1_Gelu_Mul_Add_Sigmoid_Mul_Scale(t9, x, _scaleW, _shift, y, Width, Width, N * Width);
             else
             {
-                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(GpuKernels.G1_Gelu_Mul_Add_Sigmoid_Mul);
-                _g1(N * Width, t8.View, x.View, _scale.View, _shift.View, y.View, Width, Width, N * Width);
+                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(GpuKernels.G1_Gelu_Mul_Add_Sigmoid_Mul_Scale);
+                _g1(N * Width, t9.View, x.View, _scaleW.View, _shift.View, y.View, Width, Width, N * Width);
             }
-            return t8;
+            return t9;
         }
 
         /// <summary>Gives arena slot <paramref name="slot"/> a view of the given shape, growing it when needed.</summary>

@@ -9,7 +9,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using Qwen2VL.Runtime;
 
-namespace Samples;
+namespace Qwen2VL.Tests.Generator.Samples;
 
 partial class Residual
 {
@@ -17,11 +17,15 @@ partial class Residual
     public sealed class Runner
     {
         private readonly ComputeContext _ctx;
-        private readonly DeviceTensor?[] _slots = new DeviceTensor?[3];
+        private readonly DeviceTensor?[] _slots = new DeviceTensor?[4];
         public readonly int Hidden;
         private readonly DeviceTensor _normW;
+        private readonly DeviceTensor _projW;
+        private readonly DeviceTensor _lnW;
+        private readonly DeviceTensor _lnB;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _g1;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _g2;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _g3;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _g4;
 
         /// <summary>Binds the dims from <paramref name="config"/> and loads the weights under <paramref name="prefix"/>.</summary>
         public Runner(ComputeContext ctx, WeightStore weights, ModelConfig config, string prefix = "")
@@ -29,6 +33,9 @@ partial class Residual
             _ctx = ctx;
             Hidden = config.GetInt("hidden");
             _normW = weights.Load(ctx, prefix + "norm.weight", Hidden);
+            _projW = weights.Load(ctx, prefix + "proj.weight", Hidden, Hidden);
+            _lnW = weights.Load(ctx, prefix + "ln.weight", Hidden);
+            _lnB = weights.Load(ctx, prefix + "ln.bias", Hidden);
         }
 
         /// <summary>The forward pass. The result lives in this runner's arena until the next call.</summary>
@@ -38,7 +45,7 @@ partial class Residual
             ShapeCheck.Expect("Residual", "x", x, false, T, Hidden);
             ShapeCheck.Expect("Residual", "update", update, false, T, Hidden);
 
-            // G1_Add_RmsNorm: Add + RmsNorm -> [T, Hidden]   (line 14)
+            // G1_Add_RmsNorm: Add + RmsNorm -> [T, Hidden]   (line 18)
             var t2 = Slot(0, T, Hidden);
             var t4 = Slot(1, T, Hidden);
             if (_ctx.IsCpu)
@@ -49,16 +56,33 @@ partial class Residual
                 _g1(T, t4.View, t2.View, x.View, update.View, _normW.View, T, Hidden, 1e-6f);
             }
 
-            // G2_Silu_Add: Silu + Add -> [T, Hidden]   (line 16)
-            var t6 = Slot(2, T, Hidden);
+            // G2_Linear_Silu: Linear + Silu -> [T, Hidden]   (line 20)
+            var t7 = Slot(2, T, Hidden);
             if (_ctx.IsCpu)
-                CpuKernels.G2_Silu_Add(t6, t4, t2, Hidden * T);
+                CpuGemm.Run(t4, _projW, t7, T, Hidden, Hidden, new CpuKernels.G2_Linear_Silu_Epilogue());
+            else
+                _ctx.Gemm(t4, _projW, t7, T, Hidden, Hidden, new GpuKernels.G2_Linear_Silu_Epilogue { Cols = Hidden });
+
+            // G3_LayerNorm: LayerNorm -> [T, Hidden]   (line 20)
+            var t10 = Slot(1, T, Hidden);
+            if (_ctx.IsCpu)
+                CpuKernels.G3_LayerNorm(t10, t7, _lnW, _lnB, T, Hidden, 1e-5f);
             else
             {
-                _g2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(GpuKernels.G2_Silu_Add);
-                _g2(Hidden * T, t6.View, t4.View, t2.View, Hidden * T);
+                _g3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.G3_LayerNorm);
+                _g3(T, t10.View, t7.View, _lnW.View, _lnB.View, T, Hidden, 1e-5f);
             }
-            return t6;
+
+            // G4_Add: Add -> [T, Hidden]   (line 21)
+            var t11 = Slot(3, T, Hidden);
+            if (_ctx.IsCpu)
+                CpuKernels.G4_Add(t11, t10, t2, Hidden * T);
+            else
+            {
+                _g4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(GpuKernels.G4_Add);
+                _g4(Hidden * T, t11.View, t10.View, t2.View, Hidden * T);
+            }
+            return t11;
         }
 
         /// <summary>Gives arena slot <paramref name="slot"/> a view of the given shape, growing it when needed.</summary>
