@@ -38,8 +38,9 @@ internal static class EmitNames
     public static string Describe(Graph graph, int id)
     {
         var node = graph[id];
-        var args = string.Join(", ", node.Inputs.Select(i => Label(graph, i) + " " + graph[i].ShapeText));
-        return $"{node.Op}({args}) -> {node.ShapeText}   (line {node.Line}: {Clip(node.Source)})";
+        var scope = Passes.ShapeInference.ScopeOf(graph);
+        var args = string.Join(", ", node.Inputs.Select(i => Label(graph, i) + " " + scope.Display(graph[i].Shape)));
+        return $"{node.Op}({args}) -> {scope.Display(node.Shape)}   (line {node.Line}: {Clip(node.Source)})";
     }
 
     private static string Label(Graph graph, int id)

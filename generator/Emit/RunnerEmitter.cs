@@ -99,7 +99,7 @@ internal static class RunnerEmitter
         var graph = fused.Graph;
         var output = graph[group.Output];
         var summary = string.Join(" + ", group.Nodes.Select(n => graph[n].Op));
-        w.Line($"// {group.Name}: {summary} -> {output.ShapeText}   (line {graph[group.Nodes[0]].Line})");
+        w.Line($"// {group.Name}: {summary} -> {Passes.ShapeInference.ScopeOf(graph).Display(output.Shape)}   (line {graph[group.Nodes[0]].Line})");
         foreach (var value in new[] { group.Residual, group.Output }.Where(v => v >= 0 && fused.Plan.SlotOfNode[v] >= 0))
             w.Line($"var {EmitNames.Var(graph, value)} = Slot({fused.Plan.SlotOfNode[value]}, {string.Join(", ", graph[value].Shape.Select(d => d.ToCSharp()))});");
         switch (group.Kind)

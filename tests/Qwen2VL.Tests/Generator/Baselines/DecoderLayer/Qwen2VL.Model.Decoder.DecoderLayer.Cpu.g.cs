@@ -57,7 +57,7 @@ partial class DecoderLayer
         }
 
         // G4_MRope: rotary
-        //   MRope(t8 [B, S, Heads, Hidden/Heads], pos [3, B, S]) -> [B, S, Heads, Hidden/Heads]   (line 45: MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, 1e6f, SectionT, Se...)
+        //   MRope(t8 [B, S, Heads, HeadDim], pos [3, B, S]) -> [B, S, Heads, HeadDim]   (line 45: MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, 1e6f, SectionT, Se...)
         public static void G4_MRope(DeviceTensor output, DeviceTensor x, DeviceTensor pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             void Position(int p)
@@ -92,7 +92,7 @@ partial class DecoderLayer
         }
 
         // G5_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.k_proj.weight [Hidden*KvHeads/Heads, Hidden], self_attn.k_proj.bias [Hidden*KvHeads/Heads]) -> [B, S, Hidden*KvHeads/Heads]   (line 46: Linear(h, KW, KB))
+        //   Linear(t4 [B, S, Hidden], self_attn.k_proj.weight [KvDim, Hidden], self_attn.k_proj.bias [KvDim]) -> [B, S, KvDim]   (line 46: Linear(h, KW, KB))
         public readonly struct G5_Linear_Epilogue(DeviceTensor in0) : ICpuGemmEpilogue
         {
             public void ApplyRow(int row, Span<float> c)
@@ -116,7 +116,7 @@ partial class DecoderLayer
         }
 
         // G7_MRope: rotary
-        //   MRope(t13 [B, S, KvHeads, Hidden/Heads], pos [3, B, S]) -> [B, S, KvHeads, Hidden/Heads]   (line 46: MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, 1e6f, SectionT, ...)
+        //   MRope(t13 [B, S, KvHeads, HeadDim], pos [3, B, S]) -> [B, S, KvHeads, HeadDim]   (line 46: MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, 1e6f, SectionT, ...)
         public static void G7_MRope(DeviceTensor output, DeviceTensor x, DeviceTensor pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             void Position(int p)
@@ -151,7 +151,7 @@ partial class DecoderLayer
         }
 
         // G8_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.v_proj.weight [Hidden*KvHeads/Heads, Hidden], self_attn.v_proj.bias [Hidden*KvHeads/Heads]) -> [B, S, Hidden*KvHeads/Heads]   (line 47: Linear(h, VW, VB))
+        //   Linear(t4 [B, S, Hidden], self_attn.v_proj.weight [KvDim, Hidden], self_attn.v_proj.bias [KvDim]) -> [B, S, KvDim]   (line 47: Linear(h, VW, VB))
         public readonly struct G8_Linear_Epilogue(DeviceTensor in0) : ICpuGemmEpilogue
         {
             public void ApplyRow(int row, Span<float> c)

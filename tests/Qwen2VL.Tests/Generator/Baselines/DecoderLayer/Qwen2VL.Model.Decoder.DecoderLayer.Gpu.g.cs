@@ -42,7 +42,7 @@ partial class DecoderLayer
         }
 
         // G4_MRope: rotary
-        //   MRope(t8 [B, S, Heads, Hidden/Heads], pos [3, B, S]) -> [B, S, Heads, Hidden/Heads]   (line 45: MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, 1e6f, SectionT, Se...)
+        //   MRope(t8 [B, S, Heads, HeadDim], pos [3, B, S]) -> [B, S, Heads, HeadDim]   (line 45: MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, 1e6f, SectionT, Se...)
         public static void G4_MRope(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<int> pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             int dd = index % d;
@@ -57,7 +57,7 @@ partial class DecoderLayer
         }
 
         // G5_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.k_proj.weight [Hidden*KvHeads/Heads, Hidden], self_attn.k_proj.bias [Hidden*KvHeads/Heads]) -> [B, S, Hidden*KvHeads/Heads]   (line 46: Linear(h, KW, KB))
+        //   Linear(t4 [B, S, Hidden], self_attn.k_proj.weight [KvDim, Hidden], self_attn.k_proj.bias [KvDim]) -> [B, S, KvDim]   (line 46: Linear(h, KW, KB))
         public struct G5_Linear_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;
@@ -71,7 +71,7 @@ partial class DecoderLayer
         }
 
         // G7_MRope: rotary
-        //   MRope(t13 [B, S, KvHeads, Hidden/Heads], pos [3, B, S]) -> [B, S, KvHeads, Hidden/Heads]   (line 46: MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, 1e6f, SectionT, ...)
+        //   MRope(t13 [B, S, KvHeads, HeadDim], pos [3, B, S]) -> [B, S, KvHeads, HeadDim]   (line 46: MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, 1e6f, SectionT, ...)
         public static void G7_MRope(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<int> pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             int dd = index % d;
@@ -86,7 +86,7 @@ partial class DecoderLayer
         }
 
         // G8_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.v_proj.weight [Hidden*KvHeads/Heads, Hidden], self_attn.v_proj.bias [Hidden*KvHeads/Heads]) -> [B, S, Hidden*KvHeads/Heads]   (line 47: Linear(h, VW, VB))
+        //   Linear(t4 [B, S, Hidden], self_attn.v_proj.weight [KvDim, Hidden], self_attn.v_proj.bias [KvDim]) -> [B, S, KvDim]   (line 47: Linear(h, VW, VB))
         public struct G8_Linear_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;

@@ -97,10 +97,10 @@ partial class DecoderLayer
             else
                 _ctx.Gemm(t4, _qW, t7, B * S, Hidden, Hidden, new GpuKernels.G2_Linear_Epilogue { In0 = _qB.View, Cols = Hidden });
 
-            // G3_SplitHeads: SplitHeads -> [B, S, Heads, Hidden/Heads]   (line 45)
+            // G3_SplitHeads: SplitHeads -> [B, S, Heads, HeadDim]   (line 45)
             var t8 = t7.Reshape(B, S, Heads, Hidden / Heads);
 
-            // G4_MRope: MRope -> [B, S, Heads, Hidden/Heads]   (line 45)
+            // G4_MRope: MRope -> [B, S, Heads, HeadDim]   (line 45)
             var t9 = Slot(2, B, S, Heads, Hidden / Heads);
             if (_ctx.IsCpu)
                 CpuKernels.G4_MRope(t9, t8, pos, B * S, Heads, Hidden / Heads, 1e6f, SectionT, SectionH);
@@ -110,17 +110,17 @@ partial class DecoderLayer
                 _g4(B * Hidden * S, t9.View, t8.View, pos.IntView, B * S, Heads, Hidden / Heads, 1e6f, SectionT, SectionH);
             }
 
-            // G5_Linear: Linear -> [B, S, Hidden*KvHeads/Heads]   (line 46)
+            // G5_Linear: Linear -> [B, S, KvDim]   (line 46)
             var t12 = Slot(1, B, S, Hidden * KvHeads / Heads);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new CpuKernels.G5_Linear_Epilogue(_kB));
             else
                 _ctx.Gemm(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new GpuKernels.G5_Linear_Epilogue { In0 = _kB.View, Cols = Hidden * KvHeads / Heads });
 
-            // G6_SplitHeads: SplitHeads -> [B, S, KvHeads, Hidden/Heads]   (line 46)
+            // G6_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 46)
             var t13 = t12.Reshape(B, S, KvHeads, Hidden / Heads);
 
-            // G7_MRope: MRope -> [B, S, KvHeads, Hidden/Heads]   (line 46)
+            // G7_MRope: MRope -> [B, S, KvHeads, HeadDim]   (line 46)
             var t14 = Slot(3, B, S, KvHeads, Hidden / Heads);
             if (_ctx.IsCpu)
                 CpuKernels.G7_MRope(t14, t13, pos, B * S, KvHeads, Hidden / Heads, 1e6f, SectionT, SectionH);
@@ -130,17 +130,17 @@ partial class DecoderLayer
                 _g7(B * Hidden * KvHeads * S / Heads, t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, 1e6f, SectionT, SectionH);
             }
 
-            // G8_Linear: Linear -> [B, S, Hidden*KvHeads/Heads]   (line 47)
+            // G8_Linear: Linear -> [B, S, KvDim]   (line 47)
             var t17 = Slot(1, B, S, Hidden * KvHeads / Heads);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new CpuKernels.G8_Linear_Epilogue(_vB));
             else
                 _ctx.Gemm(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new GpuKernels.G8_Linear_Epilogue { In0 = _vB.View, Cols = Hidden * KvHeads / Heads });
 
-            // G9_SplitHeads: SplitHeads -> [B, S, KvHeads, Hidden/Heads]   (line 47)
+            // G9_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 47)
             var t18 = t17.Reshape(B, S, KvHeads, Hidden / Heads);
 
-            // G10_CausalAttention: CausalAttention -> [B, S, Heads, Hidden/Heads]   (line 48)
+            // G10_CausalAttention: CausalAttention -> [B, S, Heads, HeadDim]   (line 48)
             var t19 = Slot(0, B, S, Heads, Hidden / Heads);
             _ctx.AttentionCausal(t9, t14, t18, t19, mask, B, S, Heads, KvHeads, Hidden / Heads, 1f / MathF.Sqrt(Hidden / Heads));
 

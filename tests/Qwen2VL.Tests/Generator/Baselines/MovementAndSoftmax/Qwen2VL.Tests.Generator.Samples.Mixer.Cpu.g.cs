@@ -63,7 +63,7 @@ partial class Mixer
         }
 
         // G4_Transpose: copy
-        //   Transpose(t5 [T, Heads, Width/Heads]) -> [Heads, T, Width/Heads]   (line 18: Transpose(SplitHeads(x + Embedding(ids, Embed), Heads), 0, 1))
+        //   Transpose(t5 [T, Heads, HeadDim]) -> [Heads, T, HeadDim]   (line 18: Transpose(SplitHeads(x + Embedding(ids, Embed), Heads), 0, 1))
         public static void G4_Transpose(DeviceTensor output, DeviceTensor x, int n0, int mid, int n1, int inner)
         {
             var src = x; var dst = output;
@@ -86,7 +86,7 @@ partial class Mixer
         }
 
         // G5_Softmax: softmax
-        //   Softmax(t6 [Heads, T, Width/Heads]) -> [Heads, T, Width/Heads]   (line 19: Softmax(h))
+        //   Softmax(t6 [Heads, T, HeadDim]) -> [Heads, T, HeadDim]   (line 19: Softmax(h))
         public static void G5_Softmax(DeviceTensor output, DeviceTensor x, int rows, int d)
         {
             void Row(int r) => TensorPrimitives.SoftMax(x.Span.Slice(r * d, d), output.Span.Slice(r * d, d));
@@ -95,7 +95,7 @@ partial class Mixer
         }
 
         // G6_Transpose: copy
-        //   Transpose(t7 [Heads, T, Width/Heads]) -> [T, Heads, Width/Heads]   (line 20: Transpose(p, 0, 1))
+        //   Transpose(t7 [Heads, T, HeadDim]) -> [T, Heads, HeadDim]   (line 20: Transpose(p, 0, 1))
         public static void G6_Transpose(DeviceTensor output, DeviceTensor x, int n0, int mid, int n1, int inner)
         {
             var src = x; var dst = output;
@@ -118,7 +118,7 @@ partial class Mixer
         }
 
         // G9_Select: copy
-        //   Select(t10 [T, Heads, Width/Heads]) -> [T, Width/Heads]   (line 21: Select(SplitHeads(back, Heads), 1, 0))
+        //   Select(t10 [T, Heads, HeadDim]) -> [T, HeadDim]   (line 21: Select(SplitHeads(back, Heads), 1, 0))
         public static void G9_Select(DeviceTensor output, DeviceTensor x, int outer, int extent, int inner, int at)
         {
             void Row(int o) => x.Span.Slice((o * extent + at) * inner, inner).CopyTo(output.Span.Slice(o * inner, inner));
@@ -127,7 +127,7 @@ partial class Mixer
         }
 
         // G10_Concat: copy
-        //   Concat(t9 [T, Width], t11 [T, Width/Heads]) -> [T, Width/Heads + Width]   (line 22: Concat(back, first, 1))
+        //   Concat(t9 [T, Width], t11 [T, HeadDim]) -> [T, Width/Heads + Width]   (line 22: Concat(back, first, 1))
         public static void G10_Concat(DeviceTensor output, DeviceTensor a, DeviceTensor b, int outer, int aRow, int bRow)
         {
             void Row(int o)

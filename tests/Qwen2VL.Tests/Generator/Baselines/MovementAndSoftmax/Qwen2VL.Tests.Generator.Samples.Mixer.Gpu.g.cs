@@ -36,7 +36,7 @@ partial class Mixer
         }
 
         // G4_Transpose: copy
-        //   Transpose(t5 [T, Heads, Width/Heads]) -> [Heads, T, Width/Heads]   (line 18: Transpose(SplitHeads(x + Embedding(ids, Embed), Heads), 0, 1))
+        //   Transpose(t5 [T, Heads, HeadDim]) -> [Heads, T, HeadDim]   (line 18: Transpose(SplitHeads(x + Embedding(ids, Embed), Heads), 0, 1))
         public static void G4_Transpose(Index1D index, ArrayView<float> output, ArrayView<float> x, int n0, int mid, int n1, int inner)
         {
             int i = index;
@@ -49,7 +49,7 @@ partial class Mixer
         }
 
         // G5_Softmax: softmax
-        //   Softmax(t6 [Heads, T, Width/Heads]) -> [Heads, T, Width/Heads]   (line 19: Softmax(h))
+        //   Softmax(t6 [Heads, T, HeadDim]) -> [Heads, T, HeadDim]   (line 19: Softmax(h))
         public static void G5_Softmax(Index1D index, ArrayView<float> output, ArrayView<float> x, int rows, int d)
         {
             int offset = index * d;
@@ -61,7 +61,7 @@ partial class Mixer
         }
 
         // G6_Transpose: copy
-        //   Transpose(t7 [Heads, T, Width/Heads]) -> [T, Heads, Width/Heads]   (line 20: Transpose(p, 0, 1))
+        //   Transpose(t7 [Heads, T, HeadDim]) -> [T, Heads, HeadDim]   (line 20: Transpose(p, 0, 1))
         public static void G6_Transpose(Index1D index, ArrayView<float> output, ArrayView<float> x, int n0, int mid, int n1, int inner)
         {
             int i = index;
@@ -74,7 +74,7 @@ partial class Mixer
         }
 
         // G9_Select: copy
-        //   Select(t10 [T, Heads, Width/Heads]) -> [T, Width/Heads]   (line 21: Select(SplitHeads(back, Heads), 1, 0))
+        //   Select(t10 [T, Heads, HeadDim]) -> [T, HeadDim]   (line 21: Select(SplitHeads(back, Heads), 1, 0))
         public static void G9_Select(Index1D index, ArrayView<float> output, ArrayView<float> x, int outer, int extent, int inner, int at)
         {
             int o = index / inner, r = index % inner;
@@ -82,7 +82,7 @@ partial class Mixer
         }
 
         // G10_Concat: copy
-        //   Concat(t9 [T, Width], t11 [T, Width/Heads]) -> [T, Width/Heads + Width]   (line 22: Concat(back, first, 1))
+        //   Concat(t9 [T, Width], t11 [T, HeadDim]) -> [T, Width/Heads + Width]   (line 22: Concat(back, first, 1))
         public static void G10_Concat(Index1D index, ArrayView<float> output, ArrayView<float> a, ArrayView<float> b, int outer, int aRow, int bRow)
         {
             int row = aRow + bRow;

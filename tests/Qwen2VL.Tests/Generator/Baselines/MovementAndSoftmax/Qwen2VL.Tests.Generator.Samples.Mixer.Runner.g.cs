@@ -69,10 +69,10 @@ partial class Mixer
                 _g2(T * Width, t4.View, x.View, t3.View, T * Width);
             }
 
-            // G3_SplitHeads: SplitHeads -> [T, Heads, Width/Heads]   (line 18)
+            // G3_SplitHeads: SplitHeads -> [T, Heads, HeadDim]   (line 18)
             var t5 = t4.Reshape(T, Heads, Width / Heads);
 
-            // G4_Transpose: Transpose -> [Heads, T, Width/Heads]   (line 18)
+            // G4_Transpose: Transpose -> [Heads, T, HeadDim]   (line 18)
             var t6 = Slot(0, Heads, T, Width / Heads);
             if (_ctx.IsCpu)
                 CpuKernels.G4_Transpose(t6, t5, T, 1, Heads, Width / Heads);
@@ -82,7 +82,7 @@ partial class Mixer
                 _g4(T * Width, t6.View, t5.View, T, 1, Heads, Width / Heads);
             }
 
-            // G5_Softmax: Softmax -> [Heads, T, Width/Heads]   (line 19)
+            // G5_Softmax: Softmax -> [Heads, T, HeadDim]   (line 19)
             var t7 = Slot(1, Heads, T, Width / Heads);
             if (_ctx.IsCpu)
                 CpuKernels.G5_Softmax(t7, t6, Heads * T, Width / Heads);
@@ -92,7 +92,7 @@ partial class Mixer
                 _g5(Heads * T, t7.View, t6.View, Heads * T, Width / Heads);
             }
 
-            // G6_Transpose: Transpose -> [T, Heads, Width/Heads]   (line 20)
+            // G6_Transpose: Transpose -> [T, Heads, HeadDim]   (line 20)
             var t8 = Slot(0, T, Heads, Width / Heads);
             if (_ctx.IsCpu)
                 CpuKernels.G6_Transpose(t8, t7, Heads, 1, T, Width / Heads);
@@ -105,10 +105,10 @@ partial class Mixer
             // G7_MergeHeads: MergeHeads -> [T, Width]   (line 20)
             var t9 = t8.Reshape(T, Width);
 
-            // G8_SplitHeads: SplitHeads -> [T, Heads, Width/Heads]   (line 21)
+            // G8_SplitHeads: SplitHeads -> [T, Heads, HeadDim]   (line 21)
             var t10 = t9.Reshape(T, Heads, Width / Heads);
 
-            // G9_Select: Select -> [T, Width/Heads]   (line 21)
+            // G9_Select: Select -> [T, HeadDim]   (line 21)
             var t11 = Slot(1, T, Width / Heads);
             if (_ctx.IsCpu)
                 CpuKernels.G9_Select(t11, t10, T, Heads, Width / Heads, 0);

@@ -31,8 +31,8 @@ partial class PatchMerger
         }
 
         // G3_Linear_Gelu: linear with fused epilogue
-        //   Linear(t4 [N/(Merge*Merge), Embed*Merge*Merge], mlp.0.weight [Embed*Merge*Merge, Embed*Merge*Merge], mlp.0.bias [Embed*Merge*Merge]) -> [N/(Merge*Merge), Embed*Merge*Merge]   (line 28: Linear(y, Mlp0W, Mlp0B))
-        //   Gelu(t7 [N/(Merge*Merge), Embed*Merge*Merge]) -> [N/(Merge*Merge), Embed*Merge*Merge]   (line 28: Gelu(Linear(y, Mlp0W, Mlp0B)))
+        //   Linear(t4 [N/(Merge*Merge), Window], mlp.0.weight [Window, Window], mlp.0.bias [Window]) -> [N/(Merge*Merge), Window]   (line 28: Linear(y, Mlp0W, Mlp0B))
+        //   Gelu(t7 [N/(Merge*Merge), Window]) -> [N/(Merge*Merge), Window]   (line 28: Gelu(Linear(y, Mlp0W, Mlp0B)))
         public struct G3_Linear_Gelu_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;
@@ -47,7 +47,7 @@ partial class PatchMerger
         }
 
         // G4_Linear: linear with fused epilogue
-        //   Linear(t8 [N/(Merge*Merge), Embed*Merge*Merge], mlp.2.weight [Hidden, Embed*Merge*Merge], mlp.2.bias [Hidden]) -> [N/(Merge*Merge), Hidden]   (line 29: Linear(z, Mlp2W, Mlp2B))
+        //   Linear(t8 [N/(Merge*Merge), Window], mlp.2.weight [Hidden, Window], mlp.2.bias [Hidden]) -> [N/(Merge*Merge), Hidden]   (line 29: Linear(z, Mlp2W, Mlp2B))
         public struct G4_Linear_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;

@@ -62,10 +62,10 @@ partial class PatchMerger
                 _g1(N, t3.View, x.View, _lnW.View, _lnB.View, N, Embed, 1e-6f);
             }
 
-            // G2_Reshape: Reshape -> [N/(Merge*Merge), Embed*Merge*Merge]   (line 27)
+            // G2_Reshape: Reshape -> [N/(Merge*Merge), Window]   (line 27)
             var t4 = t3.Reshape(N / (Merge * Merge), Embed * Merge * Merge);
 
-            // G3_Linear_Gelu: Linear + Gelu -> [N/(Merge*Merge), Embed*Merge*Merge]   (line 28)
+            // G3_Linear_Gelu: Linear + Gelu -> [N/(Merge*Merge), Window]   (line 28)
             var t8 = Slot(1, N / (Merge * Merge), Embed * Merge * Merge);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t4, _mlp0W, t8, N / (Merge * Merge), Embed * Merge * Merge, Embed * Merge * Merge, new CpuKernels.G3_Linear_Gelu_Epilogue(_mlp0B));

@@ -45,7 +45,7 @@ partial class VisionBlock
         }
 
         // G4_Select: copy
-        //   Select(t9 [N, 3, Heads, Embed/Heads]) -> [N, Heads, Embed/Heads]   (line 39: Select(qkv, 1, 0))
+        //   Select(t9 [N, 3, Heads, HeadDim]) -> [N, Heads, HeadDim]   (line 39: Select(qkv, 1, 0))
         public static void G4_Select(Index1D index, ArrayView<float> output, ArrayView<float> x, int outer, int extent, int inner, int at)
         {
             int o = index / inner, r = index % inner;
@@ -53,7 +53,7 @@ partial class VisionBlock
         }
 
         // G5_VisionRotary: rotary
-        //   VisionRotary(t10 [N, Heads, Embed/Heads], pos [N, 2]) -> [N, Heads, Embed/Heads]   (line 39: VisionRotary(Select(qkv, 1, 0), pos, 10000f))
+        //   VisionRotary(t10 [N, Heads, HeadDim], pos [N, 2]) -> [N, Heads, HeadDim]   (line 39: VisionRotary(Select(qkv, 1, 0), pos, 10000f))
         public static void G5_VisionRotary(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<int> pos, int positions, int heads, int d, float theta)
         {
             int dd = index % d;
@@ -68,7 +68,7 @@ partial class VisionBlock
         }
 
         // G6_Select: copy
-        //   Select(t9 [N, 3, Heads, Embed/Heads]) -> [N, Heads, Embed/Heads]   (line 40: Select(qkv, 1, 1))
+        //   Select(t9 [N, 3, Heads, HeadDim]) -> [N, Heads, HeadDim]   (line 40: Select(qkv, 1, 1))
         public static void G6_Select(Index1D index, ArrayView<float> output, ArrayView<float> x, int outer, int extent, int inner, int at)
         {
             int o = index / inner, r = index % inner;
@@ -76,7 +76,7 @@ partial class VisionBlock
         }
 
         // G7_VisionRotary: rotary
-        //   VisionRotary(t12 [N, Heads, Embed/Heads], pos [N, 2]) -> [N, Heads, Embed/Heads]   (line 40: VisionRotary(Select(qkv, 1, 1), pos, 10000f))
+        //   VisionRotary(t12 [N, Heads, HeadDim], pos [N, 2]) -> [N, Heads, HeadDim]   (line 40: VisionRotary(Select(qkv, 1, 1), pos, 10000f))
         public static void G7_VisionRotary(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<int> pos, int positions, int heads, int d, float theta)
         {
             int dd = index % d;
@@ -91,7 +91,7 @@ partial class VisionBlock
         }
 
         // G8_Select: copy
-        //   Select(t9 [N, 3, Heads, Embed/Heads]) -> [N, Heads, Embed/Heads]   (line 41: Select(qkv, 1, 2))
+        //   Select(t9 [N, 3, Heads, HeadDim]) -> [N, Heads, HeadDim]   (line 41: Select(qkv, 1, 2))
         public static void G8_Select(Index1D index, ArrayView<float> output, ArrayView<float> x, int outer, int extent, int inner, int at)
         {
             int o = index / inner, r = index % inner;
@@ -130,8 +130,8 @@ partial class VisionBlock
         }
 
         // G13_Linear_QuickGelu: linear with fused epilogue
-        //   Linear(t23 [N, Embed], mlp.fc1.weight [Embed*MlpRatio, Embed], mlp.fc1.bias [Embed*MlpRatio]) -> [N, Embed*MlpRatio]   (line 44: Linear(LayerNorm(x, Norm2W, Norm2B, 1e-6f), Fc1W, Fc1B))
-        //   QuickGelu(t26 [N, Embed*MlpRatio]) -> [N, Embed*MlpRatio]   (line 44: QuickGelu(Linear(LayerNorm(x, Norm2W, Norm2B, 1e-6f), Fc1W, Fc1B)))
+        //   Linear(t23 [N, Embed], mlp.fc1.weight [Mlp, Embed], mlp.fc1.bias [Mlp]) -> [N, Mlp]   (line 44: Linear(LayerNorm(x, Norm2W, Norm2B, 1e-6f), Fc1W, Fc1B))
+        //   QuickGelu(t26 [N, Mlp]) -> [N, Mlp]   (line 44: QuickGelu(Linear(LayerNorm(x, Norm2W, Norm2B, 1e-6f), Fc1W, Fc1B)))
         public struct G13_Linear_QuickGelu_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;
@@ -146,7 +146,7 @@ partial class VisionBlock
         }
 
         // G14_Linear_Add: linear with fused epilogue
-        //   Linear(t27 [N, Embed*MlpRatio], mlp.fc2.weight [Embed, Embed*MlpRatio], mlp.fc2.bias [Embed]) -> [N, Embed]   (line 45: Linear(m, Fc2W, Fc2B))
+        //   Linear(t27 [N, Mlp], mlp.fc2.weight [Embed, Mlp], mlp.fc2.bias [Embed]) -> [N, Embed]   (line 45: Linear(m, Fc2W, Fc2B))
         //   Add(t20 [N, Embed], t30 [N, Embed]) -> [N, Embed]   (line 45: x + Linear(m, Fc2W, Fc2B))
         public struct G14_Linear_Add_Epilogue : IGemmEpilogue
         {

@@ -92,10 +92,10 @@ partial class VisionBlock
             else
                 _ctx.Gemm(t5, _qkvW, t8, N, 3 * Embed, Embed, new GpuKernels.G2_Linear_Epilogue { In0 = _qkvB.View, Cols = 3 * Embed });
 
-            // G3_Reshape: Reshape -> [N, 3, Heads, Embed/Heads]   (line 38)
+            // G3_Reshape: Reshape -> [N, 3, Heads, HeadDim]   (line 38)
             var t9 = t8.Reshape(N, 3, Heads, Embed / Heads);
 
-            // G4_Select: Select -> [N, Heads, Embed/Heads]   (line 39)
+            // G4_Select: Select -> [N, Heads, HeadDim]   (line 39)
             var t10 = Slot(0, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
                 CpuKernels.G4_Select(t10, t9, N, 3, Embed, 0);
@@ -105,7 +105,7 @@ partial class VisionBlock
                 _g4(Embed * N, t10.View, t9.View, N, 3, Embed, 0);
             }
 
-            // G5_VisionRotary: VisionRotary -> [N, Heads, Embed/Heads]   (line 39)
+            // G5_VisionRotary: VisionRotary -> [N, Heads, HeadDim]   (line 39)
             var t11 = Slot(2, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
                 CpuKernels.G5_VisionRotary(t11, t10, pos, N, Heads, Embed / Heads, 10000f);
@@ -115,7 +115,7 @@ partial class VisionBlock
                 _g5(Embed * N, t11.View, t10.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
             }
 
-            // G6_Select: Select -> [N, Heads, Embed/Heads]   (line 40)
+            // G6_Select: Select -> [N, Heads, HeadDim]   (line 40)
             var t12 = Slot(0, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
                 CpuKernels.G6_Select(t12, t9, N, 3, Embed, 1);
@@ -125,7 +125,7 @@ partial class VisionBlock
                 _g6(Embed * N, t12.View, t9.View, N, 3, Embed, 1);
             }
 
-            // G7_VisionRotary: VisionRotary -> [N, Heads, Embed/Heads]   (line 40)
+            // G7_VisionRotary: VisionRotary -> [N, Heads, HeadDim]   (line 40)
             var t13 = Slot(3, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
                 CpuKernels.G7_VisionRotary(t13, t12, pos, N, Heads, Embed / Heads, 10000f);
@@ -135,7 +135,7 @@ partial class VisionBlock
                 _g7(Embed * N, t13.View, t12.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
             }
 
-            // G8_Select: Select -> [N, Heads, Embed/Heads]   (line 41)
+            // G8_Select: Select -> [N, Heads, HeadDim]   (line 41)
             var t14 = Slot(0, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
                 CpuKernels.G8_Select(t14, t9, N, 3, Embed, 2);
@@ -145,7 +145,7 @@ partial class VisionBlock
                 _g8(Embed * N, t14.View, t9.View, N, 3, Embed, 2);
             }
 
-            // G9_Attention: Attention -> [N, Heads, Embed/Heads]   (line 42)
+            // G9_Attention: Attention -> [N, Heads, HeadDim]   (line 42)
             var t15 = Slot(1, N, Heads, Embed / Heads);
             _ctx.AttentionSegments(t11, t13, t14, t15, cuSeqlens, N, Heads, Embed / Heads, 1f / MathF.Sqrt(Embed / Heads));
 
@@ -169,7 +169,7 @@ partial class VisionBlock
                 _g12(N, t23.View, t20.View, _norm2W.View, _norm2B.View, N, Embed, 1e-6f);
             }
 
-            // G13_Linear_QuickGelu: Linear + QuickGelu -> [N, Embed*MlpRatio]   (line 44)
+            // G13_Linear_QuickGelu: Linear + QuickGelu -> [N, Mlp]   (line 44)
             var t27 = Slot(2, N, Embed * MlpRatio);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t23, _fc1W, t27, N, Embed * MlpRatio, Embed, new CpuKernels.G13_Linear_QuickGelu_Epilogue(_fc1B));

@@ -52,7 +52,7 @@ partial class VisionTower
             ShapeCheck.Expect("VisionTower", "pos", pos, true, N, 2);
             ShapeCheck.Expect("VisionTower", "cuSeqlens", cuSeqlens, true, G);
 
-            // G1_Reshape: Reshape -> [Embed, Channels*Patch*Patch*TemporalPatch]   (line 34)
+            // G1_Reshape: Reshape -> [Embed, InDim]   (line 34)
             var t4 = _patchW.Reshape(Embed, Channels * Patch * Patch * TemporalPatch);
 
             // G2_Linear: Linear -> [N, Embed]   (line 34)
