@@ -92,6 +92,41 @@ public class AttentionTests
         Assert.All(actual[..(2 * heads * headDim)], x => Assert.Equal(0f, x));
     }
 
+    [Theory]
+    [InlineData(DeviceKind.Cpu, 1)]
+    [InlineData(DeviceKind.Cpu, 3)]
+    [InlineData(DeviceKind.IlgpuCpu, 1)]
+    [InlineData(DeviceKind.IlgpuCpu, 2)]
+    public void CachedQueriesSeeThePrefixOfTheKvCache(DeviceKind kind, int queryLength)
+    {
+        const int batch = 2, capacity = 9, keyLength = 7, heads = 4, kvHeads = 1, headDim = 6;
+        // Batch 0 left-padded by one token; positions ≥ keyLength are unused cache slots holding garbage.
+        int[] mask = [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1];
+        float scale = 0.4f;
+        float[] q = Reference.Random(batch * queryLength * heads * headDim, 41, 2f);
+        float[] k = Reference.Random(batch * capacity * kvHeads * headDim, 42, 2f);
+        float[] v = Reference.Random(batch * capacity * kvHeads * headDim, 43);
+
+        var expected = new double[q.Length];
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < queryLength; i++)
+                for (int h = 0; h < heads; h++)
+                {
+                    int position = keyLength - queryLength + i;
+                    var keys = Enumerable.Range(0, position + 1).Where(j => mask[b * capacity + j] != 0)
+                        .Select(j => ((b * capacity + j) * kvHeads + h / (heads / kvHeads)) * headDim).ToList();
+                    int at = ((b * queryLength + i) * heads + h) * headDim;
+                    NaiveRow(q, at, k, v, keys, headDim, scale, expected, at);
+                }
+
+        using ComputeContext ctx = ComputeContext.Create(kind);
+        using DeviceTensor tq = ctx.Upload(q, batch, queryLength, heads, headDim), tk = ctx.Upload(k, batch, capacity, kvHeads, headDim),
+            tv = ctx.Upload(v, batch, capacity, kvHeads, headDim), to = ctx.Allocate(batch, queryLength, heads, headDim),
+            tm = ctx.UploadInt(mask, batch, capacity);
+        ctx.AttentionCausalCached(tq, tk, tv, to, tm, batch, queryLength, keyLength, capacity, heads, kvHeads, headDim, scale);
+        Reference.AssertClose($"cached causal attention {kind} q={queryLength}", expected, ctx.Download(to), Tolerance);
+    }
+
     [Fact]
     public void SegmentsRejectMalformedCuSeqlensOnCpu()
     {
