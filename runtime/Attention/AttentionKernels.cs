@@ -47,6 +47,9 @@ internal static class AttentionKernels
         int stride = args.Heads * args.HeadDim;
         int queryAt = i * stride + h * args.HeadDim;
 
+        // Local arrays are allocated here in the kernel body: a view of a callee's local memory would dangle.
+        ArrayView<float> query = LocalMemory.Allocate1D<float>(MaxHeadDim);
+        LoadQuery(q, queryAt, args.HeadDim, query);
         ArrayView<float> acc = LocalMemory.Allocate1D<float>(MaxHeadDim);
         for (int d = 0; d < args.HeadDim; d++) acc[d] = 0f;
         float m = float.NegativeInfinity, l = 0f;
@@ -54,7 +57,7 @@ internal static class AttentionKernels
         {
             int keyAt = j * stride + h * args.HeadDim;
             float s = 0f;
-            for (int d = 0; d < args.HeadDim; d++) s += q[queryAt + d] * k[keyAt + d];
+            for (int d = 0; d < args.HeadDim; d++) s += query[d] * k[keyAt + d];
             Accumulate(s * args.Scale, v, keyAt, args.HeadDim, acc, ref m, ref l);
         }
         Store(output, queryAt, args.HeadDim, acc, l);
@@ -69,6 +72,9 @@ internal static class AttentionKernels
         int position = args.KeyLength - args.QueryLength + i; // absolute position of this query
         int queryAt = ((b * args.QueryLength + i) * args.Heads + h) * args.HeadDim;
 
+        // Local arrays are allocated here in the kernel body: a view of a callee's local memory would dangle.
+        ArrayView<float> query = LocalMemory.Allocate1D<float>(MaxHeadDim);
+        LoadQuery(q, queryAt, args.HeadDim, query);
         ArrayView<float> acc = LocalMemory.Allocate1D<float>(MaxHeadDim);
         for (int d = 0; d < args.HeadDim; d++) acc[d] = 0f;
         float m = float.NegativeInfinity, l = 0f;
@@ -77,10 +83,16 @@ internal static class AttentionKernels
             if (mask[b * args.Capacity + j] == 0) continue;
             int keyAt = ((b * args.Capacity + j) * args.KvHeads + kvh) * args.HeadDim;
             float s = 0f;
-            for (int d = 0; d < args.HeadDim; d++) s += q[queryAt + d] * k[keyAt + d];
+            for (int d = 0; d < args.HeadDim; d++) s += query[d] * k[keyAt + d];
             Accumulate(s * args.Scale, v, keyAt, args.HeadDim, acc, ref m, ref l);
         }
         Store(output, queryAt, args.HeadDim, acc, l);
+    }
+
+    /// <summary>The thread's query row, copied once into local memory instead of re-read for every key.</summary>
+    private static void LoadQuery(ArrayView<float> q, int at, int headDim, ArrayView<float> query)
+    {
+        for (int d = 0; d < headDim; d++) query[d] = q[at + d];
     }
 
     private static void Accumulate(float s, ArrayView<float> v, int valueAt, int headDim, ArrayView<float> acc, ref float m, ref float l)
