@@ -43,7 +43,20 @@ public sealed partial class ComputeContext
     /// j ≤ that position with mask[b, j] ≠ 0 (zeros when none). Decoding is queryLength = 1.
     /// </summary>
     public void AttentionCausalCached(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
-        int batch, int queryLength, int keyLength, int capacity, int heads, int kvHeads, int headDim, float scale)
+        int batch, int queryLength, int keyLength, int capacity, int heads, int kvHeads, int headDim, float scale) =>
+        AttentionCausalCached(q, k, v, output, mask, batch, queryLength, keyLength, capacity, heads, kvHeads, headDim, scale,
+            CausalKernel.Auto);
+
+    /// <summary>Which ILGPU kernel runs causal attention; tests pin one, callers use <see cref="CausalKernel.Auto"/>.</summary>
+    internal enum CausalKernel { Auto, ThreadPerQuery, WarpPerQuery }
+
+    /// <summary>
+    /// Below this many (batch, head, query) rows a thread per row leaves the GPU idle, so each row gets a warp.
+    /// </summary>
+    internal const int WarpPerQueryBelowRows = 4096;
+
+    internal void AttentionCausalCached(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
+        int batch, int queryLength, int keyLength, int capacity, int heads, int kvHeads, int headDim, float scale, CausalKernel choice)
     {
         var args = new CausalAttentionArgs
         {
@@ -58,10 +71,21 @@ public sealed partial class ComputeContext
         }
         CheckHeadDim(headDim);
         if (batch * queryLength == 0) return;
+        int rows = batch * queryLength * heads;
+        if (choice == CausalKernel.WarpPerQuery || (choice == CausalKernel.Auto && rows < WarpPerQueryBelowRows))
+        {
+            var warpKernel = CachedKernel("attention-causal-warp", typeof(CausalAttentionArgs), accelerator =>
+                accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                    ArrayView<float>, ArrayView<int>, CausalAttentionArgs>(AttentionWarpKernel.Causal));
+            int groups = (rows + AttentionWarpKernel.WarpsPerGroup - 1) / AttentionWarpKernel.WarpsPerGroup;
+            warpKernel(new KernelConfig(groups, AttentionWarpKernel.WarpsPerGroup * Accelerator.WarpSize),
+                q.View, k.View, v.View, output.View, mask.IntView, args);
+            return;
+        }
         var kernel = CachedKernel("attention-causal", typeof(CausalAttentionArgs), accelerator =>
             accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<int>, CausalAttentionArgs>(AttentionKernels.Causal));
-        kernel(batch * queryLength * heads, q.View, k.View, v.View, output.View, mask.IntView, args);
+        kernel(rows, q.View, k.View, v.View, output.View, mask.IntView, args);
     }
 
     private static void CheckHeadDim(int headDim)
