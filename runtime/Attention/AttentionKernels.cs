@@ -11,10 +11,13 @@ public struct SegmentAttentionArgs
     public float Scale;
 }
 
-/// <summary>Sizes of a causal-attention launch.</summary>
+/// <summary>
+/// Sizes of a causal-attention launch. The queries are the last <see cref="QueryLength"/> of
+/// <see cref="KeyLength"/> positions; k, v and the mask have room for <see cref="Capacity"/> positions.
+/// </summary>
 public struct CausalAttentionArgs
 {
-    public int Batch, Seq, Heads, KvHeads, HeadDim;
+    public int Batch, QueryLength, KeyLength, Capacity, Heads, KvHeads, HeadDim;
     public float Scale;
 }
 
@@ -44,6 +47,9 @@ internal static class AttentionKernels
         int stride = args.Heads * args.HeadDim;
         int queryAt = i * stride + h * args.HeadDim;
 
+        // Local arrays are allocated here in the kernel body: a view of a callee's local memory would dangle.
+        ArrayView<float> query = LocalMemory.Allocate1D<float>(MaxHeadDim);
+        LoadQuery(q, queryAt, args.HeadDim, query);
         ArrayView<float> acc = LocalMemory.Allocate1D<float>(MaxHeadDim);
         for (int d = 0; d < args.HeadDim; d++) acc[d] = 0f;
         float m = float.NegativeInfinity, l = 0f;
@@ -51,7 +57,7 @@ internal static class AttentionKernels
         {
             int keyAt = j * stride + h * args.HeadDim;
             float s = 0f;
-            for (int d = 0; d < args.HeadDim; d++) s += q[queryAt + d] * k[keyAt + d];
+            for (int d = 0; d < args.HeadDim; d++) s += query[d] * k[keyAt + d];
             Accumulate(s * args.Scale, v, keyAt, args.HeadDim, acc, ref m, ref l);
         }
         Store(output, queryAt, args.HeadDim, acc, l);
@@ -60,23 +66,33 @@ internal static class AttentionKernels
     public static void Causal(Index1D item, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
         ArrayView<float> output, ArrayView<int> mask, CausalAttentionArgs args)
     {
-        // item = (b · heads + h) · seq + i: a warp shares (b, h) and walks the same keys.
-        int i = item % args.Seq, h = item / args.Seq % args.Heads, b = item / (args.Seq * args.Heads);
+        // item = (b · heads + h) · queryLength + i: a warp shares (b, h) and walks the same keys.
+        int i = item % args.QueryLength, h = item / args.QueryLength % args.Heads, b = item / (args.QueryLength * args.Heads);
         int kvh = h / (args.Heads / args.KvHeads);
-        int queryAt = ((b * args.Seq + i) * args.Heads + h) * args.HeadDim;
+        int position = args.KeyLength - args.QueryLength + i; // absolute position of this query
+        int queryAt = ((b * args.QueryLength + i) * args.Heads + h) * args.HeadDim;
 
+        // Local arrays are allocated here in the kernel body: a view of a callee's local memory would dangle.
+        ArrayView<float> query = LocalMemory.Allocate1D<float>(MaxHeadDim);
+        LoadQuery(q, queryAt, args.HeadDim, query);
         ArrayView<float> acc = LocalMemory.Allocate1D<float>(MaxHeadDim);
         for (int d = 0; d < args.HeadDim; d++) acc[d] = 0f;
         float m = float.NegativeInfinity, l = 0f;
-        for (int j = 0; j <= i; j++)
+        for (int j = 0; j <= position; j++)
         {
-            if (mask[b * args.Seq + j] == 0) continue;
-            int keyAt = ((b * args.Seq + j) * args.KvHeads + kvh) * args.HeadDim;
+            if (mask[b * args.Capacity + j] == 0) continue;
+            int keyAt = ((b * args.Capacity + j) * args.KvHeads + kvh) * args.HeadDim;
             float s = 0f;
-            for (int d = 0; d < args.HeadDim; d++) s += q[queryAt + d] * k[keyAt + d];
+            for (int d = 0; d < args.HeadDim; d++) s += query[d] * k[keyAt + d];
             Accumulate(s * args.Scale, v, keyAt, args.HeadDim, acc, ref m, ref l);
         }
         Store(output, queryAt, args.HeadDim, acc, l);
+    }
+
+    /// <summary>The thread's query row, copied once into local memory instead of re-read for every key.</summary>
+    private static void LoadQuery(ArrayView<float> q, int at, int headDim, ArrayView<float> query)
+    {
+        for (int d = 0; d < headDim; d++) query[d] = q[at + d];
     }
 
     private static void Accumulate(float s, ArrayView<float> v, int valueAt, int headDim, ArrayView<float> acc, ref float m, ref float l)

@@ -33,21 +33,59 @@ public sealed partial class ComputeContext
     /// j ≤ i and mask[b, j] ≠ 0; a query with no visible key gets zeros.
     /// </summary>
     public void AttentionCausal(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
-        int batch, int seq, int heads, int kvHeads, int headDim, float scale)
+        int batch, int seq, int heads, int kvHeads, int headDim, float scale) =>
+        AttentionCausalCached(q, k, v, output, mask, batch, seq, seq, seq, heads, kvHeads, headDim, scale);
+
+    /// <summary>
+    /// Causal attention over a KV cache: k, v [batch, capacity, kvHeads, headDim] hold keyLength valid
+    /// positions; mask is int32 [batch, capacity]; q, output [batch, queryLength, heads, headDim] are the
+    /// last queryLength positions, so query i sits at position keyLength − queryLength + i and sees keys
+    /// j ≤ that position with mask[b, j] ≠ 0 (zeros when none). Decoding is queryLength = 1.
+    /// </summary>
+    public void AttentionCausalCached(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
+        int batch, int queryLength, int keyLength, int capacity, int heads, int kvHeads, int headDim, float scale) =>
+        AttentionCausalCached(q, k, v, output, mask, batch, queryLength, keyLength, capacity, heads, kvHeads, headDim, scale,
+            CausalKernel.Auto);
+
+    /// <summary>Which ILGPU kernel runs causal attention; tests pin one, callers use <see cref="CausalKernel.Auto"/>.</summary>
+    internal enum CausalKernel { Auto, ThreadPerQuery, WarpPerQuery }
+
+    /// <summary>
+    /// Below this many (batch, head, query) rows a thread per row leaves the GPU idle, so each row gets a warp.
+    /// </summary>
+    internal const int WarpPerQueryBelowRows = 4096;
+
+    internal void AttentionCausalCached(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
+        int batch, int queryLength, int keyLength, int capacity, int heads, int kvHeads, int headDim, float scale, CausalKernel choice)
     {
+        var args = new CausalAttentionArgs
+        {
+            Batch = batch, QueryLength = queryLength, KeyLength = keyLength, Capacity = capacity,
+            Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Scale = scale,
+        };
+        AttentionChecks.Causal(q, k, v, output, mask, args);
         if (IsCpu)
         {
-            CpuAttention.Causal(q, k, v, output, mask, batch, seq, heads, kvHeads, headDim, scale);
+            CpuAttention.Causal(q, k, v, output, mask, args);
             return;
         }
-        AttentionChecks.Causal(q, k, v, output, mask, batch, seq, heads, kvHeads, headDim);
         CheckHeadDim(headDim);
-        if (batch * seq == 0) return;
+        if (batch * queryLength == 0) return;
+        int rows = batch * queryLength * heads;
+        if (choice == CausalKernel.WarpPerQuery || (choice == CausalKernel.Auto && rows < WarpPerQueryBelowRows))
+        {
+            var warpKernel = CachedKernel("attention-causal-warp", typeof(CausalAttentionArgs), accelerator =>
+                accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                    ArrayView<float>, ArrayView<int>, CausalAttentionArgs>(AttentionWarpKernel.Causal));
+            int groups = (rows + AttentionWarpKernel.WarpsPerGroup - 1) / AttentionWarpKernel.WarpsPerGroup;
+            warpKernel(new KernelConfig(groups, AttentionWarpKernel.WarpsPerGroup * Accelerator.WarpSize),
+                q.View, k.View, v.View, output.View, mask.IntView, args);
+            return;
+        }
         var kernel = CachedKernel("attention-causal", typeof(CausalAttentionArgs), accelerator =>
             accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<int>, CausalAttentionArgs>(AttentionKernels.Causal));
-        var args = new CausalAttentionArgs { Batch = batch, Seq = seq, Heads = heads, KvHeads = kvHeads, HeadDim = headDim, Scale = scale };
-        kernel(batch * seq * heads, q.View, k.View, v.View, output.View, mask.IntView, args);
+        kernel(rows, q.View, k.View, v.View, output.View, mask.IntView, args);
     }
 
     private static void CheckHeadDim(int headDim)

@@ -38,30 +38,32 @@ public static class CpuAttention
         }, _ => { });
     }
 
-    /// <summary>Causal attention with grouped KV heads and a key padding mask (the language model).</summary>
+    /// <summary>Causal attention with grouped KV heads, a key padding mask and an optional KV cache (the language model).</summary>
     public static void Causal(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
-        int batch, int seq, int heads, int kvHeads, int headDim, float scale)
+        CausalAttentionArgs args)
     {
-        AttentionChecks.Causal(q, k, v, output, mask, batch, seq, heads, kvHeads, headDim);
+        AttentionChecks.Causal(q, k, v, output, mask, args);
         int[] keep = mask.IntSpan.ToArray();
         float[] qa = q.HostArray, ka = k.HostArray, va = v.HostArray, oa = output.HostArray;
         int qo = q.Offset, ko = k.Offset, vo = v.Offset, oo = output.Offset;
-        int group = heads / kvHeads;
+        int heads = args.Heads, kvHeads = args.KvHeads, headDim = args.HeadDim, queries = args.QueryLength;
+        int capacity = args.Capacity, group = heads / kvHeads, first = args.KeyLength - args.QueryLength;
+        float scale = args.Scale;
 
-        Parallel.For(0, batch * seq * heads, () => (Scores: new float[seq], Rows: new int[seq]), (item, _, buffers) =>
+        Parallel.For(0, args.Batch * queries * heads, () => (Scores: new float[args.KeyLength], Rows: new int[args.KeyLength]), (item, _, buffers) =>
         {
-            int h = item % heads, i = item / heads % seq, b = item / (heads * seq);
+            int h = item % heads, i = item / heads % queries, b = item / (heads * queries);
             int kvh = h / group;
-            ReadOnlySpan<float> query = qa.AsSpan(qo + ((b * seq + i) * heads + h) * headDim, headDim);
+            ReadOnlySpan<float> query = qa.AsSpan(qo + ((b * queries + i) * heads + h) * headDim, headDim);
             int count = 0;
-            for (int j = 0; j <= i; j++)
+            for (int j = 0; j <= first + i; j++)
             {
-                if (keep[b * seq + j] == 0) continue;
-                int keyAt = ((b * seq + j) * kvHeads + kvh) * headDim;
+                if (keep[b * capacity + j] == 0) continue;
+                int keyAt = ((b * capacity + j) * kvHeads + kvh) * headDim;
                 buffers.Scores[count] = TensorPrimitives.Dot(query, ka.AsSpan(ko + keyAt, headDim)) * scale;
                 buffers.Rows[count++] = vo + keyAt;
             }
-            Span<float> o = oa.AsSpan(oo + ((b * seq + i) * heads + h) * headDim, headDim);
+            Span<float> o = oa.AsSpan(oo + ((b * queries + i) * heads + h) * headDim, headDim);
             WeightedSum(buffers.Scores.AsSpan(0, count), buffers.Rows, va, o);
             return buffers;
         }, _ => { });
@@ -93,14 +95,16 @@ internal static class AttentionChecks
     }
 
     public static void Causal(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
-        int batch, int seq, int heads, int kvHeads, int headDim)
+        CausalAttentionArgs a)
     {
-        if (kvHeads <= 0 || heads % kvHeads != 0)
-            throw new ArgumentException($"heads ({heads}) must be a multiple of kvHeads ({kvHeads})");
-        long qSize = (long)batch * seq * heads * headDim, kvSize = (long)batch * seq * kvHeads * headDim;
+        if (a.KvHeads <= 0 || a.Heads % a.KvHeads != 0)
+            throw new ArgumentException($"heads ({a.Heads}) must be a multiple of kvHeads ({a.KvHeads})");
+        if (a.QueryLength < 0 || a.QueryLength > a.KeyLength || a.KeyLength > a.Capacity)
+            throw new ArgumentException($"need 0 ≤ queryLength ({a.QueryLength}) ≤ keyLength ({a.KeyLength}) ≤ capacity ({a.Capacity})");
+        long qSize = (long)a.Batch * a.QueryLength * a.Heads * a.HeadDim, kvSize = (long)a.Batch * a.Capacity * a.KvHeads * a.HeadDim;
         Float(q, qSize, "q"); Float(k, kvSize, "k"); Float(v, kvSize, "v"); Float(output, qSize, "output");
-        if (!mask.IsInt || mask.Length != batch * seq)
-            throw new ArgumentException($"mask must be int32 [batch={batch}, seq={seq}], got {mask}");
+        if (!mask.IsInt || mask.Length != a.Batch * a.Capacity)
+            throw new ArgumentException($"mask must be int32 [batch={a.Batch}, capacity={a.Capacity}], got {mask}");
     }
 
     /// <summary>For each token, the segment it belongs to; checks cuSeqlens is 0 = c₀ ≤ c₁ ≤ … ≤ c_last = n.</summary>

@@ -25,7 +25,13 @@ public sealed class ModelConfig
         string name = Path.GetFileName(path);
         if (!File.Exists(path))
             throw new ConfigException($"{name}: file not found ({path})");
-        return Parse(File.ReadAllText(path), name);
+        string json;
+        try { json = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"{name}: cannot read ({e.Message})", e);
+        }
+        return Parse(json, name);
     }
 
     public static ModelConfig Parse(string json, string sourceName)

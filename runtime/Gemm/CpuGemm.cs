@@ -7,16 +7,17 @@ namespace Qwen2VL.Runtime;
 
 /// <summary>
 /// c[m, n] = Σ_k a[m, k] · w[n, k] on the CPU, with w in PyTorch Linear layout (one output per row).
-/// Work is split into tiles of <see cref="RowBlock"/> rows × <see cref="ColumnBlock"/> columns, computed
-/// in 4×2 register blocks: each w vector is loaded once and used for four a rows, and the tile's w rows
-/// stay in cache across them.
+/// Work is split into tiles of <see cref="RowBlock"/> rows × a column block sized so the block's w rows
+/// (≤ <see cref="WBlockBytes"/>) stay in L2 while successive row blocks reuse them, computed in 4×2
+/// register blocks: each w vector is loaded once and used for four a rows.
 /// Tiles are numbered column-block-major so neighbouring workers share w rows; m = 1 (decoding) still
 /// spreads over all cores through the column blocks.
 /// </summary>
 public static class CpuGemm
 {
     private const int RowBlock = 4;
-    private const int ColumnBlock = 64;
+    private const int MaxColumnBlock = 64;
+    private const int WBlockBytes = 256 * 1024;
 
     public static void Run<TEpilogue>(DeviceTensor a, DeviceTensor w, DeviceTensor c, int m, int n, int k, TEpilogue epilogue)
         where TEpilogue : struct, ICpuGemmEpilogue
@@ -25,14 +26,16 @@ public static class CpuGemm
         float[] aArray = a.HostArray, wArray = w.HostArray, cArray = c.HostArray;
         int aOffset = a.Offset, wOffset = w.Offset, cOffset = c.Offset;
         int rowBlocks = (m + RowBlock - 1) / RowBlock;
-        int columnBlocks = (n + ColumnBlock - 1) / ColumnBlock;
+        // Even, between 8 and 64 columns: 64 for k ≤ 1024, 8 for k ≥ 8192.
+        int columnBlock = Math.Clamp(WBlockBytes / (sizeof(float) * Math.Max(k, 1)), 8, MaxColumnBlock) & ~1;
+        int columnBlocks = (n + columnBlock - 1) / columnBlock;
         int tiles = rowBlocks * columnBlocks;
 
         void Tile(int t)
         {
-            int rowStart = t % rowBlocks * RowBlock, columnStart = t / rowBlocks * ColumnBlock;
+            int rowStart = t % rowBlocks * RowBlock, columnStart = t / rowBlocks * columnBlock;
             MultiplyTile(aArray.AsSpan(aOffset, m * k), wArray.AsSpan(wOffset, n * k), cArray.AsSpan(cOffset, m * n),
-                rowStart, Math.Min(RowBlock, m - rowStart), columnStart, Math.Min(ColumnBlock, n - columnStart), n, k);
+                rowStart, Math.Min(RowBlock, m - rowStart), columnStart, Math.Min(columnBlock, n - columnStart), n, k);
         }
 
         // Below ~1 MFLOP the thread-pool hand-off costs more than the arithmetic.

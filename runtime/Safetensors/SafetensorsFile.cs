@@ -49,7 +49,14 @@ public sealed unsafe class SafetensorsFile : IDisposable
         byte* pointer = null;
         try
         {
-            mapping = MemoryMappedFile.CreateFromFile(path, FileMode.Open, mapName: null, 0, MemoryMappedFileAccess.Read);
+            try
+            {
+                mapping = MemoryMappedFile.CreateFromFile(path, FileMode.Open, mapName: null, 0, MemoryMappedFileAccess.Read);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new SafetensorsException($"{file}: cannot open ({e.Message})", e);
+            }
             view = mapping.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
             pointer += view.PointerOffset;

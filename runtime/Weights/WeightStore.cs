@@ -102,6 +102,10 @@ public sealed class WeightStore : IDisposable
         {
             throw new WeightException($"{file}: invalid JSON at line {(e.LineNumber ?? 0) + 1}", e);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new WeightException($"{file}: cannot read ({e.Message})", e);
+        }
     }
 
     public bool Contains(string name) => _byName.ContainsKey(Stored(name));

@@ -57,9 +57,10 @@ public class AttentionTests
     }
 
     [Theory]
-    [InlineData(DeviceKind.Cpu)]
-    [InlineData(DeviceKind.IlgpuCpu)]
-    public void CausalWithGroupedKvHeadsAndPaddingMask(DeviceKind kind)
+    [InlineData(DeviceKind.Cpu, ComputeContext.CausalKernel.Auto)]
+    [InlineData(DeviceKind.IlgpuCpu, ComputeContext.CausalKernel.ThreadPerQuery)]
+    [InlineData(DeviceKind.IlgpuCpu, ComputeContext.CausalKernel.WarpPerQuery)]
+    internal void CausalWithGroupedKvHeadsAndPaddingMask(DeviceKind kind, ComputeContext.CausalKernel kernel)
     {
         const int batch = 2, seq = 6, heads = 4, kvHeads = 2, headDim = 8;
         // Batch 0 is left-padded by two tokens (its first queries see no key); batch 1 has a hole at position 3.
@@ -85,11 +86,54 @@ public class AttentionTests
         using DeviceTensor tq = ctx.Upload(q, batch, seq, heads, headDim), tk = ctx.Upload(k, batch, seq, kvHeads, headDim),
             tv = ctx.Upload(v, batch, seq, kvHeads, headDim), to = ctx.Upload(Reference.Random(q.Length, 34), batch, seq, heads, headDim),
             tm = ctx.UploadInt(mask, batch, seq);
-        ctx.AttentionCausal(tq, tk, tv, to, tm, batch, seq, heads, kvHeads, headDim, scale);
+        if (kernel == ComputeContext.CausalKernel.Auto)
+            ctx.AttentionCausal(tq, tk, tv, to, tm, batch, seq, heads, kvHeads, headDim, scale);
+        else
+            ctx.AttentionCausalCached(tq, tk, tv, to, tm, batch, seq, seq, seq, heads, kvHeads, headDim, scale, kernel);
         float[] actual = ctx.Download(to);
-        Reference.AssertClose($"causal attention {kind}", expected, actual, Tolerance);
+        Reference.AssertClose($"causal attention {kind} {kernel}", expected, actual, Tolerance);
         // Fully padded query rows are exactly zero, not stale output.
         Assert.All(actual[..(2 * heads * headDim)], x => Assert.Equal(0f, x));
+    }
+
+    [Theory]
+    [InlineData(DeviceKind.Cpu, 1, 7, ComputeContext.CausalKernel.Auto)]
+    [InlineData(DeviceKind.Cpu, 3, 7, ComputeContext.CausalKernel.Auto)]
+    [InlineData(DeviceKind.IlgpuCpu, 1, 7, ComputeContext.CausalKernel.ThreadPerQuery)]
+    [InlineData(DeviceKind.IlgpuCpu, 2, 7, ComputeContext.CausalKernel.ThreadPerQuery)]
+    [InlineData(DeviceKind.IlgpuCpu, 1, 7, ComputeContext.CausalKernel.WarpPerQuery)]
+    [InlineData(DeviceKind.IlgpuCpu, 3, 7, ComputeContext.CausalKernel.WarpPerQuery)]
+    [InlineData(DeviceKind.IlgpuCpu, 1, 75, ComputeContext.CausalKernel.WarpPerQuery)] // several keys per lane
+    internal void CachedQueriesSeeThePrefixOfTheKvCache(DeviceKind kind, int queryLength, int keyLength, ComputeContext.CausalKernel kernel)
+    {
+        const int batch = 2, heads = 4, kvHeads = 1, headDim = 6;
+        int capacity = keyLength + 2;
+        // Batch 0 left-padded by one token, batch 1 has a hole at position 2; positions ≥ keyLength are
+        // unused cache slots holding garbage.
+        int[] mask = Enumerable.Range(0, batch * capacity).Select(x => x == 0 || x == capacity + 2 ? 0 : 1).ToArray();
+        float scale = 0.4f;
+        float[] q = Reference.Random(batch * queryLength * heads * headDim, 41, 2f);
+        float[] k = Reference.Random(batch * capacity * kvHeads * headDim, 42, 2f);
+        float[] v = Reference.Random(batch * capacity * kvHeads * headDim, 43);
+
+        var expected = new double[q.Length];
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < queryLength; i++)
+                for (int h = 0; h < heads; h++)
+                {
+                    int position = keyLength - queryLength + i;
+                    var keys = Enumerable.Range(0, position + 1).Where(j => mask[b * capacity + j] != 0)
+                        .Select(j => ((b * capacity + j) * kvHeads + h / (heads / kvHeads)) * headDim).ToList();
+                    int at = ((b * queryLength + i) * heads + h) * headDim;
+                    NaiveRow(q, at, k, v, keys, headDim, scale, expected, at);
+                }
+
+        using ComputeContext ctx = ComputeContext.Create(kind);
+        using DeviceTensor tq = ctx.Upload(q, batch, queryLength, heads, headDim), tk = ctx.Upload(k, batch, capacity, kvHeads, headDim),
+            tv = ctx.Upload(v, batch, capacity, kvHeads, headDim), to = ctx.Allocate(batch, queryLength, heads, headDim),
+            tm = ctx.UploadInt(mask, batch, capacity);
+        ctx.AttentionCausalCached(tq, tk, tv, to, tm, batch, queryLength, keyLength, capacity, heads, kvHeads, headDim, scale, kernel);
+        Reference.AssertClose($"cached causal attention {kind} {kernel} q={queryLength}", expected, ctx.Download(to), Tolerance);
     }
 
     [Fact]

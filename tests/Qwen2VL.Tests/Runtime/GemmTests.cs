@@ -62,6 +62,30 @@ public class GemmTests
         Reference.AssertClose($"gemm {kind} {m}x{n}x{k}", Naive(a, w, m, n, k), ctx.Download(tc), Tolerance);
     }
 
+    /// <summary>
+    /// k = 9000 selects the narrowest column blocks. Float rounding grows with k, so each element is held
+    /// to 1e-6 of Σ_p |a·w| (the scale of its rounding error), not of its value, which may cancel to ~0.
+    /// </summary>
+    [Fact]
+    public void LongReductionOnCpuStaysWithinItsRoundingScale()
+    {
+        const int m = 9, n = 21, k = 9000;
+        float[] a = Reference.Random(m * k, 13), w = Reference.Random(n * k, 14);
+        using ComputeContext ctx = ComputeContext.Create(DeviceKind.Cpu);
+        using DeviceTensor ta = ctx.Upload(a, m, k), tw = ctx.Upload(w, n, k), tc = ctx.Allocate(m, n);
+        ctx.Gemm(ta, tw, tc, m, n, k);
+        double[] expected = Naive(a, w, m, n, k);
+        float[] actual = ctx.Download(tc);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double magnitude = 0;
+                for (int p = 0; p < k; p++) magnitude += Math.Abs((double)a[i * k + p] * w[j * k + p]);
+                double error = Math.Abs(actual[i * n + j] - expected[i * n + j]);
+                Assert.True(error <= 1e-6 * magnitude, $"c[{i}, {j}]: |{actual[i * n + j]} - {expected[i * n + j]}| = {error:E2} > 1e-6 · {magnitude:F1}");
+            }
+    }
+
     [Fact]
     public void LargerGemmOnCpuMatches64x96x80() => PlainGemmMatchesDoubleReference(DeviceKind.Cpu, 64, 96, 80);
 

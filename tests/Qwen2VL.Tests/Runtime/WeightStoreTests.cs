@@ -83,6 +83,19 @@ public class WeightStoreTests
     }
 
     [Fact]
+    public void MalformedIndexIsReported()
+    {
+        using var dir = new TempDirectory();
+        WriteShardedCheckpoint(dir);
+        File.WriteAllText(dir.File("model.safetensors.index.json"), """{"weight_map": {"a.weight": "../elsewhere.safetensors"}}""");
+        Assert.Equal("model.safetensors.index.json: weight_map entry 'a.weight' must be a shard file name, got \"../elsewhere.safetensors\"",
+            Assert.Throws<WeightException>(() => WeightStore.OpenDirectory(dir.Path)).Message);
+        File.WriteAllText(dir.File("model.safetensors.index.json"), "{\n  \"weight_map\": {,\n}");
+        Assert.StartsWith("model.safetensors.index.json: invalid JSON at line 2",
+            Assert.Throws<WeightException>(() => WeightStore.OpenDirectory(dir.Path)).Message);
+    }
+
+    [Fact]
     public void DirectoryWithoutCheckpointIsReported()
     {
         using var dir = new TempDirectory();
