@@ -79,20 +79,62 @@ internal static class RunnerEmitter
     {
         var graph = fused.Graph;
         var inputs = graph.Nodes.Where(n => n.Kind == NodeKinds.Input).ToList();
-        w.Line($"/// <summary>The forward pass. The result lives in this runner's arena until the next call.</summary>");
-        w.Open($"public DeviceTensor Forward({string.Join(", ", inputs.Select(i => "DeviceTensor " + i.Op))})");
+        var parameters = string.Join(", ", inputs.Select(i => "DeviceTensor " + i.Op));
+        var arguments = string.Join(", ", inputs.Select(i => i.Op));
+        var sites = CausalSites(graph);
+        w.Line("/// <summary>The forward pass. The result lives in this runner's arena until the next call.</summary>");
+        if (sites.Count > 0)
+        {
+            w.Line($"public DeviceTensor Forward({parameters}) => Run({arguments}, null);");
+            w.Line();
+            w.Line("/// <summary>");
+            w.Line("/// The forward pass over new positions with a KV cache: keys and values of the new positions are appended to");
+            w.Line($"/// <paramref name=\"cache\"/> ({sites.Count} attention site{(sites.Count > 1 ? "s" : "")}) and attention sees every cached position;");
+            w.Line("/// the padding mask then covers the cache: [batch, cache.Capacity].");
+            w.Line("/// </summary>");
+            w.Line($"public DeviceTensor Forward({parameters}, KvCache cache) => Run({arguments}, cache);");
+            w.Line();
+            w.Open($"private DeviceTensor Run({parameters}, KvCache? cache)");
+        }
+        else
+        {
+            w.Open($"public DeviceTensor Forward({parameters})");
+        }
         foreach (var dim in graph.Dims.Where(d => d.Kind == "input"))
             w.Line($"int {dim.Name} = {inputs[dim.InputIndex].Op}.Shape.Length > {dim.InputAxis} ? {inputs[dim.InputIndex].Op}.Shape[{dim.InputAxis}] : -1;");
+        var masks = new HashSet<int>(sites.Select(n => graph[n].Inputs[3]));
         foreach (var input in inputs)
-            w.Line($"ShapeCheck.Expect(\"{graph.Name}\", \"{input.Op}\", {input.Op}, {(input.DType == "I64" ? "true" : "false")}, {string.Join(", ", input.Shape.Select(d => d.ToCSharp()))});");
+        {
+            var check = $"ShapeCheck.Expect(\"{graph.Name}\", \"{input.Op}\", {input.Op}, {(input.DType == "I64" ? "true" : "false")}, {string.Join(", ", input.Shape.Select(d => d.ToCSharp()))});";
+            if (masks.Contains(input.Id))
+            {
+                w.Line("if (cache is null)");
+                w.Line("    " + check);
+                w.Line("else");
+                w.Line($"    ShapeCheck.Expect(\"{graph.Name}\", \"{input.Op}\", {input.Op}, true, {input.Shape[0].ToCSharp()}, cache.Capacity);");
+            }
+            else
+            {
+                w.Line(check);
+            }
+        }
         foreach (var group in fused.Groups)
         {
             w.Line();
             HostGroup(w, fused, group);
         }
+        if (sites.Count > 0)
+        {
+            w.Line();
+            w.Line($"cache?.Advance({graph[graph[sites[0]].Inputs[0]].Shape[1].ToCSharp()});");
+        }
         w.Line($"return {EmitNames.Var(graph, graph.Output)};");
         w.Close();
     }
+
+    /// <summary>The causal attention nodes, in order: each is one KV-cache site.</summary>
+    private static List<int> CausalSites(Graph graph) =>
+        graph.Nodes.Where(n => n.Kind == NodeKinds.Op && n.Op == "CausalAttention").Select(n => n.Id).ToList();
 
     private static void HostGroup(CodeWriter w, FusedGraph fused, KernelGroup group)
     {
@@ -184,6 +226,14 @@ internal static class RunnerEmitter
             return;
         }
         var k = graph[node.Inputs[1]];
-        w.Line($"_ctx.AttentionCausal({args}, {q.Shape[0].ToCSharp()}, {q.Shape[1].ToCSharp()}, {q.Shape[2].ToCSharp()}, {k.Shape[2].ToCSharp()}, {d}, 1f / MathF.Sqrt({d}));");
+        var site = CausalSites(graph).IndexOf(node.Id);
+        string D(Node n, int axis) => n.Shape[axis].ToCSharp();
+        w.Line("if (cache is null)");
+        w.Line($"    _ctx.AttentionCausal({args}, {D(q, 0)}, {D(q, 1)}, {D(q, 2)}, {D(k, 2)}, {d}, 1f / MathF.Sqrt({d}));");
+        w.Open("else");
+        w.Line($"cache.Append({site}, {EmitNames.Var(graph, k.Id)}, {EmitNames.Var(graph, node.Inputs[2])});");
+        w.Line($"_ctx.AttentionCausalCached({EmitNames.Var(graph, q.Id)}, cache.Keys({site}), cache.Values({site}), {output}, {EmitNames.Var(graph, node.Inputs[3])}, " +
+            $"{D(q, 0)}, {D(q, 1)}, cache.Length + {D(q, 1)}, cache.Capacity, {D(q, 2)}, {D(k, 2)}, {d}, 1f / MathF.Sqrt({d}));");
+        w.Close();
     }
 }

@@ -72,13 +72,25 @@ partial class DecoderLayer
         }
 
         /// <summary>The forward pass. The result lives in this runner's arena until the next call.</summary>
-        public DeviceTensor Forward(DeviceTensor x, DeviceTensor pos, DeviceTensor mask)
+        public DeviceTensor Forward(DeviceTensor x, DeviceTensor pos, DeviceTensor mask) => Run(x, pos, mask, null);
+
+        /// <summary>
+        /// The forward pass over new positions with a KV cache: keys and values of the new positions are appended to
+        /// <paramref name="cache"/> (1 attention site) and attention sees every cached position;
+        /// the padding mask then covers the cache: [batch, cache.Capacity].
+        /// </summary>
+        public DeviceTensor Forward(DeviceTensor x, DeviceTensor pos, DeviceTensor mask, KvCache cache) => Run(x, pos, mask, cache);
+
+        private DeviceTensor Run(DeviceTensor x, DeviceTensor pos, DeviceTensor mask, KvCache? cache)
         {
             int B = x.Shape.Length > 0 ? x.Shape[0] : -1;
             int S = x.Shape.Length > 1 ? x.Shape[1] : -1;
             ShapeCheck.Expect("DecoderLayer", "x", x, false, B, S, Hidden);
             ShapeCheck.Expect("DecoderLayer", "pos", pos, true, 3, B, S);
-            ShapeCheck.Expect("DecoderLayer", "mask", mask, true, B, S);
+            if (cache is null)
+                ShapeCheck.Expect("DecoderLayer", "mask", mask, true, B, S);
+            else
+                ShapeCheck.Expect("DecoderLayer", "mask", mask, true, B, cache.Capacity);
 
             // G1_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 44)
             var t4 = Slot(0, B, S, Hidden);
@@ -142,7 +154,13 @@ partial class DecoderLayer
 
             // G10_CausalAttention: CausalAttention -> [B, S, Heads, HeadDim]   (line 48)
             var t19 = Slot(0, B, S, Heads, Hidden / Heads);
-            _ctx.AttentionCausal(t9, t14, t18, t19, mask, B, S, Heads, KvHeads, Hidden / Heads, 1f / MathF.Sqrt(Hidden / Heads));
+            if (cache is null)
+                _ctx.AttentionCausal(t9, t14, t18, t19, mask, B, S, Heads, KvHeads, Hidden / Heads, 1f / MathF.Sqrt(Hidden / Heads));
+            else
+            {
+                cache.Append(0, t14, t18);
+                _ctx.AttentionCausalCached(t9, cache.Keys(0), cache.Values(0), t19, mask, B, S, cache.Length + S, cache.Capacity, Heads, KvHeads, Hidden / Heads, 1f / MathF.Sqrt(Hidden / Heads));
+            }
 
             // G11_MergeHeads: MergeHeads -> [B, S, Hidden]   (line 49)
             var t20 = t19.Reshape(B, S, Hidden);
@@ -184,6 +202,8 @@ partial class DecoderLayer
                 CpuGemm.Run(t31, _downW, t34, B * S, Hidden, Intermediate, new CpuKernels.G16_Linear_Add_Epilogue(t23, Hidden));
             else
                 _ctx.Gemm(t31, _downW, t34, B * S, Hidden, Intermediate, new GpuKernels.G16_Linear_Add_Epilogue { In0 = t23.View, Cols = Hidden });
+
+            cache?.Advance(S);
             return t34;
         }
 
