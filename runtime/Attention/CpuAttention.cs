@@ -38,7 +38,11 @@ public static class CpuAttention
         }, _ => { });
     }
 
-    /// <summary>Causal attention with grouped KV heads and a key padding mask (the language model).</summary>
+    /// <summary>
+    /// Causal attention with grouped KV heads and a key padding mask (the language model). A query that sees no
+    /// key (a left-padding position) gets the mean of V over all <paramref name="seq"/> positions of its batch
+    /// row, as transformers' eager attention does (see <see cref="ComputeContext.AttentionCausal"/>).
+    /// </summary>
     public static void Causal(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
         int batch, int seq, int heads, int kvHeads, int headDim, float scale)
     {
@@ -62,6 +66,16 @@ public static class CpuAttention
                 buffers.Rows[count++] = vo + keyAt;
             }
             Span<float> o = oa.AsSpan(oo + ((b * seq + i) * heads + h) * headDim, headDim);
+            if (count == 0)
+            {
+                // Fully masked row: every score is float32-min in transformers, so the softmax is uniform.
+                for (int j = 0; j < seq; j++)
+                {
+                    buffers.Scores[j] = 0f;
+                    buffers.Rows[j] = vo + ((b * seq + j) * kvHeads + kvh) * headDim;
+                }
+                count = seq;
+            }
             WeightedSum(buffers.Scores.AsSpan(0, count), buffers.Rows, va, o);
             return buffers;
         }, _ => { });
