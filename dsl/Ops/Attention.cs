@@ -39,7 +39,11 @@ public static partial class Ops
     }
 
     // Causal attention with grouped KV heads (query head h uses KV head h / (H/KV)); mask [B,S] = 1 for real
-    // tokens, 0 for padding (padded keys are excluded; fully masked query rows give zeros). scale 1/sqrt(D).
+    // tokens, 0 for padding (padded keys are excluded). scale 1/sqrt(D).
+    // A query that sees no key at all (a left-padding position) gets the mean of V over all S positions of its
+    // batch row. That is what transformers' eager attention computes: it adds float32-min to every masked score,
+    // so such a row is S equal scores and its softmax is uniform over every key, masked or not. The value matters:
+    // the logits at the last padding position predict the first real token, which the loss counts.
     [Op(OpGroup.Attention, "q:[B,S,H,D]; k:[B,S,KV,D]; v:[B,S,KV,D]; mask:[B,S]:i64 -> [B,S,H,D]")]
     public static Tensor CausalAttention(Tensor q, Tensor k, Tensor v, Tensor mask)
     {
@@ -68,8 +72,13 @@ public static partial class Ops
                     int m = 0;
                     for (int j = 0; j <= i; j++)
                         if (mask.Data[bi * s + j] != 0) keys[m++] = j;
-                    if (m == 0) continue; // nothing visible: the row stays zero
                     int qOff = ((bi * s + i) * heads + h) * d;
+                    if (m == 0)
+                    {
+                        // Nothing visible: uniform weights over all S keys of the row (see above).
+                        for (int j = 0; j < s; j++) Axpy(1.0 / s, v, ((bi * s + j) * kv + kh) * d, y, qOff, d);
+                        continue;
+                    }
                     for (int t = 0; t < m; t++)
                         scores[t] = scale * Dot(q, qOff, k, ((bi * s + keys[t]) * kv + kh) * d, d);
                     SoftmaxInPlace(scores.AsSpan(0, m), scores.AsSpan(0, m));

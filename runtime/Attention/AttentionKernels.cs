@@ -86,6 +86,17 @@ internal static class AttentionKernels
             for (int d = 0; d < args.HeadDim; d++) s += query[d] * k[keyAt + d];
             Accumulate(s * args.Scale, v, keyAt, args.HeadDim, acc, ref m, ref l);
         }
+        if (l == 0f)
+        {
+            // No visible key (left padding): transformers' eager softmax over all-float32-min scores is uniform
+            // over every key of the row, so the output is the mean of v over the whole row (see AttentionCausal).
+            for (int j = 0; j < args.KeyLength; j++)
+            {
+                int valueAt = ((b * args.Capacity + j) * args.KvHeads + kvh) * args.HeadDim;
+                for (int d = 0; d < args.HeadDim; d++) acc[d] += v[valueAt + d];
+            }
+            l = args.KeyLength;
+        }
         Store(output, queryAt, args.HeadDim, acc, l);
     }
 
@@ -107,7 +118,7 @@ internal static class AttentionKernels
 
     private static void Store(ArrayView<float> output, int at, int headDim, ArrayView<float> acc, float l)
     {
-        float inverse = l > 0f ? 1f / l : 0f; // no visible key: zeros
+        float inverse = l > 0f ? 1f / l : 0f; // guard only: every query here sees at least one key
         for (int d = 0; d < headDim; d++) output[at + d] = acc[d] * inverse;
     }
 }

@@ -49,7 +49,21 @@ internal static class AttentionWarpKernel
         float warpMax = m;
         for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)
             warpMax = XMath.Max(warpMax, Warp.ShuffleXor(warpMax, offset));
-        // A lane that saw no key has m = −∞ and contributes nothing; if no lane saw one, the row is zeros.
+        if (warpMax == float.NegativeInfinity)
+        {
+            // No visible key (left padding): transformers' eager softmax over all-float32-min scores is uniform over
+            // every key of the row, so the output is the mean of v over the row. warpMax is warp-uniform here.
+            if (valid)
+                for (int j = lane; j < args.KeyLength; j += Warp.WarpSize)
+                {
+                    int valueAt = ((b * args.Capacity + j) * args.KvHeads + kvh) * args.HeadDim;
+                    for (int d = 0; d < args.HeadDim; d++) acc[d] += v[valueAt + d];
+                    l += 1f;
+                }
+            m = 0f;
+            warpMax = 0f;
+        }
+        // A lane that saw no key has m = −∞ and contributes nothing.
         float weight = m == float.NegativeInfinity ? 0f : XMath.Exp(m - warpMax);
         float total = l * weight;
         for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)

@@ -30,7 +30,11 @@ public sealed partial class ComputeContext
     /// <summary>
     /// Causal attention with grouped KV heads: q, output [batch, seq, heads, headDim]; k, v [batch, seq,
     /// kvHeads, headDim]; query head h reads kv head h / (heads / kvHeads); key j is visible to query i iff
-    /// j ≤ i and mask[b, j] ≠ 0; a query with no visible key gets zeros.
+    /// j ≤ i and mask[b, j] ≠ 0. A query with no visible key (a left-padding position) gets the mean of v over
+    /// all <paramref name="seq"/> positions of its batch row (per kv head): transformers' eager attention adds
+    /// float32-min to every masked score, so such a row holds seq equal scores and its softmax is uniform over
+    /// every key. The logits at the last padding position predict the first real token, which the loss counts,
+    /// so this is observable and must match.
     /// </summary>
     public void AttentionCausal(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
         int batch, int seq, int heads, int kvHeads, int headDim, float scale) =>

@@ -38,7 +38,11 @@ public static class CpuAttention
         }, _ => { });
     }
 
-    /// <summary>Causal attention with grouped KV heads, a key padding mask and an optional KV cache (the language model).</summary>
+    /// <summary>
+    /// Causal attention with grouped KV heads, a key padding mask and an optional KV cache (the language model). A
+    /// query that sees no key (a left-padding position) gets the mean of V over all key positions of its batch row,
+    /// as transformers' eager attention does (see <see cref="ComputeContext.AttentionCausal"/>).
+    /// </summary>
     public static void Causal(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
         CausalAttentionArgs args)
     {
@@ -64,6 +68,16 @@ public static class CpuAttention
                 buffers.Rows[count++] = vo + keyAt;
             }
             Span<float> o = oa.AsSpan(oo + ((b * queries + i) * heads + h) * headDim, headDim);
+            if (count == 0)
+            {
+                // Fully masked row: every score is float32-min in transformers, so the softmax is uniform.
+                for (int j = 0; j < args.KeyLength; j++)
+                {
+                    buffers.Scores[j] = 0f;
+                    buffers.Rows[j] = vo + ((b * capacity + j) * kvHeads + kvh) * headDim;
+                }
+                count = args.KeyLength;
+            }
             WeightedSum(buffers.Scores.AsSpan(0, count), buffers.Rows, va, o);
             return buffers;
         }, _ => { });

@@ -9,5 +9,7 @@ internal static class CommandRegistry
     {
         yield return InfoCommand.Create();
         yield return TokenizeCommand.Create();
+        yield return ForwardCommand.Create();
+        yield return GenerateCommand.Create();
     }
 }

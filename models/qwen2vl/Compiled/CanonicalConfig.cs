@@ -1,0 +1,71 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Qwen2VL.Runtime;
+
+namespace Qwen2VL.Model.Compiled;
+
+/// <summary>
+/// Rewrites any config.json layout of spec §0.2 into the flat legacy layout the generated runners read
+/// (<c>hidden_size</c>, <c>rope_scaling.mrope_section.0</c>, <c>vision_config.in_channels</c>, …), following the
+/// same precedence as <see cref="Reference.ConfigView"/>: a nested <c>text_config</c> wins over top-level keys,
+/// <c>rope_parameters</c> (v5) stands in for <c>rope_scaling</c>, and the vision spellings <c>in_chans</c> /
+/// <c>spatial_patch_size</c> stand in for <c>in_channels</c> / <c>patch_size</c>.
+/// </summary>
+public static class CanonicalConfig
+{
+    /// <summary>The normalisation eps the compiled modules are built with (a literal in the DSL, as in every release).</summary>
+    public const float SupportedRmsNormEps = 1e-6f;
+
+    /// <summary>The M-RoPE base the compiled decoder is built with (a literal in the DSL, as in every release).</summary>
+    public const double SupportedRopeTheta = 1e6;
+
+    public static ModelConfig Load(string path)
+    {
+        const string name = "config.json";
+        if (!File.Exists(path))
+            throw new ConfigException($"{name}: file not found ({path})");
+        return FromJson(File.ReadAllText(path), name);
+    }
+
+    public static ModelConfig FromJson(string json, string sourceName)
+    {
+        // Parse once through ModelConfig so that malformed JSON gets its one-line message.
+        var original = ModelConfig.Parse(json, sourceName);
+        var flat = JsonNode.Parse(original.Root.GetRawText())!.AsObject();
+
+        if (flat["text_config"] is JsonObject text)
+            foreach (var (key, value) in text)
+                flat[key] = value?.DeepClone();
+        if (flat["rope_scaling"] is null && flat["rope_parameters"] is JsonNode rope)
+            flat["rope_scaling"] = rope.DeepClone();
+        if (flat["vision_config"] is JsonObject vision)
+        {
+            Alias(vision, "in_channels", "in_chans");
+            Alias(vision, "patch_size", "spatial_patch_size");
+        }
+
+        var config = ModelConfig.Parse(flat.ToJsonString(), sourceName);
+        CheckSupported(config, sourceName);
+        return config;
+    }
+
+    private static void Alias(JsonObject section, string canonical, string alternative)
+    {
+        if (section[canonical] is null && section[alternative] is JsonNode value)
+            section[canonical] = value.DeepClone();
+    }
+
+    private static void CheckSupported(ModelConfig config, string sourceName)
+    {
+        double eps = config.GetDouble("rms_norm_eps", SupportedRmsNormEps);
+        if ((float)eps != SupportedRmsNormEps)
+            throw new ConfigException(
+                $"{sourceName}: rms_norm_eps = {eps} is not supported; the compiled decoder is built for {SupportedRmsNormEps} (every released Qwen2-VL size)");
+        double theta = config.GetDouble("rope_theta", SupportedRopeTheta);
+        if (theta != SupportedRopeTheta)
+            throw new ConfigException(
+                $"{sourceName}: rope_theta = {theta} is not supported; the compiled decoder is built for {SupportedRopeTheta:0} (every released Qwen2-VL size)");
+        if (config.Root.TryGetProperty("use_sliding_window", out var sliding) && sliding.ValueKind == JsonValueKind.True)
+            throw new ConfigException($"{sourceName}: use_sliding_window = true is not supported (Qwen2-VL releases use full attention)");
+    }
+}

@@ -1,0 +1,109 @@
+using Qwen2VL.Model.Decoder;
+using Qwen2VL.Model.Reference;
+using Qwen2VL.Model.Vision;
+using Qwen2VL.Runtime;
+
+namespace Qwen2VL.Model.Compiled;
+
+/// <summary>
+/// The whole Qwen2-VL model on the generated runners (spec §5–§7): vision tower, token embedding with the vision
+/// rows scattered in, M-RoPE positions, decoder layers, final RMSNorm and the lm_head. The runners execute on the
+/// chosen device; the glue between them (id checks, the masked scatter, positions, loss) runs on the host over
+/// small arrays of [B, S]-sized data.
+/// </summary>
+public sealed partial class Qwen2VLModel : IDisposable
+{
+    private readonly WeightStore _weights;
+    private readonly VisionTower.Runner _vision;
+    private readonly TokenEmbedding.Runner _embed;
+    private readonly DecoderLayer.Runner[] _layers;
+    private readonly FinalNorm.Runner _norm;
+    private readonly LmHead.Runner _head;
+
+    public ComputeContext Context { get; }
+    public ModelConfig Config { get; }
+    public int Hidden { get; }
+    public int Vocab { get; }
+    public int Layers => _layers.Length;
+    public int SpatialMerge { get; }
+    public VisionTokenIds TokenIds { get; }
+
+    /// <summary>The config's <c>eos_token_id</c> (a number or a list); empty when the config has none.</summary>
+    public IReadOnlyList<long> EosTokenIds { get; }
+
+    /// <summary>The config's <c>pad_token_id</c>, if any.</summary>
+    public long? PadTokenId { get; }
+
+    /// <summary>True when the logits come from the embedding table (tie_word_embeddings, or no lm_head.weight stored).</summary>
+    public bool TiedHead { get; }
+
+    private Qwen2VLModel(ComputeContext ctx, ModelConfig config, WeightStore weights)
+    {
+        Context = ctx;
+        Config = config;
+        _weights = weights;
+        Hidden = config.GetInt("hidden_size");
+        Vocab = config.GetInt("vocab_size");
+        SpatialMerge = config.GetInt("vision_config.spatial_merge_size", 2);
+        TokenIds = new VisionTokenIds(config.GetInt("vision_start_token_id"), config.GetInt("image_token_id"), config.GetInt("video_token_id"));
+        EosTokenIds = ConfigIds(config, "eos_token_id");
+        PadTokenId = config.Has("pad_token_id") ? config.GetInt("pad_token_id") : null;
+        int merged = config.GetInt("vision_config.hidden_size", 3584);
+        if (merged != Hidden)
+            throw new ConfigException($"config.json: vision_config.hidden_size = {merged} must equal the decoder's hidden_size = {Hidden}");
+
+        _vision = new VisionTower.Runner(ctx, weights, config, "visual.");
+        _embed = new TokenEmbedding.Runner(ctx, weights, config, "model.embed_tokens.");
+        _layers = Enumerable.Range(0, config.GetInt("num_hidden_layers"))
+            .Select(i => new DecoderLayer.Runner(ctx, weights, config, $"model.layers.{i}."))
+            .ToArray();
+        _norm = new FinalNorm.Runner(ctx, weights, config, "model.norm.");
+        // Tied head (2B, spec §2.2): the embedding table is the output projection, whether or not a copy is stored.
+        TiedHead = config.GetBool("tie_word_embeddings", false) || !weights.Contains("lm_head.weight");
+        _head = new LmHead.Runner(ctx, weights, config, TiedHead ? "model.embed_tokens." : "lm_head.");
+    }
+
+    /// <summary>
+    /// Loads config.json (flat or with a nested text_config) and the weights (model.safetensors or a sharded
+    /// index, legacy or new tensor names) from <paramref name="modelDir"/> onto <paramref name="device"/>.
+    /// </summary>
+    public static Qwen2VLModel Load(string modelDir, DeviceKind device)
+    {
+        if (!Directory.Exists(modelDir))
+            throw new ModelException($"model directory not found: {modelDir}");
+        var config = CanonicalConfig.Load(Path.Combine(modelDir, "config.json"));
+        var weights = WeightStore.OpenDirectory(modelDir);
+        ComputeContext? ctx = null;
+        try
+        {
+            var available = weights.Names.ToHashSet(StringComparer.Ordinal);
+            weights.Resolver = name => CheckpointNames.Resolve(name, available) ?? name;
+            ctx = ComputeContext.Create(device);
+            return new Qwen2VLModel(ctx, config, weights);
+        }
+        catch
+        {
+            ctx?.Dispose();
+            weights.Dispose();
+            throw;
+        }
+    }
+
+    private static long[] ConfigIds(ModelConfig config, string key)
+    {
+        if (!config.Root.TryGetProperty(key, out var e)) return [];
+        return e.ValueKind switch
+        {
+            System.Text.Json.JsonValueKind.Number => [config.GetInt(key)],
+            System.Text.Json.JsonValueKind.Array => config.GetIntArray(key).Select(i => (long)i).ToArray(),
+            System.Text.Json.JsonValueKind.Null => [],
+            _ => throw new ConfigException($"config.json: key '{key}' must be an integer or a list of integers, got {e.GetRawText()}"),
+        };
+    }
+
+    public void Dispose()
+    {
+        Context.Dispose();
+        _weights.Dispose();
+    }
+}

@@ -1,0 +1,112 @@
+using System.CommandLine;
+using System.Globalization;
+using Qwen2VL.Model.Compiled;
+using Qwen2VL.Model.Generation;
+using Qwen2VL.Model.Processing;
+using Qwen2VL.Model.Text;
+using Qwen2VL.Runtime;
+
+namespace Qwen2VL.Cli;
+
+/// <summary>
+/// <c>forward</c>: one forward pass of the compiled model over a safetensors file of inputs, written with the golden
+/// fixtures' names and layouts. Without <c>--model</c> and <c>--inputs</c> it runs the embedded tiny model on the
+/// embedded case-a inputs and prints how far each output is from transformers' numbers.
+/// </summary>
+internal static class ForwardCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "Model directory (config.json + model.safetensors or a sharded index). Default: the embedded tiny model." };
+        var inputs = new Option<string?>("--inputs") { Description = "input_ids, attention_mask, optional labels, pixel_values + image_grid_thw, pixel_values_videos + video_grid_thw. Default with the embedded model: its example inputs." };
+        var output = new Option<string?>("--out") { Description = "Where to write the outputs (safetensors). Required with --inputs." };
+        var generate = new Option<int?>("--generate") { Description = "Also generate N tokens greedily (generated_new_tokens [B, N]). Default: 0, or 8 for the embedded example." };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or ilgpu-cpu", DefaultValueFactory = _ => "cpu" };
+        var command = new Command("forward", "Run the compiled model on a batch of inputs and write position ids, embeddings, hidden states, logits, loss.");
+        foreach (var option in new Option[] { model, inputs, output, generate, device }) command.Options.Add(option);
+        command.SetAction(parse => CliErrors.Guard(() => Run(
+            parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), parse.GetValue(device)!)));
+        return command;
+    }
+
+    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, string deviceName)
+    {
+        var device = DeviceKinds.Parse(deviceName);
+        bool example = inputsPath is null;
+        if (example && modelDir is not null)
+            throw new ModelException("--inputs is required with --model (only the embedded model has example inputs)");
+        if (!example && outPath is null)
+            throw new ModelException("--out is required with --inputs");
+        if (generate is < 0)
+            throw new ModelException($"--generate must be ≥ 0, got {generate}");
+        modelDir ??= DefaultModel.Directory;
+        inputsPath ??= DefaultModel.ExampleInputs;
+        int steps = generate ?? (example ? 8 : 0);
+
+        var batch = ForwardFiles.ReadInputs(inputsPath);
+        using var qwen = Qwen2VLModel.Load(modelDir, device);
+        var result = qwen.Forward(batch);
+        GenerationOutput? generated = steps == 0 ? null : TextGenerator.Generate(qwen, batch,
+            new GenerationOptions(steps, SamplingOptions.Greedy, qwen.EosTokenIds, qwen.PadTokenId));
+        if (outPath is not null)
+        {
+            ForwardFiles.WriteOutputs(outPath, result, generated);
+            Console.WriteLine($"wrote {outPath}");
+        }
+        if (!example) return 0;
+
+        using var expected = SafetensorsFile.Open(DefaultModel.ExampleExpected);
+        var rows = GoldenComparison.Compare(result, generated, batch.MaskOrOnes(), expected);
+        PrintTable(rows, qwen.Context.DeviceName);
+        return rows.All(r => r.Passed) ? 0 : 1;
+    }
+
+    private static void PrintTable(List<ComparisonRow> rows, string deviceName)
+    {
+        Console.WriteLine($"Embedded tiny Qwen2-VL, example 'a_image_text' on {deviceName}, against Hugging Face transformers 4.49 (float32):");
+        Console.WriteLine();
+        int nameWidth = Math.Max(6, rows.Max(r => r.Name.Length)), shapeWidth = Math.Max(5, rows.Max(r => r.Shape.Length));
+        Console.WriteLine($"  {"tensor".PadRight(nameWidth)}  {"shape".PadRight(shapeWidth)}  {"max |diff|",-12}  {"tolerance",-10}  result");
+        foreach (var r in rows)
+        {
+            string diff = r.Exact ? (r.MaxDiff == 0 ? "exact" : $"{r.MaxDiff:0} differ") : r.MaxDiff.ToString("0.00E+00", CultureInfo.InvariantCulture);
+            string tolerance = r.Exact ? "exact" : r.Tolerance.ToString("0E+00", CultureInfo.InvariantCulture);
+            Console.WriteLine($"  {r.Name.PadRight(nameWidth)}  {r.Shape.PadRight(shapeWidth)}  {diff,-12}  {tolerance,-10}  {(r.Passed ? "ok" : "MISMATCH")}");
+        }
+        Console.WriteLine();
+        Console.WriteLine(rows.All(r => r.Passed) ? "All outputs match." : "Some outputs do not match.");
+    }
+}
+
+/// <summary>Where the embedded default model (the tiny fixture model, copied next to the binary) lives.</summary>
+internal static class DefaultModel
+{
+    public static string Directory => Path.Combine(AppContext.BaseDirectory, "default-model");
+    public static string ExampleInputs => Path.Combine(Directory, "example", "inputs.safetensors");
+    public static string ExampleExpected => Path.Combine(Directory, "example", "expected.safetensors");
+}
+
+/// <summary>
+/// Turns a user error (bad file, config, input, option) into one line on stderr and exit code 2, without a stack
+/// trace; the commands write their outputs atomically at the end, so nothing is left behind.
+/// </summary>
+internal static class CliErrors
+{
+    public const int UserError = 2;
+
+    public static int Guard(Func<int> run)
+    {
+        try
+        {
+            return run();
+        }
+        catch (Exception e) when (e is ModelException or PreprocessingException or TokenizerException
+                                      or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine("error: " + OneLine(e.Message));
+            return UserError;
+        }
+    }
+
+    private static string OneLine(string message) => string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries));
+}
