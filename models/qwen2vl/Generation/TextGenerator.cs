@@ -11,11 +11,9 @@ public sealed record GenerationOptions(int MaxNewTokens, SamplingOptions Samplin
 public sealed record GenerationOutput(long[] NewTokens, int Batch, int Steps, float[] StepLogits);
 
 /// <summary>
-/// Autoregressive generation on the compiled model, by recomputation: the generated DecoderLayer has no KV cache
-/// input yet (the DSL's CausalAttention takes the whole sequence), so every step runs the decoder over the whole
-/// growing sequence and keeps the last position's logits. With causal attention that is the cached decode: the
-/// prompt keeps its prefill M-RoPE positions, the token at index c ≥ S gets c + rope_delta on all three axes
-/// (spec §6.2) and attention mask 1; the vision tower runs once, on the prompt.
+/// Autoregressive generation on the compiled model with preallocated KV caches: the prompt runs once (prefill)
+/// and each new token is one decode step over the cache. The prompt keeps its prefill M-RoPE positions; the token at
+/// index c ≥ S gets c + rope_delta on all three axes (spec §6.2) and attention mask 1; the vision tower runs once.
 /// A row that emits an EOS id is finished and continues with the pad id; generation stops when every row is.
 /// </summary>
 public static class TextGenerator
@@ -27,21 +25,19 @@ public static class TextGenerator
             throw new ModelException($"the number of new tokens must be ≥ 0, got {options.MaxNewTokens}");
         var sampler = new TokenSampler(options.Sampling);
         var start = model.Embed(prompt);
-        int batch = start.Batch, seq = start.Seq, hidden = model.Hidden, vocab = model.Vocab;
+        int batch = start.Batch, seq = start.Seq, vocab = model.Vocab;
         long pad = options.PadTokenId ?? (options.EosTokenIds.Count > 0 ? options.EosTokenIds[0] : 0);
 
         var seen = Enumerable.Range(0, batch)
             .Select(b => new HashSet<long>(prompt.InputIds.Skip(b * seq).Take(seq))).ToArray();
         var generated = new List<long[]>();        // per step: [B]
-        var newRows = new List<float[]>();          // per step: embeddings [B, Hidden] of that step's tokens
         var stepLogits = new List<float>();
         var finished = new bool[batch];
+        using var cache = model.CreateCache(batch, seq + Math.Max(options.MaxNewTokens, 1));
+        var logits = model.DecodeWithCache(cache, start.Embeddings, start.PositionIds, start.AttentionMask, seq);   // [B, V]
         for (int step = 0; step < options.MaxNewTokens; step++)
         {
-            var (x, pos, mask) = Extend(start, newRows, hidden);
-            var logits = model.LastPositionLogits(x, pos, mask, batch, seq + step);                 // [B, V]
             stepLogits.AddRange(logits);
-
             var next = new long[batch];
             for (int b = 0; b < batch; b++)
             {
@@ -51,8 +47,11 @@ public static class TextGenerator
             }
             generated.Add(next);
             onStep?.Invoke(step, next);
-            if (finished.All(f => f)) break;
-            if (step + 1 < options.MaxNewTokens) newRows.Add(model.EmbedTokens(next, batch, 1));
+            if (finished.All(f => f) || step + 1 == options.MaxNewTokens) break;
+
+            // Decode: the new token at cache position c = seq + step, M-RoPE position c + rope_delta on all axes.
+            var ones = Enumerable.Repeat(1L, batch).ToArray();
+            logits = model.DecodeWithCache(cache, model.EmbedTokens(next, batch, 1), DecodePositions(start, step), ones, 1);
         }
 
         int steps = generated.Count;
@@ -63,29 +62,16 @@ public static class TextGenerator
     }
 
     /// <summary>
-    /// The prompt followed by the generated tokens so far: embeddings [B, S + n, Hidden], positions [3, B, S + n]
-    /// and mask [B, S + n].
+    /// M-RoPE positions [3, B, 1] of the token generated at <paramref name="step"/>: its cache position is
+    /// c = S + step and its position c + rope_delta on all three axes (spec §6.2).
     /// </summary>
-    public static (float[] Embeddings, long[] Positions, long[] Mask) Extend(EmbeddedBatch prompt, IReadOnlyList<float[]> newRows, int hidden)
+    public static long[] DecodePositions(EmbeddedBatch prompt, int step)
     {
-        int batch = prompt.Batch, seq = prompt.Seq, len = seq + newRows.Count;
-        var x = new float[(long)batch * len * hidden];
-        var pos = new long[3L * batch * len];
-        var mask = new long[(long)batch * len];
-        for (int b = 0; b < batch; b++)
-        {
-            Array.Copy(prompt.Embeddings, (long)b * seq * hidden, x, (long)b * len * hidden, (long)seq * hidden);
-            for (int k = 0; k < newRows.Count; k++)
-                Array.Copy(newRows[k], (long)b * hidden, x, ((long)b * len + seq + k) * hidden, hidden);
-            for (int s = 0; s < len; s++)
-            {
-                mask[b * len + s] = s < seq ? prompt.AttentionMask[b * seq + s] : 1;
-                for (int a = 0; a < 3; a++)
-                    pos[(a * batch + b) * len + s] = s < seq
-                        ? prompt.PositionIds[(a * batch + b) * seq + s]
-                        : RopeIndex.DecodePosition(s, prompt.RopeDeltas[b]);
-            }
-        }
-        return (x, pos, mask);
+        int batch = prompt.Batch;
+        var positions = new long[3 * batch];
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < batch; b++)
+                positions[a * batch + b] = RopeIndex.DecodePosition(prompt.Seq + step, prompt.RopeDeltas[b]);
+        return positions;
     }
 }
