@@ -38,7 +38,7 @@ public static class AotBuild
             IlgpuVersion(),
             targets.Select(t => t.Name).Distinct().Order(StringComparer.Ordinal).ToArray(),
             config?.ToManifest(moduleTypes),
-            kernels.DistinctBy(k => k.Module).Select(k => new PtxManifestModule(k.Module, k.GeneratedCodeHash)).ToArray(),
+            KernelCatalog.ModuleHashes(moduleTypes),
             entries.OrderBy(e => e.Architecture, StringComparer.Ordinal)
                 .ThenBy(e => e.Module, StringComparer.Ordinal)
                 .ThenBy(e => e.Name, StringComparer.Ordinal)

@@ -46,7 +46,14 @@ public static class KernelCatalog
             .ToArray();
     }
 
-    private static IEnumerable<AotKernel> ModuleKernels(Type module)
+    /// <summary>The generated-code hash of each module (kernels or not) and of the runtime's kernels, ordered by name.</summary>
+    public static IReadOnlyList<PtxManifestModule> ModuleHashes(IEnumerable<Type> moduleTypes) =>
+        moduleTypes.Select(m => new PtxManifestModule(m.Name, Generated(m).Hash))
+            .Append(new PtxManifestModule(RuntimeModule, RuntimeHash()))
+            .OrderBy(m => m.Name, StringComparer.Ordinal)
+            .ToArray();
+
+    private static (MethodInfo[] Methods, Type[] Epilogues, string Hash) Generated(Type module)
     {
         var gpu = module.GetNestedType("GpuKernels", BindingFlags.Public)
             ?? throw new AotException($"[Module] {module.FullName} has no generated GpuKernels class; was it built with Qwen2VL.Generator?");
@@ -58,8 +65,12 @@ public static class KernelCatalog
         var epilogues = gpu.GetNestedTypes(BindingFlags.Public)
             .Where(t => t.IsValueType && typeof(IGemmEpilogue).IsAssignableFrom(t))
             .ToArray();
-        var hash = ModuleIdentity.ForModule(module, fusedGraph, methods, epilogues);
+        return (methods, epilogues, ModuleIdentity.ForModule(module, fusedGraph, methods, epilogues));
+    }
 
+    private static IEnumerable<AotKernel> ModuleKernels(Type module)
+    {
+        var (methods, epilogues, hash) = Generated(module);
         foreach (var method in methods)
             yield return new AotKernel(module.Name, method.Name, method, KernelGrouping.Implicit, hash);
         foreach (var epilogue in epilogues)
@@ -69,13 +80,16 @@ public static class KernelCatalog
 
     private static IEnumerable<AotKernel> RuntimeKernels()
     {
-        var hash = ModuleIdentity.ForRuntime([typeof(GemmBlockedKernel), typeof(GemmSkinnyKernel), typeof(GemmEpilogueKernel), typeof(AttentionKernels)]);
+        var hash = RuntimeHash();
         // With cuBLAS a plain product needs no epilogue pass (ComputeContext.Gemm returns before launching it).
         foreach (var kernel in GemmKernels(RuntimeModule, typeof(NoEpilogue), hash, withCublasEpilogue: false))
             yield return kernel;
         yield return new AotKernel(RuntimeModule, "AttentionCausal", Static(typeof(AttentionKernels), nameof(AttentionKernels.Causal)), KernelGrouping.Implicit, hash);
         yield return new AotKernel(RuntimeModule, "AttentionSegments", Static(typeof(AttentionKernels), nameof(AttentionKernels.Segments)), KernelGrouping.Implicit, hash);
     }
+
+    private static string RuntimeHash() =>
+        ModuleIdentity.ForRuntime([typeof(GemmBlockedKernel), typeof(GemmSkinnyKernel), typeof(GemmEpilogueKernel), typeof(AttentionKernels)]);
 
     /// <summary>The GEMM kernels exactly as <see cref="ComputeContext.Gemm{TEpilogue}"/> loads them for one epilogue type.</summary>
     private static IEnumerable<AotKernel> GemmKernels(string module, Type epilogue, string hash, bool withCublasEpilogue)

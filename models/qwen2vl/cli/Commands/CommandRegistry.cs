@@ -9,5 +9,6 @@ internal static class CommandRegistry
     {
         yield return InfoCommand.Create();
         yield return TokenizeCommand.Create();
+        yield return CompileCommand.Create();
     }
 }
