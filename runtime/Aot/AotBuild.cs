@@ -1,3 +1,4 @@
+using System.Reflection;
 using System.Text;
 
 namespace Qwen2VL.Runtime.Aot;
@@ -36,6 +37,7 @@ public static class AotBuild
         var manifest = new PtxManifest(
             PtxManifest.CurrentFormat,
             IlgpuVersion(),
+            BuildConfiguration(moduleTypes),
             targets.Select(t => t.Name).Distinct().Order(StringComparer.Ordinal).ToArray(),
             config?.ToManifest(moduleTypes),
             KernelCatalog.ModuleHashes(moduleTypes),
@@ -53,6 +55,19 @@ public static class AotBuild
         var output = Compile(moduleTypes, targets, config);
         AtomicDirectory.Write(outputDirectory, output.Files, PtxManifest.FileName);
         return output.Manifest;
+    }
+
+    /// <summary>
+    /// The build configuration of the assemblies whose IL is compiled (<c>Release</c>), or both when the model's and
+    /// the runtime's differ (<c>model Debug, runtime Release</c>).
+    /// </summary>
+    public static string BuildConfiguration(IEnumerable<Type> moduleTypes)
+    {
+        static string Of(Assembly a) =>
+            a.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration is { Length: > 0 } c ? c : "unknown";
+        var runtime = Of(typeof(AotBuild).Assembly);
+        var models = moduleTypes.Select(t => Of(t.Assembly)).Distinct().Order(StringComparer.Ordinal).ToArray();
+        return models.All(m => m == runtime) ? runtime : $"model {string.Join("+", models)}, runtime {runtime}";
     }
 
     /// <summary>The ILGPU version the PTX was generated with (also written in each file's header).</summary>

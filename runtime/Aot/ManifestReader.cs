@@ -18,6 +18,7 @@ internal static class ManifestReader
         return new PtxManifest(
             format,
             String(root, "ilgpuVersion", "the manifest"),
+            String(root, "buildConfiguration", "the manifest"),
             Strings(root, "architectures", "the manifest"),
             config.ValueKind == JsonValueKind.Null ? null : Config(config),
             Array(root, "modules", "the manifest").Select((m, i) => Module(m, $"modules[{i}]")).ToArray(),

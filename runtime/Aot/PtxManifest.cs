@@ -43,9 +43,14 @@ public sealed record PtxManifestDims(string Module, IReadOnlyList<KeyValuePair<s
 /// hash, entry point, parameter types and the generated-code hash it was compiled from. Written with sorted
 /// lists, LF newlines and no timestamps or absolute paths, so the same sources always give the same bytes.
 /// </summary>
+/// <param name="BuildConfiguration">
+/// The configuration the model and runtime assemblies were built in (<c>Release</c>): ILGPU compiles their IL, and
+/// Debug IL gives other (equivalent) PTX than Release IL, so builds are reproducible per configuration.
+/// </param>
 public sealed record PtxManifest(
     int Format,
     string IlgpuVersion,
+    string BuildConfiguration,
     IReadOnlyList<string> Architectures,
     PtxManifestConfig? Config,
     IReadOnlyList<PtxManifestModule> Modules,
@@ -69,6 +74,7 @@ public sealed record PtxManifest(
             w.WriteStartObject();
             w.WriteNumber("format", Format);
             w.WriteString("ilgpuVersion", IlgpuVersion);
+            w.WriteString("buildConfiguration", BuildConfiguration);
             WriteStrings(w, "architectures", Architectures);
             if (Config is null) w.WriteNull("config");
             else

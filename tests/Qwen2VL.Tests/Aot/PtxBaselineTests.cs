@@ -6,9 +6,10 @@ namespace Qwen2VL.Tests.Aot;
 
 /// <summary>
 /// The PTX of a few representative kernels (a norm, a rotary, a GEMM with a fused epilogue, an attention kernel) for
-/// sm_80 and sm_90, compared with the files under Aot/Baselines/&lt;arch&gt;/. A mismatch writes a
-/// <c>.received.ptx</c> beside the baseline and fails; to accept an intended change, run
-/// <c>QVL_UPDATE_BASELINES=1 dotnet test tests/Qwen2VL.Tests --filter FullyQualifiedName~PtxBaselineTests</c>.
+/// sm_80 and sm_90, compared with the files under Aot/Baselines/&lt;configuration&gt;/&lt;arch&gt;/. ILGPU compiles
+/// the assemblies' IL, and Debug IL gives other (equivalent) PTX than Release IL, hence one set per configuration.
+/// A mismatch writes a <c>.received.ptx</c> beside the baseline and fails; to accept an intended change, run in both
+/// configurations <c>QVL_UPDATE_BASELINES=1 dotnet test tests/Qwen2VL.Tests [-c Release] --filter FullyQualifiedName~PtxBaselineTests</c>.
 /// </summary>
 public sealed class PtxBaselineTests
 {
@@ -39,7 +40,7 @@ public sealed class PtxBaselineTests
         Directory.CreateDirectory(dir);
         File.WriteAllText(received, ptx);
         Assert.Fail((File.Exists(baseline) ? $"PTX of {kernelKey} for {architecture} differs from {baseline}" : $"no baseline {baseline}") +
-                    $" (see {received}); if intended: QVL_UPDATE_BASELINES=1 dotnet test tests/Qwen2VL.Tests --filter FullyQualifiedName~PtxBaselineTests");
+                    $" (see {received}); if intended: QVL_UPDATE_BASELINES=1 dotnet test tests/Qwen2VL.Tests -c {AotBuild.BuildConfiguration(CompiledModel.ModuleTypes)} --filter FullyQualifiedName~PtxBaselineTests");
     }
 
     [Theory]
@@ -69,5 +70,6 @@ public sealed class PtxBaselineTests
         return data;
     }
 
-    private static string BaselineDir([CallerFilePath] string path = "") => Path.Combine(Path.GetDirectoryName(path)!, "Baselines");
+    private static string BaselineDir([CallerFilePath] string path = "") =>
+        Path.Combine(Path.GetDirectoryName(path)!, "Baselines", AotBuild.BuildConfiguration(CompiledModel.ModuleTypes));
 }
