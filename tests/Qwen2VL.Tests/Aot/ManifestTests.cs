@@ -28,6 +28,13 @@ public sealed class ManifestTests(CompiledModel build)
     }
 
     [Fact]
+    public void Catalog_FindsTheModulesMarkedWithTheDslAttribute()
+    {
+        Assert.Equal(CompiledModel.ModuleTypes, KernelCatalog.ModuleTypes(CompiledModel.ModelAssembly));
+        Assert.Equal(["DecoderLayer", "PatchMerger", "VisionBlock", "VisionTower"], CompiledModel.ModuleTypes.Select(t => t.Name).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void EveryGpuKernelsMethod_IsInTheManifest_ForEachArchitecture()
     {
         var methods = CompiledModel.ModuleTypes
