@@ -8,7 +8,7 @@ namespace Qwen2VL.Runtime.Aot;
 /// after process-wide IR node ids (<c>_index_82946</c>, <c>L_829440</c>), which depend on everything compiled before
 /// in the process. Those identifiers are renumbered in order of first appearance (<c>_index_0</c>, <c>L_7</c>): a
 /// consistent renaming of local names, so the program is unchanged. The <c>.target</c> line is set to the requested
-/// architecture (ILGPU writes the lowest one that has the features it uses).
+/// architecture (ILGPU writes the smaller of the device's and the newest one any of its capabilities needs: sm_80).
 /// </summary>
 public static partial class PtxText
 {
