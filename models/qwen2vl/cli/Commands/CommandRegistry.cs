@@ -11,5 +11,6 @@ internal static class CommandRegistry
         yield return TokenizeCommand.Create();
         yield return ForwardCommand.Create();
         yield return GenerateCommand.Create();
+        yield return CompileCommand.Create();
     }
 }

@@ -1,0 +1,109 @@
+using System.Reflection;
+
+namespace Qwen2VL.Runtime.Aot;
+
+/// <summary>
+/// Every kernel the runtime may launch for a model, found by reflection: each public static method of each
+/// generated <c>X.GpuKernels</c> class (launched auto-grouped), the three generic GEMM kernels closed over each
+/// generated epilogue struct <c>X.GpuKernels.*_Epilogue</c>, and the runtime's own kernels (the GEMMs with
+/// <see cref="NoEpilogue"/>, both attention kernels). Ordered by module, then kernel name (ordinal).
+/// </summary>
+public static class KernelCatalog
+{
+    /// <summary>The attribute that marks DSL modules; matched by name because the runtime does not reference the DSL.</summary>
+    public const string ModuleAttributeName = "Qwen2VL.Dsl.ModuleAttribute";
+
+    /// <summary>The pseudo-module holding the runtime's own kernels.</summary>
+    public const string RuntimeModule = "Runtime";
+
+    /// <summary>The kernels of every [Module] class in <paramref name="modelAssembly"/>, plus the runtime's.</summary>
+    public static IReadOnlyList<AotKernel> FromAssembly(Assembly modelAssembly) => Build(ModuleTypes(modelAssembly));
+
+    /// <summary>The types of <paramref name="assembly"/> marked [Module], ordered by full name.</summary>
+    public static IReadOnlyList<Type> ModuleTypes(Assembly assembly) =>
+        assembly.GetTypes()
+            .Where(t => t.GetCustomAttributesData().Any(a => a.AttributeType.FullName == ModuleAttributeName))
+            .OrderBy(t => t.FullName, StringComparer.Ordinal)
+            .ToArray();
+
+    /// <summary>The kernels of the given [Module] classes, plus the runtime's.</summary>
+    public static IReadOnlyList<AotKernel> Build(IEnumerable<Type> moduleTypes)
+    {
+        var kernels = new List<AotKernel>();
+        var seen = new Dictionary<string, Type>(StringComparer.Ordinal);
+        foreach (var module in moduleTypes)
+        {
+            if (!seen.TryAdd(module.Name, module) && seen[module.Name] != module)
+                throw new AotException($"two [Module] classes are named {module.Name} ({seen[module.Name].FullName}, {module.FullName}); PTX file names need unique module names");
+            kernels.AddRange(ModuleKernels(module));
+        }
+        kernels.AddRange(RuntimeKernels());
+        if (seen.ContainsKey(RuntimeModule))
+            throw new AotException($"a [Module] class may not be named {RuntimeModule}: the name is reserved for the runtime's kernels");
+        return kernels
+            .OrderBy(k => k.Module, StringComparer.Ordinal)
+            .ThenBy(k => k.Name, StringComparer.Ordinal)
+            .ToArray();
+    }
+
+    /// <summary>The generated-code hash of each module (kernels or not) and of the runtime's kernels, ordered by name.</summary>
+    public static IReadOnlyList<PtxManifestModule> ModuleHashes(IEnumerable<Type> moduleTypes) =>
+        moduleTypes.Select(m => new PtxManifestModule(m.Name, Generated(m).Hash))
+            .Append(new PtxManifestModule(RuntimeModule, RuntimeHash()))
+            .OrderBy(m => m.Name, StringComparer.Ordinal)
+            .ToArray();
+
+    private static (MethodInfo[] Methods, Type[] Epilogues, string Hash) Generated(Type module)
+    {
+        var gpu = module.GetNestedType("GpuKernels", BindingFlags.Public)
+            ?? throw new AotException($"[Module] {module.FullName} has no generated GpuKernels class; was it built with Qwen2VL.Generator?");
+        var dump = module.GetField("FusedGraph", BindingFlags.Public | BindingFlags.Static);
+        if (dump is null || !dump.IsLiteral || dump.GetRawConstantValue() is not string fusedGraph)
+            throw new AotException($"[Module] {module.FullName} has no generated FusedGraph dump; was it built with Qwen2VL.Generator?");
+
+        var methods = gpu.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly);
+        var epilogues = gpu.GetNestedTypes(BindingFlags.Public)
+            .Where(t => t.IsValueType && typeof(IGemmEpilogue).IsAssignableFrom(t))
+            .ToArray();
+        return (methods, epilogues, ModuleIdentity.ForModule(module, fusedGraph, methods, epilogues));
+    }
+
+    private static IEnumerable<AotKernel> ModuleKernels(Type module)
+    {
+        var (methods, epilogues, hash) = Generated(module);
+        foreach (var method in methods)
+            yield return new AotKernel(module.Name, method.Name, method, KernelGrouping.Implicit, hash);
+        foreach (var epilogue in epilogues)
+            foreach (var kernel in GemmKernels(module.Name, epilogue, hash, withCublasEpilogue: true))
+                yield return kernel;
+    }
+
+    private static IEnumerable<AotKernel> RuntimeKernels()
+    {
+        var hash = RuntimeHash();
+        // With cuBLAS a plain product needs no epilogue pass (ComputeContext.Gemm returns before launching it).
+        foreach (var kernel in GemmKernels(RuntimeModule, typeof(NoEpilogue), hash, withCublasEpilogue: false))
+            yield return kernel;
+        yield return new AotKernel(RuntimeModule, "AttentionCausal", Static(typeof(AttentionKernels), nameof(AttentionKernels.Causal)), KernelGrouping.Implicit, hash);
+        yield return new AotKernel(RuntimeModule, "AttentionSegments", Static(typeof(AttentionKernels), nameof(AttentionKernels.Segments)), KernelGrouping.Implicit, hash);
+    }
+
+    private static string RuntimeHash() =>
+        ModuleIdentity.ForRuntime([typeof(GemmBlockedKernel), typeof(GemmSkinnyKernel), typeof(GemmEpilogueKernel), typeof(AttentionKernels)]);
+
+    /// <summary>The GEMM kernels exactly as <see cref="ComputeContext.Gemm{TEpilogue}"/> loads them for one epilogue type.</summary>
+    private static IEnumerable<AotKernel> GemmKernels(string module, Type epilogue, string hash, bool withCublasEpilogue)
+    {
+        yield return new AotKernel(module, "GemmBlocked." + epilogue.Name,
+            Static(typeof(GemmBlockedKernel), nameof(GemmBlockedKernel.Run)).MakeGenericMethod(epilogue), KernelGrouping.Explicit, hash);
+        yield return new AotKernel(module, "GemmSkinny." + epilogue.Name,
+            Static(typeof(GemmSkinnyKernel), nameof(GemmSkinnyKernel.Run)).MakeGenericMethod(epilogue), KernelGrouping.Explicit, hash);
+        if (withCublasEpilogue)
+            yield return new AotKernel(module, "GemmEpilogue." + epilogue.Name,
+                Static(typeof(GemmEpilogueKernel), nameof(GemmEpilogueKernel.Run)).MakeGenericMethod(epilogue), KernelGrouping.Implicit, hash);
+    }
+
+    private static MethodInfo Static(Type type, string name) =>
+        type.GetMethod(name, BindingFlags.Public | BindingFlags.Static)
+        ?? throw new InvalidOperationException($"{type.Name}.{name} not found");
+}

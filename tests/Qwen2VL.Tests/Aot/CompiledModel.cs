@@ -1,0 +1,58 @@
+using System.CommandLine;
+using System.Reflection;
+using Qwen2VL.Cli;
+using Qwen2VL.Runtime.Aot;
+using Xunit;
+
+namespace Qwen2VL.Tests.Aot;
+
+/// <summary>
+/// One <c>qwen2vl compile --config tiny --arch sm_80 --arch sm_90</c> run into a temp folder, shared by the Aot tests
+/// (a full compile of both architectures takes a few seconds).
+/// </summary>
+public sealed class CompiledModel : IDisposable
+{
+    public CompiledModel()
+    {
+        Root = Directory.CreateTempSubdirectory("qwen2vl-aot-").FullName;
+        BuildDir = Path.Combine(Root, "build");
+        (ExitCode, Output, Error) = Cli.Run("compile", "--config", "tiny", "--arch", "sm_90", "--arch", "sm_80", "--out", BuildDir);
+        if (ExitCode == 0) Manifest = PtxManifest.Load(BuildDir);
+    }
+
+    public string Root { get; }
+    public string BuildDir { get; }
+    public int ExitCode { get; }
+    public string Output { get; }
+    public string Error { get; }
+    public PtxManifest? Manifest { get; }
+
+    public static Assembly ModelAssembly => typeof(Qwen2VL.Model.Vision.VisionBlock).Assembly;
+
+    /// <summary>The [Module] classes, found with the DSL's attribute type (independently of KernelCatalog's by-name lookup).</summary>
+    public static Type[] ModuleTypes => ModelAssembly.GetTypes()
+        .Where(t => t.IsDefined(typeof(Qwen2VL.Dsl.ModuleAttribute), inherit: false))
+        .OrderBy(t => t.FullName, StringComparer.Ordinal)
+        .ToArray();
+
+    public void Dispose() => Directory.Delete(Root, recursive: true);
+}
+
+[CollectionDefinition(Name)]
+public sealed class CompiledModelCollection : ICollectionFixture<CompiledModel>
+{
+    public const string Name = "Aot compiled model";
+}
+
+/// <summary>Invokes the <c>compile</c> command through System.CommandLine with captured output.</summary>
+internal static class Cli
+{
+    public static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var root = new RootCommand("test") { CompileCommand.Create() };
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        return (code, output.ToString(), error.ToString());
+    }
+}
