@@ -1,0 +1,126 @@
+using System.Diagnostics;
+using Qwen2VL.Bench;
+using Qwen2VL.Model.Compiled;
+using Qwen2VL.Model.Reference;
+using Qwen2VL.Runtime;
+
+// Prefill and decode tokens/s of the compiled model on the CPU kernels, with the machine named and ratios to named
+// baselines: for the tiny fixture model, the float64 reference (the same DSL modules run as plain C#); for the
+// random-weight model with Qwen2-VL-2B dimensions, the roofline of this machine (decode: weight bytes / measured
+// memory bandwidth; prefill: 2·params·tokens / measured peak of the CPU GEMM).
+//
+//   dotnet run -c Release --project bench/Qwen2VL.Bench -- [tiny] [2b] [--prompt-tokens N] [--decode-steps N]
+
+var models = args.Where(a => a is "tiny" or "2b").ToList();
+if (models.Count == 0) models = ["tiny", "2b"];
+int promptTokens = Option("--prompt-tokens", 64), decodeSteps = Option("--decode-steps", 4);
+Console.WriteLine($"machine: {Machine.Describe()}");
+Console.WriteLine($"prompt {promptTokens} tokens, {decodeSteps} decode steps, batch 1, f32 compute, CPU kernels (DeviceKind.Cpu)");
+Console.WriteLine();
+foreach (var name in models)
+{
+    if (name == "tiny") Tiny();
+    else TwoB();
+}
+return 0;
+
+void Tiny()
+{
+    var dir = Path.Combine(AppContext.BaseDirectory, "tiny");
+    using var model = Qwen2VLModel.Load(dir, DeviceKind.Cpu);
+    var ids = PromptIds(promptTokens, 500);
+    var (prefill, decode) = Measure(model, ids);
+
+    var reference = ReferenceModel.Load(dir);
+    var refPrefill = Median(3, () => reference.Forward(ids, null, 1, ids.Length));
+    var refGenerate = Median(1, () => reference.Generate(ids, null, 1, ids.Length, decodeSteps + 1));
+    var refDecode = (refGenerate - refPrefill) / decodeSteps;
+    Console.WriteLine("tiny fixture model (hidden 64, 2 layers, vocab 512)");
+    Report("prefill", promptTokens / prefill, promptTokens / refPrefill, "float64 reference (DSL modules as plain C#)");
+    Report("decode", 1 / decode, 1 / refDecode, "float64 reference, recomputing the sequence");
+    Console.WriteLine();
+}
+
+void TwoB()
+{
+    var d = Qwen2VLDims.Qwen2VL2B;
+    var dir = Path.Combine(Path.GetTempPath(), "qwen2vl-bench-2b");
+    var sw = Stopwatch.StartNew();
+    if (!File.Exists(Path.Combine(dir, "model.safetensors.index.json")))
+        RandomCheckpoint.Write(dir, d, seed: 1);
+    Console.WriteLine($"random-weight checkpoint with Qwen2-VL-2B dimensions at {dir} ({sw.Elapsed.TotalSeconds:F0} s)");
+    sw.Restart();
+    using var model = Qwen2VLModel.Load(dir, DeviceKind.Cpu);
+    Console.WriteLine($"loaded in {sw.Elapsed.TotalSeconds:F0} s");
+    var ids = PromptIds(promptTokens, 151000);
+    var (prefill, decode) = Measure(model, ids);
+
+    // The decoder reads every weight once per token: decoder layers + the tied embedding as lm_head (f32 in memory).
+    long layerParams = (long)d.Layers * (2L * d.Hidden * d.Hidden + 2L * d.KvHeads * (d.Hidden / d.Heads) * d.Hidden
+        + 3L * d.Intermediate * d.Hidden + d.Hidden + 2L * d.KvHeads * (d.Hidden / d.Heads) + 2L * d.Hidden);
+    long matmulParams = layerParams + (long)d.Vocab * d.Hidden;
+    double bandwidth = Machine.CopyBandwidth();
+    double gemmPeak = Machine.GemmPeak();
+    double decodeBound = bandwidth / (4.0 * matmulParams);               // tokens/s if only weight reads counted
+    double prefillBound = gemmPeak / (2.0 * matmulParams);              // tokens/s if the GEMMs ran at peak
+    Console.WriteLine($"Qwen2-VL-2B dimensions (hidden {d.Hidden}, {d.Layers} layers, vocab {d.Vocab}, tied head), random bf16 weights held as f32");
+    Console.WriteLine($"  measured: memory copy {bandwidth / 1e9:F1} GB/s, CPU GEMM peak {gemmPeak / 1e9:F1} GFLOP/s");
+    Report("prefill", promptTokens / prefill, prefillBound, "roofline: 2·params·tokens at the measured GEMM peak");
+    Report("decode", 1 / decode, decodeBound, "roofline: f32 weight bytes at the measured copy bandwidth");
+    Console.WriteLine();
+}
+
+(double Prefill, double Decode) Measure(Qwen2VLModel model, long[] ids)
+{
+    int s = ids.Length;
+    var embeddings = model.EmbedTokens(ids, 1, s);
+    var positions = new long[3 * s];
+    for (int a = 0; a < 3; a++) for (int i = 0; i < s; i++) positions[a * s + i] = i;
+    var mask = Enumerable.Repeat(1L, s).ToArray();
+    double prefill = 0, decode = 0;
+    for (int run = 0; run < 3; run++) // run 0 warms up (first-touch of the arenas); the best of the others is kept
+    {
+        using var cache = model.CreateCache(1, s + decodeSteps);
+        var t = Stopwatch.StartNew();
+        var logits = model.DecodeWithCache(cache, embeddings, positions, mask, s);
+        double p = t.Elapsed.TotalSeconds;
+        long next = ArgMax(logits);
+        t.Restart();
+        for (int step = 0; step < decodeSteps; step++)
+        {
+            var pos = Enumerable.Repeat((long)(s + step), 3).ToArray();
+            logits = model.DecodeWithCache(cache, model.EmbedTokens([next], 1, 1), pos, [1L], 1);
+            next = ArgMax(logits);
+        }
+        double dStep = t.Elapsed.TotalSeconds / decodeSteps;
+        if (run == 1 || (run > 1 && p < prefill)) prefill = p;
+        if (run == 1 || (run > 1 && dStep < decode)) decode = dStep;
+    }
+    return (prefill, decode);
+}
+
+static void Report(string what, double tokensPerSecond, double baseline, string baselineName) =>
+    Console.WriteLine($"  {what,-8} {tokensPerSecond,10:F2} tokens/s   baseline {baseline,10:F2} tokens/s   ratio {tokensPerSecond / baseline,6:F2}x   ({baselineName})");
+
+static long[] PromptIds(int n, int below) => Enumerable.Range(0, n).Select(i => (long)((i * 7919 + 13) % below)).ToArray();
+
+static long ArgMax(float[] v) => Array.IndexOf(v, v.Max());
+
+static double Median(int runs, Action action)
+{
+    var times = new List<double>();
+    for (int i = 0; i < runs; i++)
+    {
+        var t = Stopwatch.StartNew();
+        action();
+        times.Add(t.Elapsed.TotalSeconds);
+    }
+    times.Sort();
+    return times[times.Count / 2];
+}
+
+int Option(string name, int fallback)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var v) ? v : fallback;
+}
