@@ -32,6 +32,24 @@ public sealed class GenerateCommandTests
     }
 
     [Fact]
+    public void WithoutArgumentsTheEmbeddedModelDescribesTheEmbeddedImage()
+    {
+        // The README's main command.
+        var r = CliRunner.Run("generate", "--max-new-tokens", "4");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("Describe this image.", r.Stderr);
+        Assert.False(string.IsNullOrWhiteSpace(r.Stdout));
+    }
+
+    [Fact]
+    public void AnImageWithoutAPromptIsAnError()
+    {
+        var r = CliRunner.Run("generate", "--image", Image);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--prompt is required", r.Stderr);
+    }
+
+    [Fact]
     public void MissingImageIsOneLineAndExitCodeTwo()
     {
         var r = CliRunner.Run("generate", "--image", "/no/such/picture.png", "--prompt", "hi");

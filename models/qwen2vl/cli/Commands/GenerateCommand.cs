@@ -18,7 +18,7 @@ internal static class GenerateCommand
         var model = new Option<string?>("--model") { Description = "Model directory (config.json, weights, tokenizer.json). Default: the embedded tiny model (random weights: the text is noise)." };
         var images = new Option<string[]>("--image") { Description = "Image file (PNG, JPEG, ...); repeat for several.", AllowMultipleArgumentsPerToken = true };
         var videos = new Option<string[]>("--video") { Description = "Animated GIF used as a video; repeat for several.", AllowMultipleArgumentsPerToken = true };
-        var prompt = new Option<string>("--prompt") { Description = "The user's question.", Required = true };
+        var prompt = new Option<string?>("--prompt") { Description = "The user's question. Without --model, --image and --prompt: the embedded example image and \"Describe this image.\"" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "At most this many new tokens.", DefaultValueFactory = _ => 64 };
         var temperature = new Option<double>("--temperature") { Description = "0 = greedy (default); otherwise sample at this temperature." };
         var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0 = off)." };
@@ -39,8 +39,17 @@ internal static class GenerateCommand
                 RepetitionPenalty = parse.GetValue(penalty),
                 Seed = parse.GetValue(seed),
             };
-            return Run(parse.GetValue(model) ?? DefaultModel.Directory, parse.GetValue(images) ?? [], parse.GetValue(videos) ?? [],
-                parse.GetValue(prompt)!, parse.GetValue(maxNew), sampling, parse.GetValue(device)!);
+            var (imagePaths, videoPaths, question) = (parse.GetValue(images) ?? [], parse.GetValue(videos) ?? [], parse.GetValue(prompt));
+            if (question is null)
+            {
+                // The README's main command: the embedded model answers about the embedded example image.
+                if (parse.GetValue(model) is not null || imagePaths.Length > 0 || videoPaths.Length > 0)
+                    throw new ModelException("--prompt is required");
+                (imagePaths, question) = ([DefaultModel.ExampleImage], "Describe this image.");
+                Console.Error.WriteLine($"(embedded tiny model with random weights; image {DefaultModel.ExampleImage}; prompt \"{question}\")");
+            }
+            return Run(parse.GetValue(model) ?? DefaultModel.Directory, imagePaths, videoPaths,
+                question, parse.GetValue(maxNew), sampling, parse.GetValue(device)!);
         }));
         return command;
     }
