@@ -51,6 +51,10 @@ public sealed class ModuleGenerator : IIncrementalGenerator
                 spc.AddSource(hint + ".Cpu.g.cs", KernelFileEmitter.Cpu(item));
                 spc.AddSource(hint + ".Runner.g.cs", RunnerEmitter.Emit(item));
                 spc.AddSource(hint + ".Graph.g.cs", GraphDumper.AsSource(item));
+                var (host, gpu, cpu) = TrainingEmitter.Emit(Fusion.Run(item.Graph, fuse: false, prefix: "T"));
+                spc.AddSource(hint + ".Training.g.cs", host);
+                spc.AddSource(hint + ".TrainGpu.g.cs", gpu);
+                spc.AddSource(hint + ".TrainCpu.g.cs", cpu);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

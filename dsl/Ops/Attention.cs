@@ -3,7 +3,8 @@ namespace Qwen2VL.Dsl;
 public static partial class Ops
 {
     // Bidirectional attention within segments [cu[i], cu[i+1]) (vision tower); scale 1/sqrt(D).
-    [Op(OpGroup.Attention, "q:[N,H,D]; k:[N,H,D]; v:[N,H,D]; cuSeqlens:[G]:i64 -> [N,H,D]")]
+    [Op(OpGroup.Attention, "q:[N,H,D]; k:[N,H,D]; v:[N,H,D]; cuSeqlens:[G]:i64 -> [N,H,D]",
+        Grad = "recompute P; dv = Pᵀ·dy; dS = P·(dy·vᵀ − rowsum); dq = dS·k·scale; dk = dSᵀ·q·scale")]
     public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor cuSeqlens)
     {
         const string op = nameof(Attention);
@@ -44,7 +45,8 @@ public static partial class Ops
     // batch row. That is what transformers' eager attention computes: it adds float32-min to every masked score,
     // so such a row is S equal scores and its softmax is uniform over every key, masked or not. The value matters:
     // the logits at the last padding position predict the first real token, which the loss counts.
-    [Op(OpGroup.Attention, "q:[B,S,H,D]; k:[B,S,KV,D]; v:[B,S,KV,D]; mask:[B,S]:i64 -> [B,S,H,D]")]
+    [Op(OpGroup.Attention, "q:[B,S,H,D]; k:[B,S,KV,D]; v:[B,S,KV,D]; mask:[B,S]:i64 -> [B,S,H,D]",
+        Grad = "recompute P; dv = Pᵀ·dy; dS = P·(dy·vᵀ − rowsum); dq = dS·k·scale; dk = dSᵀ·q·scale (kv heads sum their query heads)")]
     public static Tensor CausalAttention(Tensor q, Tensor k, Tensor v, Tensor mask)
     {
         const string op = nameof(CausalAttention);

@@ -3,15 +3,15 @@ namespace Qwen2VL.Dsl;
 public static partial class Ops
 {
     /// <summary>a + b, where b's shape is a suffix of a's (b repeats over a's leading axes).</summary>
-    [Op(OpGroup.Elementwise, "a:[*S]; b:[..S] -> [*S]", Scalar = "a + b")]
+    [Op(OpGroup.Elementwise, "a:[*S]; b:[..S] -> [*S]", Scalar = "a + b", Grad = "da = dy; db = dy")]
     public static Tensor Add(Tensor a, Tensor b) => Broadcast(nameof(Add), a, b, static (x, y) => x + y);
 
     /// <summary>a · b, where b's shape is a suffix of a's (b repeats over a's leading axes).</summary>
-    [Op(OpGroup.Elementwise, "a:[*S]; b:[..S] -> [*S]", Scalar = "a * b")]
+    [Op(OpGroup.Elementwise, "a:[*S]; b:[..S] -> [*S]", Scalar = "a * b", Grad = "da = dy * b; db = dy * a")]
     public static Tensor Mul(Tensor a, Tensor b) => Broadcast(nameof(Mul), a, b, static (x, y) => x * y);
 
     /// <summary>x · s.</summary>
-    [Op(OpGroup.Elementwise, "x:[*S] -> [*S]", Scalar = "x * s")]
+    [Op(OpGroup.Elementwise, "x:[*S] -> [*S]", Scalar = "x * s", Grad = "dx = dy * s")]
     public static Tensor Scale(Tensor x, float s)
     {
         double f = s;

@@ -3,7 +3,7 @@ namespace Qwen2VL.Dsl;
 public static partial class Ops
 {
     /// <summary>Row lookup: ids [*B] (i64) into table [V, H] → [*B, H]. An id outside [0, V) is an error.</summary>
-    [Op(OpGroup.Movement, "ids:[*B]:i64; table:[V,H] -> [*B,H]")]
+    [Op(OpGroup.Movement, "ids:[*B]:i64; table:[V,H] -> [*B,H]", Grad = "dtable[ids[r]] += dy[r]")]
     public static Tensor Embedding(Tensor ids, Tensor table)
     {
         const string op = nameof(Embedding);

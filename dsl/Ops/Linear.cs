@@ -3,7 +3,8 @@ namespace Qwen2VL.Dsl;
 public static partial class Ops
 {
     /// <summary>y = x·Wᵀ + b over the last axis (PyTorch <c>nn.Linear</c>; W stored [out, in]).</summary>
-    [Op(OpGroup.Matmul, "x:[*B,K]; w:[N,K]; b?:[N] -> [*B,N]")]
+    [Op(OpGroup.Matmul, "x:[*B,K]; w:[N,K]; b?:[N] -> [*B,N]",
+        Grad = "dx = dy·w; dw = dyᵀ·x; db = Σrows dy")]
     public static Tensor Linear(Tensor x, Tensor w, Tensor? b = null)
     {
         const string op = nameof(Linear);

@@ -3,7 +3,7 @@ namespace Qwen2VL.Dsl;
 public static partial class Ops
 {
     /// <summary>Same data, new shape (row-major order unchanged). One entry may be −1: inferred from the rest.</summary>
-    [Op(OpGroup.Movement, "custom")]
+    [Op(OpGroup.Movement, "custom", Grad = "dx = reshape(dy)")]
     public static Tensor Reshape(Tensor x, params int[] shape)
     {
         const string op = nameof(Reshape);
@@ -32,7 +32,7 @@ public static partial class Ops
     }
 
     /// <summary>Swaps two axes and materialises the result in row-major order.</summary>
-    [Op(OpGroup.Movement, "custom")]
+    [Op(OpGroup.Movement, "custom", Grad = "dx = transpose(dy)")]
     public static Tensor Transpose(Tensor x, int axis0, int axis1)
     {
         int a0 = OpChecks.Axis(nameof(Transpose), x, axis0), a1 = OpChecks.Axis(nameof(Transpose), x, axis1);
@@ -57,7 +57,7 @@ public static partial class Ops
     }
 
     /// <summary>The slice at <paramref name="index"/> along <paramref name="axis"/>; that axis is dropped.</summary>
-    [Op(OpGroup.Movement, "custom")]
+    [Op(OpGroup.Movement, "custom", Grad = "dx[…, index, …] += dy")]
     public static Tensor Select(Tensor x, int axis, int index)
     {
         const string op = nameof(Select);
@@ -73,7 +73,7 @@ public static partial class Ops
     }
 
     /// <summary>Joins a and b along <paramref name="axis"/>; all other dims must agree.</summary>
-    [Op(OpGroup.Movement, "custom")]
+    [Op(OpGroup.Movement, "custom", Grad = "da, db = split(dy)")]
     public static Tensor Concat(Tensor a, Tensor b, int axis)
     {
         const string op = nameof(Concat);
@@ -95,7 +95,7 @@ public static partial class Ops
     }
 
     /// <summary>[*B, Heads·D] → [*B, Heads, D]: splits the last axis into heads (a view).</summary>
-    [Op(OpGroup.Movement, "custom")]
+    [Op(OpGroup.Movement, "custom", Grad = "dx = merge(dy)")]
     public static Tensor SplitHeads(Tensor x, int heads)
     {
         const string op = nameof(SplitHeads);
@@ -107,7 +107,7 @@ public static partial class Ops
     }
 
     /// <summary>[*B, Heads, D] → [*B, Heads·D]: joins the last two axes (a view).</summary>
-    [Op(OpGroup.Movement, "custom")]
+    [Op(OpGroup.Movement, "custom", Grad = "dx = split(dy)")]
     public static Tensor MergeHeads(Tensor x)
     {
         OpChecks.MinRank(nameof(MergeHeads), "x", x, 2);

@@ -6,7 +6,8 @@ public static partial class Ops
     /// LayerNorm over the last axis: (x − mean) / sqrt(var + eps) · w + b, with the biased variance
     /// (divide by D), as <c>nn.LayerNorm</c>.
     /// </summary>
-    [Op(OpGroup.Norm, "x:[*B,D]; w:[D]; b:[D] -> [*B,D]")]
+    [Op(OpGroup.Norm, "x:[*B,D]; w:[D]; b:[D] -> [*B,D]",
+        Grad = "x̂ = (x − μ)·r; dw = Σrows dy·x̂; db = Σrows dy; dx = r·(dy·w − mean(dy·w) − x̂·mean(dy·w·x̂))")]
     public static Tensor LayerNorm(Tensor x, Tensor w, Tensor b, float eps)
     {
         const string op = nameof(LayerNorm);
@@ -31,7 +32,8 @@ public static partial class Ops
     }
 
     /// <summary>RMSNorm over the last axis: x · rsqrt(mean(x²) + eps) · w (Qwen2 / LLaMA style, no bias).</summary>
-    [Op(OpGroup.Norm, "x:[*B,D]; w:[D] -> [*B,D]")]
+    [Op(OpGroup.Norm, "x:[*B,D]; w:[D] -> [*B,D]",
+        Grad = "dw = Σrows dy·x·r; dx = r·dy·w − x·r³·mean(dy·w·x)")]
     public static Tensor RmsNorm(Tensor x, Tensor w, float eps)
     {
         int d = CheckNorm(nameof(RmsNorm), x, w);

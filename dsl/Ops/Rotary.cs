@@ -4,7 +4,7 @@ public static partial class Ops
 {
     // Vision 2-D rotary: x [N,H,D]; pos [N,2] = (h, w) patch coordinates. inv_freq[k] = 1/theta^(2k/(D/2)), k < D/4.
     // Pair d with d + D/2 (rotate_half). d mod D/2 < D/4 uses h·inv_freq[d mod D/4], else w·inv_freq[d mod D/4].
-    [Op(OpGroup.Rotary, "x:[N,H,D]; pos:[N,2]:i64 -> [N,H,D]")]
+    [Op(OpGroup.Rotary, "x:[N,H,D]; pos:[N,2]:i64 -> [N,H,D]", Grad = "dx = rotate(dy, −angle)")]
     public static Tensor VisionRotary(Tensor x, Tensor pos, float theta)
     {
         const string op = nameof(VisionRotary);
@@ -30,7 +30,7 @@ public static partial class Ops
 
     // Decoder M-RoPE: x [B,S,H,D]; pos [3,B,S] (t,h,w). inv_freq[k] = 1/theta^(2k/D), k < D/2; frequency k uses
     // axis 0 for k < sT, axis 1 for k < sT+sH, axis 2 otherwise; rotate_half pairs d and d + D/2.
-    [Op(OpGroup.Rotary, "x:[B,S,H,D]; pos:[3,B,S]:i64 -> [B,S,H,D]")]
+    [Op(OpGroup.Rotary, "x:[B,S,H,D]; pos:[3,B,S]:i64 -> [B,S,H,D]", Grad = "dx = rotate(dy, −angle)")]
     public static Tensor MRope(Tensor x, Tensor pos, float theta, int sectionT, int sectionH, int sectionW)
     {
         const string op = nameof(MRope);

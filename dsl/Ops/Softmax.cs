@@ -3,7 +3,7 @@ namespace Qwen2VL.Dsl;
 public static partial class Ops
 {
     /// <summary>Softmax over the last axis, exp(x − max) / Σ exp(x − max).</summary>
-    [Op(OpGroup.Reduce, "x:[*B,D] -> [*B,D]")]
+    [Op(OpGroup.Reduce, "x:[*B,D] -> [*B,D]", Grad = "dx = y·(dy − Σ dy·y)")]
     public static Tensor Softmax(Tensor x)
     {
         OpChecks.MinRank(nameof(Softmax), "x", x, 1);

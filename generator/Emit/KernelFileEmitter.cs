@@ -6,13 +6,14 @@ namespace Qwen2VL.Generator.Emit;
 /// <summary>Writes the GPU (ILGPU) and CPU kernel files of a module: one kernel per fused group.</summary>
 internal static class KernelFileEmitter
 {
-    public static string Gpu(FusedGraph fused)
+    public static string Gpu(FusedGraph fused, string className = "GpuKernels", string what = "fused GPU kernels",
+        System.Collections.Generic.IReadOnlyList<KernelSpec>? extra = null)
     {
         var graph = fused.Graph;
         var w = Header(graph, "ILGPU kernels", "using ILGPU;", "using ILGPU.Algorithms;", "using ILGPU.Runtime;");
         w.Open($"partial class {graph.Name}");
-        w.Line($"/// <summary>The fused GPU kernels of {graph.Name} (ILGPU; one thread per index).</summary>");
-        w.Open("public static class GpuKernels");
+        w.Line($"/// <summary>The {what} of {graph.Name} (ILGPU; one thread per index).</summary>");
+        w.Open($"public static class {className}");
         var first = true;
         foreach (var group in fused.Groups)
         {
@@ -25,25 +26,46 @@ internal static class KernelFileEmitter
             if (GroupLowering.Lower(fused, group) is not { } spec)
                 continue;
             Separate(w, ref first);
-            foreach (var line in spec.Comment)
-                w.Line("// " + line);
-            w.Open($"public static void {spec.Name}({spec.GpuSignature})");
-            foreach (var line in spec.GpuBody)
-                w.Line(line);
-            w.Close();
+            WriteGpu(w, spec);
+        }
+        foreach (var spec in extra ?? new KernelSpec[0])
+        {
+            Separate(w, ref first);
+            WriteGpu(w, spec);
         }
         w.Close();
         w.Close();
         return w.ToString();
     }
 
-    public static string Cpu(FusedGraph fused)
+    private static void WriteGpu(CodeWriter w, KernelSpec spec)
+    {
+        foreach (var line in spec.Comment)
+            w.Line("// " + line);
+        w.Open($"public static void {spec.Name}({spec.GpuSignature})");
+        foreach (var line in spec.GpuBody)
+            w.Line(line);
+        w.Close();
+    }
+
+    private static void WriteCpu(CodeWriter w, KernelSpec spec)
+    {
+        foreach (var line in spec.Comment)
+            w.Line("// " + line);
+        w.Open($"public static void {spec.Name}({spec.CpuSignature})");
+        foreach (var line in spec.CpuBody)
+            w.Line(line);
+        w.Close();
+    }
+
+    public static string Cpu(FusedGraph fused, string className = "CpuKernels", string what = "fused CPU kernels",
+        System.Collections.Generic.IReadOnlyList<KernelSpec>? extra = null)
     {
         var graph = fused.Graph;
         var w = Header(graph, "CPU kernels", "using System.Numerics;", "using System.Numerics.Tensors;", "using System.Threading.Tasks;");
         w.Open($"partial class {graph.Name}");
-        w.Line($"/// <summary>The fused CPU kernels of {graph.Name} (Vector&lt;float&gt; / TensorPrimitives, Parallel.For).</summary>");
-        w.Open("public static class CpuKernels");
+        w.Line($"/// <summary>The {what} of {graph.Name} (Vector&lt;float&gt; / TensorPrimitives, Parallel.For).</summary>");
+        w.Open($"public static class {className}");
         var first = true;
         foreach (var group in fused.Groups)
         {
@@ -56,12 +78,12 @@ internal static class KernelFileEmitter
             if (GroupLowering.Lower(fused, group) is not { } spec)
                 continue;
             Separate(w, ref first);
-            foreach (var line in spec.Comment)
-                w.Line("// " + line);
-            w.Open($"public static void {spec.Name}({spec.CpuSignature})");
-            foreach (var line in spec.CpuBody)
-                w.Line(line);
-            w.Close();
+            WriteCpu(w, spec);
+        }
+        foreach (var spec in extra ?? new KernelSpec[0])
+        {
+            Separate(w, ref first);
+            WriteCpu(w, spec);
         }
         w.Close();
         w.Close();

@@ -10,14 +10,21 @@ namespace Qwen2VL.Generator.Emit;
 /// </summary>
 internal static class RunnerEmitter
 {
+    /// <summary>Where a group's host code sends its work: the inference kernels and arena, or the training ones.</summary>
+    internal sealed record HostTarget(string CpuClass, string GpuClass, string Slot, string ForwardMethod);
+
+    internal static readonly HostTarget Inference = new("CpuKernels", "GpuKernels", "Slot", "Forward");
+    internal static readonly HostTarget Training = new("TrainCpuKernels", "TrainGpuKernels", "TrainSlot", "ForwardTrain");
+
     public static string Emit(FusedGraph fused)
     {
         var graph = fused.Graph;
         var w = KernelFileEmitter.Header(graph, "Host runner", "using System.Linq;", "using ILGPU;", "using ILGPU.Runtime;");
         w.Open($"partial class {graph.Name}");
         w.Line($"/// <summary>Runs {graph.Name}.Forward with the generated kernels on a <see cref=\"ComputeContext\"/>.</summary>");
-        w.Open("public sealed class Runner");
+        w.Open("public sealed partial class Runner");
         w.Line("private readonly ComputeContext _ctx;");
+        w.Line("private readonly string _prefix;");
         w.Line($"private readonly DeviceTensor?[] _slots = new DeviceTensor?[{fused.Plan.SlotCount}];");
         foreach (var dim in graph.Dims.Where(d => d.Kind != "input"))
             w.Line($"public readonly int {dim.Name};");
@@ -25,9 +32,7 @@ internal static class RunnerEmitter
             w.Line($"private readonly DeviceTensor {EmitNames.Field(param.Op)};");
         foreach (var sub in graph.Submodules)
             w.Line($"private readonly {sub.TypeFullName}.Runner{(sub.IsArray ? "[]" : "")} {EmitNames.Field(sub.Field)};");
-        var kernels = fused.Groups.Select(g => (Group: g, Spec: GroupLowering.Lower(fused, g))).Where(k => k.Spec is not null).ToList();
-        foreach (var (group, spec) in kernels)
-            w.Line($"private Action<{spec!.GpuTypeArguments}>? _{group.Name.Split('_')[0].ToLowerInvariant()};");
+        KernelFields(w, fused);
         w.Line();
 
         Constructor(w, graph);
@@ -50,11 +55,20 @@ internal static class RunnerEmitter
         return w.ToString();
     }
 
+    /// <summary>One lazily loaded GPU kernel delegate per kernel group.</summary>
+    internal static void KernelFields(CodeWriter w, FusedGraph fused)
+    {
+        foreach (var group in fused.Groups)
+            if (GroupLowering.Lower(fused, group) is { } spec)
+                w.Line($"private Action<{spec.GpuTypeArguments}>? _{group.Name.Split('_')[0].ToLowerInvariant()};");
+    }
+
     private static void Constructor(CodeWriter w, Graph graph)
     {
         w.Line("/// <summary>Binds the dims from <paramref name=\"config\"/> and loads the weights under <paramref name=\"prefix\"/>.</summary>");
         w.Open("public Runner(ComputeContext ctx, WeightStore weights, ModelConfig config, string prefix = \"\")");
         w.Line("_ctx = ctx;");
+        w.Line("_prefix = prefix;");
         foreach (var dim in graph.Dims)
         {
             if (dim.Kind == "config")
@@ -121,7 +135,7 @@ internal static class RunnerEmitter
         foreach (var group in fused.Groups)
         {
             w.Line();
-            HostGroup(w, fused, group);
+            HostGroup(w, fused, group, Inference);
         }
         if (sites.Count > 0)
         {
@@ -133,24 +147,24 @@ internal static class RunnerEmitter
     }
 
     /// <summary>The causal attention nodes, in order: each is one KV-cache site.</summary>
-    private static List<int> CausalSites(Graph graph) =>
+    internal static List<int> CausalSites(Graph graph) =>
         graph.Nodes.Where(n => n.Kind == NodeKinds.Op && n.Op == "CausalAttention").Select(n => n.Id).ToList();
 
-    private static void HostGroup(CodeWriter w, FusedGraph fused, KernelGroup group)
+    internal static void HostGroup(CodeWriter w, FusedGraph fused, KernelGroup group, HostTarget target)
     {
         var graph = fused.Graph;
         var output = graph[group.Output];
         var summary = string.Join(" + ", group.Nodes.Select(n => graph[n].Op));
         w.Line($"// {group.Name}: {summary} -> {Passes.ShapeInference.ScopeOf(graph).Display(output.Shape)}   (line {graph[group.Nodes[0]].Line})");
         foreach (var value in new[] { group.Residual, group.Output }.Where(v => v >= 0 && fused.Plan.SlotOfNode[v] >= 0))
-            w.Line($"var {EmitNames.Var(graph, value)} = Slot({fused.Plan.SlotOfNode[value]}, {string.Join(", ", graph[value].Shape.Select(d => d.ToCSharp()))});");
+            w.Line($"var {EmitNames.Var(graph, value)} = {target.Slot}({fused.Plan.SlotOfNode[value]}, {string.Join(", ", graph[value].Shape.Select(d => d.ToCSharp()))});");
         switch (group.Kind)
         {
             case GroupKinds.View:
                 w.Line($"var {EmitNames.Var(graph, output.Id)} = {EmitNames.Var(graph, output.Inputs[0])}.Reshape({string.Join(", ", output.Shape.Select(d => d.ToCSharp()))});");
                 return;
             case GroupKinds.Call:
-                w.Line($"var {EmitNames.Var(graph, output.Id)} = {EmitNames.Field(output.Op)}.Forward({string.Join(", ", output.Inputs.Select(i => EmitNames.Var(graph, i)))});");
+                w.Line($"var {EmitNames.Var(graph, output.Id)} = {EmitNames.Field(output.Op)}.{target.ForwardMethod}({string.Join(", ", output.Inputs.Select(i => EmitNames.Var(graph, i)))});");
                 return;
             case GroupKinds.Loop:
             {
@@ -159,14 +173,14 @@ internal static class RunnerEmitter
                 var args = output.Inputs.Select((i, k) => k == carriedIndex ? v : EmitNames.Var(graph, i));
                 w.Line($"var {v} = {EmitNames.Var(graph, output.Inputs[carriedIndex])};");
                 w.Line($"foreach (var layer in {EmitNames.Field(output.Op)})");
-                w.Line($"    {v} = layer.Forward({string.Join(", ", args)});");
+                w.Line($"    {v} = layer.{target.ForwardMethod}({string.Join(", ", args)});");
                 return;
             }
             case GroupKinds.Attention:
                 Attention(w, graph, output);
                 return;
             case GroupKinds.Gemm:
-                Gemm(w, graph, group);
+                Gemm(w, graph, group, target);
                 return;
         }
         var spec = GroupLowering.Lower(fused, group)!;
@@ -179,14 +193,14 @@ internal static class RunnerEmitter
             _ => p.HostValue,
         }));
         w.Line("if (_ctx.IsCpu)");
-        w.Line($"    CpuKernels.{spec.Name}({cpuArgs});");
+        w.Line($"    {target.CpuClass}.{spec.Name}({cpuArgs});");
         w.Open("else");
-        w.Line($"{field} ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<{spec.GpuTypeArguments}>(GpuKernels.{spec.Name});");
+        w.Line($"{field} ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<{spec.GpuTypeArguments}>({target.GpuClass}.{spec.Name});");
         w.Line($"{field}({spec.Extent}, {gpuArgs});");
         w.Close();
     }
 
-    private static void Gemm(CodeWriter w, Graph graph, KernelGroup group)
+    private static void Gemm(CodeWriter w, Graph graph, KernelGroup group, HostTarget target)
     {
         var linear = graph[group.Nodes[0]];
         var x = EmitNames.Var(graph, linear.Inputs[0]);
@@ -208,9 +222,9 @@ internal static class RunnerEmitter
             .Concat(GemmLowering.NeedsCols(operands) ? new[] { n } : new string[0]));
         var gpuFields = string.Join(", ", operands.Select((o, i) => $"In{i} = {EmitNames.Var(graph, o.Node)}.View").Concat(new[] { $"Cols = {n}" }));
         w.Line("if (_ctx.IsCpu)");
-        w.Line($"    CpuGemm.Run({x}, {w0}, {output}, {sizes}, new CpuKernels.{name}({cpuArgs}));");
+        w.Line($"    CpuGemm.Run({x}, {w0}, {output}, {sizes}, new {target.CpuClass}.{name}({cpuArgs}));");
         w.Line("else");
-        w.Line($"    _ctx.Gemm({x}, {w0}, {output}, {sizes}, new GpuKernels.{name} {{ {gpuFields} }});");
+        w.Line($"    _ctx.Gemm({x}, {w0}, {output}, {sizes}, new {target.GpuClass}.{name} {{ {gpuFields} }});");
     }
 
     private static void Attention(CodeWriter w, Graph graph, Node node)

@@ -37,6 +37,7 @@ public sealed record OpInfo(
     string Group,
     string ShapeRule,
     string? Scalar,
+    string? Grad,
     EquatableArray<OpParameter> Parameters);
 
 /// <summary>An op parameter: its name and kind (Tensor, OptionalTensor, Float, Int, IntArray).</summary>

@@ -12,12 +12,16 @@ internal static class OpInfoReader
         var args = attribute.ConstructorArguments;
         var group = args.Length > 0 && args[0].Value is int g ? ModuleParser.EnumName(args[0].Type, g) ?? "Elementwise" : "Elementwise";
         var shape = args.Length > 1 ? args[1].Value as string ?? "" : "";
-        string? scalar = null;
+        string? scalar = null, grad = null;
         foreach (var named in attribute.NamedArguments)
+        {
             if (named.Key == "Scalar")
                 scalar = named.Value.Value as string;
+            else if (named.Key == "Grad")
+                grad = named.Value.Value as string;
+        }
         var parameters = method.Parameters.Select(p => new OpParameter(p.Name, KindOf(p))).ToEquatableArray();
-        return new OpInfo(method.Name, group, shape, scalar, parameters);
+        return new OpInfo(method.Name, group, shape, scalar, grad, parameters);
     }
 
     private static string KindOf(IParameterSymbol parameter)

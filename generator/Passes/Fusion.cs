@@ -11,7 +11,12 @@ namespace Qwen2VL.Generator.Passes;
 /// </summary>
 internal static class Fusion
 {
-    public static FusedGraph Run(Graph graph)
+    /// <summary>
+    /// Groups the graph for inference (<paramref name="fuse"/>: chains, epilogues, norm + residual; arena slots reused)
+    /// or for training (every op its own kernel, every value kept for the backward pass), naming groups with
+    /// <paramref name="prefix"/>.
+    /// </summary>
+    public static FusedGraph Run(Graph graph, bool fuse = true, string prefix = "G")
     {
         var nodes = graph.Nodes;
         var consumers = new int[nodes.Count];
@@ -33,9 +38,9 @@ internal static class Fusion
                 NodeKinds.Loop => new Builder(GroupKinds.Loop, node.Id),
                 _ => node.Group switch
                 {
-                    "Elementwise" => JoinProducer(graph, node, consumers, groupOf) ?? new Builder(GroupKinds.Elementwise, node.Id),
+                    "Elementwise" => (fuse ? JoinProducer(graph, node, consumers, groupOf) : null) ?? new Builder(GroupKinds.Elementwise, node.Id),
                     "Matmul" => new Builder(GroupKinds.Gemm, node.Id),
-                    "Norm" => NormWithResidual(graph, node, consumers, groupOf, groups) ?? new Builder(GroupKinds.Norm, node.Id),
+                    "Norm" => (fuse ? NormWithResidual(graph, node, consumers, groupOf, groups) : null) ?? new Builder(GroupKinds.Norm, node.Id),
                     "Reduce" => new Builder(GroupKinds.Softmax, node.Id),
                     "Rotary" => new Builder(GroupKinds.Rotary, node.Id),
                     "Attention" => new Builder(GroupKinds.Attention, node.Id),
@@ -53,10 +58,10 @@ internal static class Fusion
         for (var i = 0; i < groups.Count; i++)
         {
             var g = groups[i];
-            var name = "G" + (i + 1) + "_" + string.Join("_", g.Nodes.Select(n => nodes[n].Op));
+            var name = prefix + (i + 1) + "_" + string.Join("_", g.Nodes.Select(n => nodes[n].Op));
             result.Add(new KernelGroup(i + 1, g.Kind, g.Nodes.ToEquatableArray(), g.Output, g.Residual, name));
         }
-        var plan = MemoryPlanner.Run(graph, result);
+        var plan = MemoryPlanner.Run(graph, result, reuse: fuse);
         return new FusedGraph(graph, result.ToEquatableArray(), plan);
     }
 

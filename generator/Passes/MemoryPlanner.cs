@@ -12,7 +12,7 @@ namespace Qwen2VL.Generator.Passes;
 /// </summary>
 internal static class MemoryPlanner
 {
-    public static MemoryPlan Run(Graph graph, IReadOnlyList<KernelGroup> groups)
+    public static MemoryPlan Run(Graph graph, IReadOnlyList<KernelGroup> groups, bool reuse = true)
     {
         var count = graph.Nodes.Count;
         var alias = Enumerable.Range(0, count).ToArray();
@@ -51,7 +51,7 @@ internal static class MemoryPlanner
             foreach (var value in new[] { group.Residual, group.Output }.Where(v => v >= 0))
             {
                 int slot;
-                if (value != output && free.Count > 0)
+                if (reuse && value != output && free.Count > 0)
                 {
                     slot = free.Min;
                     free.Remove(slot);

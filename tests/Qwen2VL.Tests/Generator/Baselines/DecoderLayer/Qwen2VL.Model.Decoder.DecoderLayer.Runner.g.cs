@@ -14,9 +14,10 @@ namespace Qwen2VL.Model.Decoder;
 partial class DecoderLayer
 {
     /// <summary>Runs DecoderLayer.Forward with the generated kernels on a <see cref="ComputeContext"/>.</summary>
-    public sealed class Runner
+    public sealed partial class Runner
     {
         private readonly ComputeContext _ctx;
+        private readonly string _prefix;
         private readonly DeviceTensor?[] _slots = new DeviceTensor?[5];
         public readonly int Hidden;
         public readonly int Heads;
@@ -48,6 +49,7 @@ partial class DecoderLayer
         public Runner(ComputeContext ctx, WeightStore weights, ModelConfig config, string prefix = "")
         {
             _ctx = ctx;
+            _prefix = prefix;
             Hidden = config.GetInt("hidden_size");
             Heads = config.GetInt("num_attention_heads");
             KvHeads = config.GetInt("num_key_value_heads");

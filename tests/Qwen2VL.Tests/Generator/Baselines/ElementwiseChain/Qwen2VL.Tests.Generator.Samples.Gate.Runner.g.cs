@@ -14,9 +14,10 @@ namespace Qwen2VL.Tests.Generator.Samples;
 partial class Gate
 {
     /// <summary>Runs Gate.Forward with the generated kernels on a <see cref="ComputeContext"/>.</summary>
-    public sealed class Runner
+    public sealed partial class Runner
     {
         private readonly ComputeContext _ctx;
+        private readonly string _prefix;
         private readonly DeviceTensor?[] _slots = new DeviceTensor?[1];
         public readonly int Width;
         private readonly DeviceTensor _scaleW;
@@ -27,6 +28,7 @@ partial class Gate
         public Runner(ComputeContext ctx, WeightStore weights, ModelConfig config, string prefix = "")
         {
             _ctx = ctx;
+            _prefix = prefix;
             Width = config.GetInt("width");
             _scaleW = weights.Load(ctx, prefix + "scale", Width);
             _shift = weights.Load(ctx, prefix + "shift", Width);

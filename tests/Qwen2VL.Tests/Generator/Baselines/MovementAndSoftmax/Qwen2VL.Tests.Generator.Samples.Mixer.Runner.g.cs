@@ -14,9 +14,10 @@ namespace Qwen2VL.Tests.Generator.Samples;
 partial class Mixer
 {
     /// <summary>Runs Mixer.Forward with the generated kernels on a <see cref="ComputeContext"/>.</summary>
-    public sealed class Runner
+    public sealed partial class Runner
     {
         private readonly ComputeContext _ctx;
+        private readonly string _prefix;
         private readonly DeviceTensor?[] _slots = new DeviceTensor?[3];
         public readonly int Heads;
         public readonly int Width;
@@ -35,6 +36,7 @@ partial class Mixer
         public Runner(ComputeContext ctx, WeightStore weights, ModelConfig config, string prefix = "")
         {
             _ctx = ctx;
+            _prefix = prefix;
             Heads = config.GetInt("heads");
             Width = config.GetInt("width");
             Vocab = config.GetInt("vocab");

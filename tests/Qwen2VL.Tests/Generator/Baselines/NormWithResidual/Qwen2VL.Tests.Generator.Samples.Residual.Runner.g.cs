@@ -14,9 +14,10 @@ namespace Qwen2VL.Tests.Generator.Samples;
 partial class Residual
 {
     /// <summary>Runs Residual.Forward with the generated kernels on a <see cref="ComputeContext"/>.</summary>
-    public sealed class Runner
+    public sealed partial class Runner
     {
         private readonly ComputeContext _ctx;
+        private readonly string _prefix;
         private readonly DeviceTensor?[] _slots = new DeviceTensor?[4];
         public readonly int Hidden;
         private readonly DeviceTensor _normW;
@@ -31,6 +32,7 @@ partial class Residual
         public Runner(ComputeContext ctx, WeightStore weights, ModelConfig config, string prefix = "")
         {
             _ctx = ctx;
+            _prefix = prefix;
             Hidden = config.GetInt("hidden");
             _normW = weights.Load(ctx, prefix + "norm.weight", Hidden);
             _projW = weights.Load(ctx, prefix + "proj.weight", Hidden, Hidden);

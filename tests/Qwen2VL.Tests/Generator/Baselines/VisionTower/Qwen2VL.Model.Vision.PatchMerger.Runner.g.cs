@@ -14,9 +14,10 @@ namespace Qwen2VL.Model.Vision;
 partial class PatchMerger
 {
     /// <summary>Runs PatchMerger.Forward with the generated kernels on a <see cref="ComputeContext"/>.</summary>
-    public sealed class Runner
+    public sealed partial class Runner
     {
         private readonly ComputeContext _ctx;
+        private readonly string _prefix;
         private readonly DeviceTensor?[] _slots = new DeviceTensor?[3];
         public readonly int Embed;
         public readonly int Merge;
@@ -34,6 +35,7 @@ partial class PatchMerger
         public Runner(ComputeContext ctx, WeightStore weights, ModelConfig config, string prefix = "")
         {
             _ctx = ctx;
+            _prefix = prefix;
             Embed = config.GetInt("vision_config.embed_dim", 1280);
             Merge = config.GetInt("vision_config.spatial_merge_size", 2);
             Hidden = config.GetInt("vision_config.hidden_size", 3584);

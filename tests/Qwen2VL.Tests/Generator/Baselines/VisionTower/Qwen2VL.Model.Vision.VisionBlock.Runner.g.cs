@@ -14,9 +14,10 @@ namespace Qwen2VL.Model.Vision;
 partial class VisionBlock
 {
     /// <summary>Runs VisionBlock.Forward with the generated kernels on a <see cref="ComputeContext"/>.</summary>
-    public sealed class Runner
+    public sealed partial class Runner
     {
         private readonly ComputeContext _ctx;
+        private readonly string _prefix;
         private readonly DeviceTensor?[] _slots = new DeviceTensor?[5];
         public readonly int Embed;
         public readonly int Heads;
@@ -47,6 +48,7 @@ partial class VisionBlock
         public Runner(ComputeContext ctx, WeightStore weights, ModelConfig config, string prefix = "")
         {
             _ctx = ctx;
+            _prefix = prefix;
             Embed = config.GetInt("vision_config.embed_dim", 1280);
             Heads = config.GetInt("vision_config.num_heads", 16);
             MlpRatio = config.GetInt("vision_config.mlp_ratio", 4);

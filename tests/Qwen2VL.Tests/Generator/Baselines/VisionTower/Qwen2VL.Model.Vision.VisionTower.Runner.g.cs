@@ -14,9 +14,10 @@ namespace Qwen2VL.Model.Vision;
 partial class VisionTower
 {
     /// <summary>Runs VisionTower.Forward with the generated kernels on a <see cref="ComputeContext"/>.</summary>
-    public sealed class Runner
+    public sealed partial class Runner
     {
         private readonly ComputeContext _ctx;
+        private readonly string _prefix;
         private readonly DeviceTensor?[] _slots = new DeviceTensor?[1];
         public readonly int Embed;
         public readonly int Depth;
@@ -32,6 +33,7 @@ partial class VisionTower
         public Runner(ComputeContext ctx, WeightStore weights, ModelConfig config, string prefix = "")
         {
             _ctx = ctx;
+            _prefix = prefix;
             Embed = config.GetInt("vision_config.embed_dim", 1280);
             Depth = config.GetInt("vision_config.depth", 32);
             Channels = config.GetInt("vision_config.in_channels", 3);
