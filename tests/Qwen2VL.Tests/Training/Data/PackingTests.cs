@@ -100,6 +100,22 @@ public sealed class PackingTests
     }
 
     [Fact]
+    public void ToInputs_FullySupervisedSamples_FirstLabelOfEverySegmentIsDropped()
+    {
+        // Labels equal to ids everywhere, so only the packing rule can put −100 at segment starts.
+        EncodedSample Plain(params long[] ids) => new(ids, (long[])ids.Clone(), null, null);
+        var rows = Packing.Pack([Plain(10, 11, 12), Plain(20, 21), Plain(30, 31, 32, 33)], 6);
+
+        var packed = Packing.ToInputs(rows, 0);
+
+        Assert.Equal((2, 5), (packed.Batch, packed.Seq));
+        Assert.Equal([10, 11, 12, 20, 21, 30, 31, 32, 33, 0], packed.InputIds);
+        Assert.Equal([1, 1, 1, 2, 2, 1, 1, 1, 1, 0], packed.AttentionMask!);
+        Assert.Equal([-100, 11, 12, -100, 21, -100, 31, 32, 33, -100], packed.Labels!);
+        Assert.Equal([0, 1, 2, 0, 1, 0, 1, 2, 3, 1], PackedRopeIndex.Compute(packed, VisionIds).AsSpan(0, 10).ToArray());
+    }
+
+    [Fact]
     public void Pack_SampleLongerThanTheBudget_NamesIt()
     {
         var e = Assert.Throws<TrainingDataException>(() => Packing.Pack(Samples, 10));

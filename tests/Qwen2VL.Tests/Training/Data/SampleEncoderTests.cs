@@ -108,6 +108,15 @@ public sealed class SampleEncoderTests
         Assert.Equal(new Model.Reference.GridThw(1, 4, 4), small.Images!.Grids[0]);
     }
 
+    private static void WriteGif(string path)
+    {
+        using var gif = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(56, 56);
+        for (int f = 1; f < 4; f++)
+            gif.Frames.AddFrame(new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(56, 56,
+                new SixLabors.ImageSharp.PixelFormats.Rgb24((byte)(60 * f), 0, 0)).Frames.RootFrame);
+        SixLabors.ImageSharp.ImageExtensions.SaveAsGif(gif, path);
+    }
+
     [Fact]
     public void Encode_FromJsonl_LoadsFilesAndNamesTheLineOnAMissingImage()
     {
@@ -116,16 +125,22 @@ public sealed class SampleEncoderTests
         {
             using (var img = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(56, 56))
                 SixLabors.ImageSharp.ImageExtensions.SaveAsPng(img, Path.Combine(dir, "a.png"));
+            WriteGif(Path.Combine(dir, "clip.gif"));
+            File.Copy(Path.Combine(dir, "a.png"), Path.Combine(dir, "f0.png"));
             var path = Path.Combine(dir, "d.jsonl");
             File.WriteAllLines(path,
             [
-                """{"images": ["a.png"], "messages": [{"role": "user", "content": "<image>x"}, {"role": "assistant", "content": "y"}]}""",
+                """{"images": ["a.png"], "videos": [["f0.png"], "clip.gif"], "messages": [{"role": "user", "content": "<video><image>x<video>"}, {"role": "assistant", "content": "y"}]}""",
                 """{"images": ["missing.png"], "messages": [{"role": "user", "content": "<image>x"}, {"role": "assistant", "content": "y"}]}""",
             ]);
             var samples = TrainingJsonl.Read(path);
 
             var ok = Encoder().Encode(samples[0]);
             Assert.Equal(4, ok.Ids.Count(i => i == ImagePad));
+            // The one-frame video is padded to two frames (grid 1x4x4); the GIF's frames are sampled to two 56x56 ones.
+            Assert.Equal(2, ok.Videos!.Grids.Count);
+            Assert.Equal(new Model.Reference.GridThw(1, 4, 4), ok.Videos.Grids[0]);
+            Assert.Equal(ok.Videos.Grids.Sum(g => g.Tokens(2)), ok.Ids.Count(i => i == VideoPad));
             Assert.Equal($"{path}:1", ok.Source);
             var e = Assert.Throws<TrainingDataException>(() => Encoder().Encode(samples[1]));
             Assert.StartsWith($"{path}:2: ", e.Message);
