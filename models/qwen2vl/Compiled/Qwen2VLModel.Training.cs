@@ -1,0 +1,143 @@
+using Qwen2VL.Model.Processing;
+using Qwen2VL.Model.Reference;
+using Qwen2VL.Runtime;
+
+namespace Qwen2VL.Model.Compiled;
+
+/// <summary>The loss of a training pass and how many label tokens it averaged over.</summary>
+public sealed record TrainingLoss(float Loss, int Tokens);
+
+public sealed partial class Qwen2VLModel
+{
+    /// <summary>
+    /// One training pass: the forward of <see cref="Forward"/> on the generated training runners (every value kept),
+    /// the mean shifted cross-entropy over labels ≠ −100 (spec §9.1), and the backward pass, which adds the gradient
+    /// of every trainable parameter into <paramref name="grads"/> under its checkpoint name (tied embeddings: the
+    /// lookup's and the head's gradients add into <c>model.embed_tokens.weight</c>). <paramref name="positionIds"/>
+    /// overrides the M-RoPE positions (packed rows, whose mask holds segment ids); <paramref name="gradScale"/>
+    /// multiplies the gradient of the mean loss (gradient accumulation passes 1/steps).
+    /// </summary>
+    public TrainingLoss ForwardBackward(ForwardInputs inputs, IGradientSink grads, long[]? positionIds = null, float gradScale = 1f)
+    {
+        int b = inputs.Batch, s = inputs.Seq;
+        if (inputs.Labels is null)
+            throw new ModelException("training needs labels (−100 where no token is predicted)");
+        if (inputs.Images is not null && inputs.Videos is not null)
+            throw new ModelException("a training batch with both images and videos is not supported yet; put them in separate batches");
+        if (b <= 0 || s <= 0 || inputs.InputIds.Length != b * s || inputs.Labels.Length != b * s)
+            throw new ModelException($"input_ids and labels must be [batch, seq]; got {inputs.InputIds.Length} ids and {inputs.Labels.Length} labels for [{b}, {s}]");
+        var mask = inputs.MaskOrOnes();
+        HostOps.CheckIds(inputs.InputIds, b, s, Vocab);
+
+        // Forward.
+        var vision = inputs.Images ?? inputs.Videos;
+        var visionToken = inputs.Images is not null ? TokenIds.Image : TokenIds.Video;
+        float[]? visionRows = null;
+        if (vision is not null)
+            visionRows = Context.Download(VisionTrain(vision));                                      // [tokens, Hidden]
+        using var idsT = Context.UploadInt(ToInt(inputs.InputIds), b, s);
+        var x = Context.Download(_embed.ForwardTrain(idsT));                                         // [B·S, Hidden]
+        if (vision is not null)
+            HostOps.Scatter(x, inputs.InputIds, visionToken, visionRows, Hidden, inputs.Images is not null ? "image" : "video");
+        else
+        {
+            HostOps.Scatter(x, inputs.InputIds, TokenIds.Image, null, Hidden, "image");
+            HostOps.Scatter(x, inputs.InputIds, TokenIds.Video, null, Hidden, "video");
+        }
+        var positions = positionIds ?? RopeIndex.Compute(inputs.InputIds, inputs.AttentionMask, b, s,
+            inputs.Images?.Grids ?? [], inputs.Videos?.Grids ?? [], TokenIds, SpatialMerge).PositionIds;
+        using var xT = Context.Upload(x, b, s, Hidden);
+        using var posT = Context.UploadInt(ToInt(positions), 3, b, s);
+        using var maskT = Context.UploadInt(ToInt(mask), b, s);
+        var h = xT;
+        foreach (var layer in _layers)
+            h = layer.ForwardTrain(h, posT, maskT);                                                   // [B, S, Hidden]
+        var normed = _norm.ForwardTrain(h);                                                            // [B, S, Hidden]
+        var logits = Context.Download(_head.ForwardTrain(normed.Reshape(b * s, Hidden)));            // [B·S, V]
+
+        // Loss and its gradient with respect to the logits (softmax − one-hot, over the counted positions).
+        var (loss, count, dLogits) = CrossEntropyGradient(logits, inputs.Labels, b, s, gradScale);
+
+        // Backward, in reverse.
+        using var dLogitsT = Context.Upload(dLogits, b * s, Vocab);
+        var dH = _head.Backward(dLogitsT, grads)[0]!.Reshape(b, s, Hidden);
+        dH = _norm.Backward(dH, grads)[0]!;
+        for (int i = _layers.Length - 1; i >= 0; i--)
+            dH = _layers[i].Backward(dH, grads)[0]!;
+        var dX = Context.Download(dH);                                                               // [B·S, Hidden]
+        if (vision is not null)
+        {
+            // The scatter replaced the embeddings of the vision tokens: their gradient goes to the vision tower only.
+            var dVision = new float[visionRows!.Length];
+            int next = 0;
+            for (int t = 0; t < b * s; t++)
+                if (inputs.InputIds[t] == visionToken)
+                {
+                    Array.Copy(dX, (long)t * Hidden, dVision, (long)next++ * Hidden, Hidden);
+                    Array.Clear(dX, t * Hidden, Hidden);
+                }
+            using var dVisionT = Context.Upload(dVision, dVision.Length / Hidden, Hidden);
+            _vision.Backward(dVisionT, grads);
+        }
+        // transformers builds embed_tokens with padding_idx = pad_token_id: the lookup of the pad token gets no gradient.
+        if (PadTokenId is { } pad)
+            for (int t = 0; t < b * s; t++)
+                if (inputs.InputIds[t] == pad)
+                    Array.Clear(dX, t * Hidden, Hidden);
+        using var dXT = Context.Upload(dX, b, s, Hidden);
+        _embed.Backward(dXT, grads);
+        Context.Synchronize();
+        return new TrainingLoss(loss, count);
+    }
+
+    private DeviceTensor VisionTrain(VisionBatch input)
+    {
+        var grids = input.Grids.Select(g => (g.T, g.H, g.W)).ToList();
+        long patches = input.Grids.Sum(g => (long)g.Patches);
+        if (patches != input.Rows || input.Columns != _vision.InDim)
+            throw new ModelException($"vision input of {input.Rows}×{input.Columns} does not match its grids ({patches} patches of {_vision.InDim})");
+        var pos = VisionGeometry.RotaryPositions(grids, SpatialMerge);
+        var cu = VisionGeometry.CuSeqlens(grids);
+        // Kept alive until the backward pass: the runner saves references to its inputs.
+        _trainPixels?.Dispose();
+        _trainPos?.Dispose();
+        _trainCu?.Dispose();
+        _trainPixels = Context.Upload(input.PixelValues, input.Rows, input.Columns);
+        _trainPos = Context.UploadInt(pos, input.Rows, 2);
+        _trainCu = Context.UploadInt(cu, cu.Length);
+        return _vision.ForwardTrain(_trainPixels, _trainPos, _trainCu);
+    }
+
+    private DeviceTensor? _trainPixels, _trainPos, _trainCu;
+
+    /// <summary>Mean shifted cross-entropy in double over float32 logits, and dLoss/dLogits scaled by <paramref name="scale"/>.</summary>
+    private (float Loss, int Count, float[] DLogits) CrossEntropyGradient(float[] logits, long[] labels, int batch, int seq, float scale)
+    {
+        var d = new float[logits.Length];
+        int count = 0;
+        for (int i = 0; i < labels.Length; i++)
+            if (i % seq != 0 && labels[i] != HostOps.IgnoreIndex) count++;
+        if (count == 0)
+            return (float.NaN, 0, d);
+        double total = 0;
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t + 1 < seq; t++)
+            {
+                long label = labels[b * seq + t + 1];
+                if (label == HostOps.IgnoreIndex) continue;
+                if (label < 0 || label >= Vocab)
+                    throw new ModelException($"labels[{b}, {t + 1}] = {label} is outside the vocabulary [0, {Vocab}) (use -100 to ignore a position)");
+                int at = (b * seq + t) * Vocab;
+                var row = logits.AsSpan(at, Vocab);
+                double max = double.NegativeInfinity;
+                foreach (float z in row) max = Math.Max(max, z);
+                double sum = 0;
+                foreach (float z in row) sum += Math.Exp(z - max);
+                total += max + Math.Log(sum) - row[(int)label];
+                for (int v = 0; v < Vocab; v++)
+                    d[at + v] = (float)(Math.Exp(row[v] - max) / sum / count * scale);
+                d[at + (int)label] -= (float)(1.0 / count * scale);
+            }
+        return ((float)(total / count), count, d);
+    }
+}

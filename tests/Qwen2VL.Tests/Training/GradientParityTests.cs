@@ -1,0 +1,60 @@
+using Qwen2VL.Model.Compiled;
+using Qwen2VL.Runtime;
+using Qwen2VL.Tests.Compiled;
+using Qwen2VL.Tests.Pipeline;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Qwen2VL.Tests.Training;
+
+/// <summary>
+/// The generated backward passes of the whole model against the gradients transformers computed for the fixtures:
+/// the loss within 1e-5 and every parameter's gradient (grad.&lt;name&gt;) within 1e-5 + 1e-3·max|expected|.
+/// </summary>
+public sealed class GradientParityTests(ITestOutputHelper log)
+{
+    [Theory]
+    [InlineData("a_image_text", DeviceKind.Cpu)]
+    [InlineData("b_batch2_two_images_leftpad", DeviceKind.Cpu)]
+    [InlineData("c_video_text", DeviceKind.Cpu)]
+    [InlineData("d_text_only", DeviceKind.Cpu)]
+    [InlineData("a_image_text", DeviceKind.IlgpuCpu)]
+    public void LossAndEveryGradientMatchTransformers(string caseName, DeviceKind device)
+    {
+        using var golden = new GoldenCase(caseName);
+        using var model = Qwen2VLModel.Load(FixturePaths.Root, device);
+        using var weights = WeightStore.OpenFile(FixturePaths.Model);
+        using var grads = new GradientMap(model.Context);
+        foreach (var name in weights.Names)
+            grads.Declare(name, weights.Info(name).Shape.Select(d => (int)d).ToArray());
+
+        var result = model.ForwardBackward(golden.Inputs, grads);
+
+        var expectedLoss = golden.Expected.ReadFloat32("loss")[0];
+        Assert.True(Math.Abs(result.Loss - expectedLoss) <= 1e-5, $"loss {result.Loss} vs {expectedLoss}");
+        var checkedCount = 0;
+        var worst = 0.0;
+        foreach (var name in weights.Names)
+        {
+            var key = "grad." + name;
+            if (!golden.Expected.Tensors.ContainsKey(key))
+            {
+                // No path to the loss (the vision tower of a text-only case): no gradient, or an all-zero one.
+                if (grads.Gradients.TryGetValue(name, out var none))
+                    Assert.All(model.Context.Download(none), g => Assert.Equal(0f, g));
+                continue;
+            }
+            Assert.True(grads.Gradients.ContainsKey(name), $"no gradient was computed for {name}");
+            var expected = golden.Expected.ReadFloat32(key);
+            var actual = model.Context.Download(grads.Gradients[name]);
+            var scale = expected.Max(Math.Abs);
+            var tolerance = 1e-5 + 1e-3 * scale;
+            var diff = Compare.MaxAbsDiff(actual, expected, out var at);
+            worst = Math.Max(worst, diff / tolerance);
+            Assert.True(diff <= tolerance, $"{key} ({caseName}, {device}): max |diff| {diff:E3} at {at} (got {actual[at]}, expected {expected[at]}), tolerance {tolerance:E2}");
+            checkedCount++;
+        }
+        Assert.True(checkedCount > 20, $"only {checkedCount} gradients were compared");
+        log.WriteLine($"{caseName} ({device}): loss {result.Loss} vs {expectedLoss}; {checkedCount} gradients, worst diff/tolerance {worst:F3}");
+    }
+}
