@@ -11,7 +11,9 @@ public interface IGradientSink
 }
 
 /// <summary>A gradient sink that allocates a zeroed gradient the first time a parameter asks for one.</summary>
-public sealed class GradientMap(ComputeContext ctx, Func<string, bool>? trainable = null) : IGradientSink, IDisposable
+/// <remarks>Shapes come from <see cref="Declare"/> or from <paramref name="shapeOf"/> (e.g. the checkpoint's tensor shapes).</remarks>
+public sealed class GradientMap(ComputeContext ctx, Func<string, bool>? trainable = null, Func<string, int[]?>? shapeOf = null)
+    : IGradientSink, IDisposable
 {
     private readonly Dictionary<string, DeviceTensor> _grads = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int[]> _shapes = new(StringComparer.Ordinal);
@@ -27,7 +29,7 @@ public sealed class GradientMap(ComputeContext ctx, Func<string, bool>? trainabl
             return null;
         if (_grads.TryGetValue(name, out var grad))
             return grad;
-        if (!_shapes.TryGetValue(name, out var shape))
+        if (!_shapes.TryGetValue(name, out var shape) && (shape = shapeOf?.Invoke(name)) is null)
             throw new ModelException($"no gradient shape was declared for parameter '{name}'");
         return _grads[name] = ctx.Allocate(shape);
     }

@@ -32,7 +32,8 @@ public static class ForwardFiles
     /// hidden_states [L + 1, B, S, H], logits [B, S, V], loss [] (F32) and, after generation,
     /// generated_new_tokens [B, N] (I64); atomically (temporary file, then rename).
     /// </summary>
-    public static void WriteOutputs(string path, ForwardOutput output, GenerationOutput? generated = null)
+    public static void WriteOutputs(string path, ForwardOutput output, GenerationOutput? generated = null,
+        IReadOnlyDictionary<string, float[]>? gradients = null, Func<string, int[]>? shapeOf = null)
     {
         int b = output.Batch, s = output.Seq, h = output.Hidden;
         var entries = new List<SafetensorsEntry>
@@ -48,6 +49,8 @@ public static class ForwardFiles
         if (output.Loss is { } loss) entries.Add(SafetensorsEntry.F32("loss", [loss]));
         if (generated is not null)
             entries.Add(SafetensorsEntry.I64("generated_new_tokens", generated.NewTokens, generated.Batch, generated.Steps));
+        foreach (var (name, grad) in (gradients ?? new Dictionary<string, float[]>()).OrderBy(g => g.Key, StringComparer.Ordinal))
+            entries.Add(SafetensorsEntry.F32("grad." + name, grad, shapeOf!(name).Select(d => (long)d).ToArray()));
         SafetensorsWriter.Write(path, entries, new Dictionary<string, string> { ["format"] = "pt" });
     }
 

@@ -90,6 +90,16 @@ public sealed partial class Qwen2VLModel
         return new TrainingLoss(loss, count);
     }
 
+    /// <summary>
+    /// A gradient sink for this model's parameters (checkpoint names, shapes from the checkpoint); parameters for which
+    /// <paramref name="trainable"/> is false get no gradient (frozen).
+    /// </summary>
+    public GradientMap CreateGradients(Func<string, bool>? trainable = null) =>
+        new(Context, trainable, name => _weights.Contains(name) ? _weights.Info(name).Shape.Select(d => (int)d).ToArray() : null);
+
+    /// <summary>The checkpoint shape of a parameter (by its legacy checkpoint name).</summary>
+    public int[] ParameterShape(string name) => _weights.Info(name).Shape.Select(d => (int)d).ToArray();
+
     private DeviceTensor VisionTrain(VisionBatch input)
     {
         var grids = input.Grids.Select(g => (g.T, g.H, g.W)).ToList();

@@ -22,14 +22,15 @@ internal static class ForwardCommand
         var output = new Option<string?>("--out") { Description = "Where to write the outputs (safetensors). Required with --inputs." };
         var generate = new Option<int?>("--generate") { Description = "Also generate N tokens greedily (generated_new_tokens [B, N]). Default: 0, or 8 for the embedded example." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or ilgpu-cpu", DefaultValueFactory = _ => "cpu" };
+        var withGrads = new Option<bool>("--grads") { Description = "Also run the backward pass and write grad.<checkpoint name> (f32) for every parameter; needs labels." };
         var command = new Command("forward", "Run the compiled model on a batch of inputs and write position ids, embeddings, hidden states, logits, loss.");
-        foreach (var option in new Option[] { model, inputs, output, generate, device }) command.Options.Add(option);
+        foreach (var option in new Option[] { model, inputs, output, generate, device, withGrads }) command.Options.Add(option);
         command.SetAction(parse => CliErrors.Guard(() => Run(
-            parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), parse.GetValue(device)!)));
+            parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), parse.GetValue(device)!, parse.GetValue(withGrads))));
         return command;
     }
 
-    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, string deviceName)
+    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, string deviceName, bool withGrads)
     {
         var device = DeviceKinds.Parse(deviceName);
         bool example = inputsPath is null;
@@ -48,9 +49,18 @@ internal static class ForwardCommand
         var result = qwen.Forward(batch);
         GenerationOutput? generated = steps == 0 ? null : TextGenerator.Generate(qwen, batch,
             new GenerationOptions(steps, SamplingOptions.Greedy, qwen.EosTokenIds, qwen.PadTokenId));
+        Dictionary<string, float[]>? gradients = null;
+        if (withGrads)
+        {
+            if (batch.Labels is null)
+                throw new ModelException($"{inputsPath}: --grads needs 'labels' in the inputs");
+            using var sink = qwen.CreateGradients();
+            qwen.ForwardBackward(batch, sink);
+            gradients = sink.Gradients.ToDictionary(g => g.Key, g => qwen.Context.Download(g.Value));
+        }
         if (outPath is not null)
         {
-            ForwardFiles.WriteOutputs(outPath, result, generated);
+            ForwardFiles.WriteOutputs(outPath, result, generated, gradients, name => qwen.ParameterShape(name));
             Console.WriteLine($"wrote {outPath}");
         }
         if (!example) return 0;

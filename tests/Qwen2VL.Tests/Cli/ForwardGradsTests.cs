@@ -1,0 +1,47 @@
+using Qwen2VL.Runtime;
+using Qwen2VL.Tests.Pipeline;
+using Xunit;
+
+namespace Qwen2VL.Tests.Cli;
+
+/// <summary><c>forward --grads</c> writes the loss and grad.&lt;name&gt; of every parameter, matching transformers.</summary>
+public sealed class ForwardGradsTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("qvl-grads-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Theory]
+    [InlineData("b_batch2_two_images_leftpad")]
+    [InlineData("c_video_text")]
+    public void WritesEveryGradientLikeTransformers(string caseName)
+    {
+        var output = Path.Combine(_dir, "out.safetensors");
+        var r = CliRunner.Run("forward", "--model", FixturePaths.Root, "--inputs", FixturePaths.Case(caseName, "inputs.safetensors"),
+            "--out", output, "--grads");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var actual = SafetensorsFile.Open(output);
+        using var expected = SafetensorsFile.Open(FixturePaths.Case(caseName, "expected.safetensors"));
+        Assert.True(Math.Abs(actual.ReadFloat32("loss")[0] - expected.ReadFloat32("loss")[0]) <= 1e-5);
+        var names = expected.Tensors.Keys.Where(k => k.StartsWith("grad.", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(names);
+        foreach (var name in names)
+        {
+            var want = expected.ReadFloat32(name);
+            Assert.Equal(expected.Tensors[name].Shape, actual.Tensors[name].Shape);
+            var tolerance = 1e-5 + 1e-3 * want.Max(Math.Abs);
+            Compare.Close(name, actual.Tensors[name].Shape.Select(d => (int)d).ToArray(), actual.ReadFloat32(name), want, tolerance);
+        }
+    }
+
+    [Fact]
+    public void GradsWithoutLabelsIsAnError()
+    {
+        var inputs = Path.Combine(_dir, "nolabels.safetensors");
+        SafetensorsWriter.Write(inputs, [SafetensorsEntry.I64("input_ids", [1, 2, 3], 1, 3)]);
+        var r = CliRunner.Run("forward", "--model", FixturePaths.Root, "--inputs", inputs, "--out", Path.Combine(_dir, "o.safetensors"), "--grads");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("labels", r.Stderr);
+        Assert.False(File.Exists(Path.Combine(_dir, "o.safetensors")));
+    }
+}
