@@ -16,9 +16,8 @@ namespace Qwen2VL.Runtime.Checkpoints;
 /// A save writes everything into dir/.tmp-checkpoint-&lt;step&gt;-&lt;random&gt;/, flushes each file to disk, renames the
 /// folder into place and only then replaces `latest` (temp file + rename). Each of those steps is atomic on
 /// the file system, so a crash at any point leaves the previous checkpoint and `latest` intact; the leftover
-/// temp folder is removed by the next save. One saver per directory at a time.
-/// Not done: fsync of the parent directory after the renames (.NET has no portable call for it), so after a
-/// power loss (not a process crash) the last rename may be lost, which leaves the previous checkpoint.
+/// temp folder is removed by the next save. One saver per directory at a time. For power loss, the temp folder
+/// and the parent are also fsynced around the renames (Linux and macOS; best effort, see DirectorySync).
 /// </summary>
 public static partial class TrainingCheckpoint
 {
@@ -68,10 +67,13 @@ public static partial class TrainingCheckpoint
         // A complete but un-promoted checkpoint-<step> can exist from a run that crashed before updating
         // `latest`; it is not the latest (checked above), so it is moved aside and replaced.
         if (Directory.Exists(final)) MoveToTrash(dir, final);
+        _ = DirectorySync.Flush(temp);
         faults?.At("before-rename");
         Directory.Move(temp, final);
+        _ = DirectorySync.Flush(dir);
         faults?.At("before-latest");
         WriteLatest(dir, name);
+        _ = DirectorySync.Flush(dir);
         faults?.At("before-prune");
         if (options.KeepLast > 0) Prune(dir, options.KeepLast, name);
         RemoveLeftovers(dir);
@@ -92,6 +94,8 @@ public static partial class TrainingCheckpoint
 
     private static void Validate(CheckpointContent content, CheckpointOptions options)
     {
+        try { using var _ = System.Text.Json.JsonDocument.Parse(content.ConfigJson); }
+        catch (System.Text.Json.JsonException e) { throw new ModelException($"checkpoint: config.json text is not valid JSON ({e.Message.Split('\n')[0].Trim()})", e); }
         if (content.Trainer.Step < 0) throw new ModelException($"checkpoint: step {content.Trainer.Step} is negative");
         if (options.KeepLast < 0) throw new ModelException($"checkpoint: keep-last {options.KeepLast} is negative");
         var reserved = new HashSet<string>(StringComparer.OrdinalIgnoreCase)

@@ -70,6 +70,8 @@ public class CheckpointErrorTests
         var badShape = good with { Weights = [("w", new float[5], [2, 3])] };
         Assert.Contains("weight 'w' has 5 values, shape [2, 3] needs 6",
             Assert.ThrowsAny<ModelException>(() => TrainingCheckpoint.Save(dir.Path, badShape)).Message);
+        Assert.Contains("config.json text is not valid JSON",
+            Assert.ThrowsAny<ModelException>(() => TrainingCheckpoint.Save(dir.Path, good with { ConfigJson = "{\"a\": " })).Message);
         var badName = good with { ExtraFiles = new Dictionary<string, byte[]> { ["../x.json"] = [1] } };
         Assert.Contains("must be a plain file name", Assert.ThrowsAny<ModelException>(() => TrainingCheckpoint.Save(dir.Path, badName)).Message);
         var clash = good with { ExtraFiles = new Dictionary<string, byte[]> { ["config.json"] = [1] } };

@@ -97,3 +97,15 @@ public class CheckpointFaultTests
         CheckpointSamples.AssertSame(CheckpointSamples.Content(1), TrainingCheckpoint.LoadLatest(dir.Path));
     }
 }
+
+public class DirectorySyncTests
+{
+    [Fact]
+    public void DirectoriesAreFsyncedOnLinux()
+    {
+        if (!OperatingSystem.IsLinux()) return; // macOS would pass too; Windows has no directory fsync
+        using var dir = new TempDirectory();
+        Assert.True(DirectorySync.Flush(dir.Path));
+        Assert.False(DirectorySync.Flush(dir.File("missing")));
+    }
+}
