@@ -1,0 +1,74 @@
+using System.Text.Json;
+
+namespace Qwen2VL.Runtime.Checkpoints;
+
+/// <summary>
+/// optimizer.safetensors: the flat first and second moments as F32 tensors `exp_avg` and `exp_avg_sq` (PyTorch's
+/// Adam names), and the per-parameter layout as JSON in the header's __metadata__ under "layout".
+/// </summary>
+internal static class OptimizerFile
+{
+    public const string FileName = "optimizer.safetensors";
+
+    public static void Write(string path, OptimizerState state)
+    {
+        Validate(state, "optimizer state");
+        var layout = new MemoryStream();
+        using (var json = new Utf8JsonWriter(layout))
+        {
+            json.WriteStartArray();
+            foreach (OptimizerSlot slot in state.Layout)
+            {
+                json.WriteStartObject();
+                json.WriteString("name", slot.Name);
+                json.WriteNumber("offset", slot.Offset);
+                json.WriteStartArray("shape");
+                foreach (int d in slot.Shape) json.WriteNumberValue(d);
+                json.WriteEndArray();
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
+        }
+        SafetensorsWriter.Write(path,
+            [SafetensorsEntry.F32("exp_avg", state.M, state.M.Length), SafetensorsEntry.F32("exp_avg_sq", state.V, state.V.Length)],
+            new Dictionary<string, string> { ["format"] = "pt", ["layout"] = System.Text.Encoding.UTF8.GetString(layout.ToArray()) });
+    }
+
+    public static OptimizerState Read(string path, string file)
+    {
+        using SafetensorsFile safetensors = SafetensorsFile.Open(path);
+        if (!safetensors.Metadata.TryGetValue("layout", out string? layoutJson))
+            throw new ModelException($"{file}: header __metadata__ has no 'layout'");
+        var layout = new List<OptimizerSlot>();
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(layoutJson);
+            foreach (JsonElement slot in document.RootElement.EnumerateArray())
+                layout.Add(new OptimizerSlot(
+                    slot.GetProperty("name").GetString() ?? "",
+                    slot.GetProperty("offset").GetInt64(),
+                    slot.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32()).ToArray()));
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException)
+        {
+            throw new ModelException($"{file}: layout metadata is not valid ({e.Message.Split('\n')[0].Trim()})", e);
+        }
+        var state = new OptimizerState(safetensors.ReadFloat32("exp_avg"), safetensors.ReadFloat32("exp_avg_sq"), layout);
+        Validate(state, file);
+        return state;
+    }
+
+    /// <summary>Moments of equal length, and every slot inside them.</summary>
+    public static void Validate(OptimizerState state, string context)
+    {
+        if (state.M.Length != state.V.Length)
+            throw new ModelException($"{context}: exp_avg has {state.M.Length} elements but exp_avg_sq has {state.V.Length}");
+        foreach (OptimizerSlot slot in state.Layout)
+        {
+            long count = slot.Shape.Aggregate(1L, (a, d) => a * d);
+            if (slot.Offset < 0 || slot.Shape.Any(d => d < 0) || slot.Offset + count > state.M.Length)
+                throw new ModelException(
+                    $"{context}: slot '{slot.Name}' (offset {slot.Offset}, shape {SafetensorsDTypes.FormatShape(slot.Shape)}) lies outside the {state.M.Length} moments");
+        }
+    }
+}
