@@ -10,10 +10,13 @@ namespace Qwen2VL.Runtime.Training;
 /// </summary>
 public static class GradClip
 {
-    private const int Groups = 256, GroupSize = 256;
+    private const int MaxGroups = 256, GroupSize = 256;
 
     /// <summary>√(Σ g²) over the whole tensor, summed in float64 on the host from per-group partial sums.</summary>
-    public static float GlobalNorm(ComputeContext ctx, DeviceTensor grads)
+    public static float GlobalNorm(ComputeContext ctx, DeviceTensor grads) => GlobalNorm(ctx, grads, MaxGroups);
+
+    /// <summary>As above with at most <paramref name="maxGroups"/> groups (tests use few, to exercise the grid-stride loop cheaply).</summary>
+    internal static float GlobalNorm(ComputeContext ctx, DeviceTensor grads, int maxGroups)
     {
         if (grads.IsInt) throw new ArgumentException($"gradients must be float32, got {grads}");
         if (grads.Length == 0) return 0f;
@@ -31,10 +34,11 @@ public static class GradClip
             });
             return (float)Math.Sqrt(partial.Sum());
         }
-        using DeviceTensor partials = ctx.Allocate(Groups);
+        int groups = (int)Math.Min(maxGroups, ((long)grads.Length + GroupSize - 1) / GroupSize);
+        using DeviceTensor partials = ctx.Allocate(groups);
         var kernel = ctx.CachedKernel("grad-sum-of-squares", typeof(GradClip), accelerator =>
             accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(SumOfSquaresKernel));
-        kernel(new KernelConfig(Groups, GroupSize), grads.View, partials.View, grads.Length);
+        kernel(new KernelConfig(groups, GroupSize), grads.View, partials.View, grads.Length);
         double total = 0;
         foreach (float p in ctx.Download(partials)) total += p;
         return (float)Math.Sqrt(total);
@@ -71,7 +75,7 @@ public static class GradClip
         ArrayView<float> shared = SharedMemory.Allocate<float>(GroupSize);
         int thread = Group.IdxX;
         float sum = 0f;
-        for (int i = Grid.IdxX * GroupSize + thread; i < length; i += Groups * GroupSize) sum += g[i] * g[i];
+        for (int i = Grid.IdxX * GroupSize + thread; i < length; i += Grid.DimX * GroupSize) sum += g[i] * g[i];
         shared[thread] = sum;
         Group.Barrier();
         for (int half = GroupSize / 2; half > 0; half /= 2)
