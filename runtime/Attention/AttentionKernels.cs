@@ -78,9 +78,11 @@ internal static class AttentionKernels
         ArrayView<float> acc = LocalMemory.Allocate1D<float>(MaxHeadDim);
         for (int d = 0; d < args.HeadDim; d++) acc[d] = 0f;
         float m = float.NegativeInfinity, l = 0f;
+        int own = mask[b * args.Capacity + position]; // 0 = padding, else the query's segment id (CausalVisibility)
         for (int j = 0; j <= position; j++)
         {
-            if (mask[b * args.Capacity + j] == 0) continue;
+            int maskJ = mask[b * args.Capacity + j];
+            if (maskJ == 0 || (own != 0 && maskJ != own)) continue;
             int keyAt = ((b * args.Capacity + j) * args.KvHeads + kvh) * args.HeadDim;
             float s = 0f;
             for (int d = 0; d < args.HeadDim; d++) s += query[d] * k[keyAt + d];

@@ -29,9 +29,11 @@ internal static class AttentionWarpKernel
         float m = float.NegativeInfinity, l = 0f;
         if (valid)
         {
+            int own = mask[b * args.Capacity + position]; // 0 = padding, else the query's segment id (CausalVisibility)
             for (int j = lane; j <= position; j += Warp.WarpSize)
             {
-                if (mask[b * args.Capacity + j] == 0) continue;
+                int maskJ = mask[b * args.Capacity + j];
+                if (maskJ == 0 || (own != 0 && maskJ != own)) continue;
                 int keyAt = ((b * args.Capacity + j) * args.KvHeads + kvh) * args.HeadDim;
                 float s = 0f;
                 for (int d = 0; d < args.HeadDim; d++) s += q[queryAt + d] * k[keyAt + d];

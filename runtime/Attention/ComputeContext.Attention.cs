@@ -30,7 +30,9 @@ public sealed partial class ComputeContext
     /// <summary>
     /// Causal attention with grouped KV heads: q, output [batch, seq, heads, headDim]; k, v [batch, seq,
     /// kvHeads, headDim]; query head h reads kv head h / (heads / kvHeads); key j is visible to query i iff
-    /// j ≤ i and mask[b, j] ≠ 0. A query with no visible key (a left-padding position) gets the mean of v over
+    /// j ≤ i, mask[b, j] ≠ 0 and, when mask[b, i] ≠ 0, mask[b, j] = mask[b, i]. The mask holds 0 for padding and a
+    /// segment id ≥ 1 for real tokens (plain masks use 1), so samples packed into one row attend only within
+    /// themselves (<see cref="CausalVisibility"/>). A query with no visible key (a left-padding position) gets the mean of v over
     /// all <paramref name="seq"/> positions of its batch row (per kv head): transformers' eager attention adds
     /// float32-min to every masked score, so such a row holds seq equal scores and its softmax is uniform over
     /// every key. The logits at the last padding position predict the first real token, which the loss counts,
@@ -43,8 +45,10 @@ public sealed partial class ComputeContext
     /// <summary>
     /// Causal attention over a KV cache: k, v [batch, capacity, kvHeads, headDim] hold keyLength valid
     /// positions; mask is int32 [batch, capacity]; q, output [batch, queryLength, heads, headDim] are the
-    /// last queryLength positions, so query i sits at position keyLength − queryLength + i and sees keys
-    /// j ≤ that position with mask[b, j] ≠ 0 (zeros when none). Decoding is queryLength = 1.
+    /// last queryLength positions, so query i sits at position p = keyLength − queryLength + i and sees keys
+    /// j ≤ p with mask[b, j] ≠ 0 and, when mask[b, p] ≠ 0, mask[b, j] = mask[b, p] (segment ids, see
+    /// <see cref="CausalVisibility"/>); with none visible, the mean of v over the keyLength positions, as in
+    /// <see cref="AttentionCausal"/>. Decoding is queryLength = 1.
     /// </summary>
     public void AttentionCausalCached(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
         int batch, int queryLength, int keyLength, int capacity, int heads, int kvHeads, int headDim, float scale) =>

@@ -39,8 +39,8 @@ public static class CpuAttention
     }
 
     /// <summary>
-    /// Causal attention with grouped KV heads, a key padding mask and an optional KV cache (the language model). A
-    /// query that sees no key (a left-padding position) gets the mean of V over all key positions of its batch row,
+    /// Causal attention with grouped KV heads, a key padding / segment-id mask (<see cref="CausalVisibility"/>) and an
+    /// optional KV cache (the language model). A query that sees no key (a left-padding position) gets the mean of V over all key positions of its batch row,
     /// as transformers' eager attention does (see <see cref="ComputeContext.AttentionCausal"/>).
     /// </summary>
     public static void Causal(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
@@ -59,10 +59,10 @@ public static class CpuAttention
             int h = item % heads, i = item / heads % queries, b = item / (heads * queries);
             int kvh = h / group;
             ReadOnlySpan<float> query = qa.AsSpan(qo + ((b * queries + i) * heads + h) * headDim, headDim);
-            int count = 0;
+            int count = 0, own = keep[b * capacity + first + i];
             for (int j = 0; j <= first + i; j++)
             {
-                if (keep[b * capacity + j] == 0) continue;
+                if (!CausalVisibility.Visible(keep[b * capacity + j], own)) continue;
                 int keyAt = ((b * capacity + j) * kvHeads + kvh) * headDim;
                 buffers.Scores[count] = TensorPrimitives.Dot(query, ka.AsSpan(ko + keyAt, headDim)) * scale;
                 buffers.Rows[count++] = vo + keyAt;

@@ -1,0 +1,193 @@
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+
+namespace Qwen2VL.Runtime.Training;
+
+/// <summary>Sizes of one vocabulary chunk (one struct keeps the kernel signatures short).</summary>
+public struct CrossEntropyChunkArgs
+{
+    public int Rows, Columns, First;
+    public float Scale;
+}
+
+/// <summary>
+/// The language-model head fused with the cross-entropy loss, for training: logits_t = hidden_t · Wᵀ over a
+/// vocabulary of V rows, loss = Σ over targets t ≠ −100 of (logsumexp(logits_t) − logits_t[target_t]).
+/// The full [T, V] float32 logits are never materialised: the vocabulary is processed in chunks of columns,
+/// each chunk's logits made by the GEMM and folded into a per-row online logsumexp (running max m, running sum
+/// s rescaled by e^(m_old − m_new)). Backward recomputes the logits chunk by chunk and, with
+/// G = gradScale · (softmax − onehot(target)) (zero rows for ignored targets), adds dHidden = G·W_c and
+/// dW_c += Gᵀ·hidden. Targets are already shifted by the caller.
+/// </summary>
+public static class LmHeadCrossEntropy
+{
+    public const int IgnoreIndex = -100;
+
+    /// <summary>Chunk logits kept at most this many floats (64 MiB).</summary>
+    private const int ChunkBudget = 1 << 24;
+
+    /// <summary>Summed loss over the counted targets and their count (the mean is lossSum / count).</summary>
+    public static void Forward(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, int[] targets, out float lossSum, out int count) =>
+        Forward(ctx, hidden, weight, targets, out lossSum, out count, 0);
+
+    internal static void Forward(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, int[] targets,
+        out float lossSum, out int count, int chunkColumns)
+    {
+        (int t, int h, int v) = Check(hidden, weight, targets);
+        using DeviceTensor targetTensor = ctx.UploadInt(targets, t);
+        using DeviceTensor stats = RowStats(ctx, hidden, weight, targetTensor, t, h, v, Chunk(t, v, chunkColumns));
+        float[] s = ctx.Download(stats);
+        double sum = 0;
+        count = 0;
+        for (int row = 0; row < t; row++)
+        {
+            if (targets[row] == IgnoreIndex) continue;
+            sum += (double)s[row * 3] + Math.Log(s[row * 3 + 1]) - s[row * 3 + 2];
+            count++;
+        }
+        lossSum = (float)sum;
+    }
+
+    /// <summary>dHidden [T, H] is overwritten; dWeight [V, H] is accumulated into. The gradient of the loss sum is scaled by gradScale.</summary>
+    public static void Backward(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, int[] targets, float gradScale,
+        DeviceTensor dHidden, DeviceTensor dWeight) =>
+        Backward(ctx, hidden, weight, targets, gradScale, dHidden, dWeight, 0);
+
+    internal static void Backward(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, int[] targets, float gradScale,
+        DeviceTensor dHidden, DeviceTensor dWeight, int chunkColumns)
+    {
+        (int t, int h, int v) = Check(hidden, weight, targets);
+        if (dHidden.IsInt || dHidden.Length != t * h || dWeight.IsInt || dWeight.Length != v * h)
+            throw new ArgumentException($"dHidden must be float32 [{t}, {h}] and dWeight float32 [{v}, {h}]; got {dHidden}, {dWeight}");
+        int chunk = Chunk(t, v, chunkColumns);
+        using DeviceTensor targetTensor = ctx.UploadInt(targets, t);
+        using DeviceTensor stats = RowStats(ctx, hidden, weight, targetTensor, t, h, v, chunk);
+        using DeviceTensor logits = ctx.Allocate(t * chunk);
+        if (v == 0 || t == 0) { ctx.Clear(dHidden); return; }
+        for (int first = 0; first < v; first += chunk)
+        {
+            int columns = Math.Min(chunk, v - first);
+            DeviceTensor g = logits.Slice(0, t * columns, t, columns);
+            DeviceTensor w = weight.Slice(first * h, columns * h, columns, h);
+            ctx.Gemm(hidden, w, g, t, columns, h);
+            var args = new CrossEntropyChunkArgs { Rows = t, Columns = columns, First = first, Scale = gradScale };
+            if (ctx.IsCpu) CpuGradient(g, stats, targets, args);
+            else
+            {
+                var kernel = ctx.CachedKernel("cross-entropy-gradient", typeof(CrossEntropyChunkArgs), accelerator =>
+                    accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, CrossEntropyChunkArgs>(GradientKernel));
+                kernel(t * columns, g.View, stats.View, targetTensor.IntView, args);
+            }
+            ctx.GemmNN(g, w, dHidden, t, h, columns, accumulate: first > 0);
+            ctx.GemmTN(g, hidden, dWeight.Slice(first * h, columns * h, columns, h), columns, h, t, accumulate: true);
+        }
+        ctx.Synchronize(); // the scratch buffers are freed on return
+    }
+
+    private static (int T, int H, int V) Check(DeviceTensor hidden, DeviceTensor weight, int[] targets)
+    {
+        if (hidden.IsInt || weight.IsInt || hidden.Shape.Length != 2 || weight.Shape.Length != 2 || hidden.Shape[1] != weight.Shape[1])
+            throw new ArgumentException($"lm head cross-entropy needs float32 hidden [T, H] and weight [V, H]; got {hidden}, {weight}");
+        int t = hidden.Shape[0], h = hidden.Shape[1], v = weight.Shape[0];
+        if (targets.Length != t)
+            throw new ArgumentException($"lm head cross-entropy: {targets.Length} targets for {t} hidden rows");
+        for (int i = 0; i < t; i++)
+            if (targets[i] != IgnoreIndex && (targets[i] < 0 || targets[i] >= v))
+                throw new ModelException($"label {targets[i]} at position {i} is outside the vocabulary of {v} tokens (use {IgnoreIndex} to ignore a position)");
+        return (t, h, v);
+    }
+
+    private static int Chunk(int t, int v, int requested) =>
+        Math.Max(1, requested > 0 ? Math.Min(requested, v) : Math.Min(v, Math.Max(64, ChunkBudget / Math.Max(t, 1))));
+
+    /// <summary>Per row [T, 3]: (max m, Σ e^(logit − m), logit of the target) over the whole vocabulary; logsumexp = m + log s.</summary>
+    private static DeviceTensor RowStats(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, DeviceTensor targets,
+        int t, int h, int v, int chunk)
+    {
+        DeviceTensor stats = ctx.Allocate(t, 3);
+        if (t == 0) return stats;
+        if (ctx.IsCpu)
+        {
+            Span<float> s = stats.Span;
+            for (int row = 0; row < t; row++) s[row * 3] = float.NegativeInfinity;
+        }
+        using DeviceTensor logits = ctx.Allocate(t * chunk);
+        for (int first = 0; first < v; first += chunk)
+        {
+            int columns = Math.Min(chunk, v - first);
+            DeviceTensor x = logits.Slice(0, t * columns, t, columns);
+            ctx.Gemm(hidden, weight.Slice(first * h, columns * h, columns, h), x, t, columns, h);
+            var args = new CrossEntropyChunkArgs { Rows = t, Columns = columns, First = first };
+            if (ctx.IsCpu) CpuFold(x, stats, targets.IntSpan.ToArray(), args);
+            else
+            {
+                var kernel = ctx.CachedKernel("cross-entropy-fold", typeof(CrossEntropyChunkArgs), accelerator =>
+                    accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, CrossEntropyChunkArgs>(FoldKernel));
+                kernel(t, x.View, stats.View, targets.IntView, args);
+            }
+        }
+        ctx.Synchronize(); // the chunk logits are freed on return
+        return stats;
+    }
+
+    private static void CpuFold(DeviceTensor logits, DeviceTensor stats, int[] targets, CrossEntropyChunkArgs a)
+    {
+        float[] x = logits.HostArray, s = stats.HostArray;
+        int xo = logits.Offset, so = stats.Offset;
+        Parallel.For(0, a.Rows, row =>
+        {
+            ReadOnlySpan<float> r = x.AsSpan(xo + row * a.Columns, a.Columns);
+            float m = s[so + row * 3], sum = s[so + row * 3 + 1];
+            float newMax = MathF.Max(m, System.Numerics.Tensors.TensorPrimitives.Max(r));
+            float chunkSum = 0f;
+            for (int c = 0; c < r.Length; c++) chunkSum += MathF.Exp(r[c] - newMax);
+            s[so + row * 3] = newMax;
+            s[so + row * 3 + 1] = sum * MathF.Exp(m - newMax) + chunkSum;
+            int target = targets[row] - a.First;
+            if (target >= 0 && target < a.Columns) s[so + row * 3 + 2] = r[target];
+        });
+    }
+
+    private static void CpuGradient(DeviceTensor logits, DeviceTensor stats, int[] targets, CrossEntropyChunkArgs a)
+    {
+        float[] x = logits.HostArray, s = stats.HostArray;
+        int xo = logits.Offset, so = stats.Offset;
+        Parallel.For(0, a.Rows, row =>
+        {
+            Span<float> r = x.AsSpan(xo + row * a.Columns, a.Columns);
+            if (targets[row] == IgnoreIndex) { r.Clear(); return; }
+            float logSumExp = s[so + row * 3] + MathF.Log(s[so + row * 3 + 1]);
+            for (int c = 0; c < r.Length; c++) r[c] = MathF.Exp(r[c] - logSumExp) * a.Scale;
+            int target = targets[row] - a.First;
+            if (target >= 0 && target < a.Columns) r[target] -= a.Scale;
+        });
+    }
+
+    /// <summary>One thread per row folds the chunk into the row's (m, s, target logit); stats start as zeros, m = 0 with s = 0 is harmless.</summary>
+    private static void FoldKernel(Index1D row, ArrayView<float> logits, ArrayView<float> stats, ArrayView<int> targets, CrossEntropyChunkArgs a)
+    {
+        float m = stats[row * 3], sum = stats[row * 3 + 1];
+        if (a.First == 0) m = float.NegativeInfinity;
+        float newMax = m;
+        for (int c = 0; c < a.Columns; c++) newMax = XMath.Max(newMax, logits[row * a.Columns + c]);
+        float chunkSum = 0f;
+        for (int c = 0; c < a.Columns; c++) chunkSum += XMath.Exp(logits[row * a.Columns + c] - newMax);
+        stats[row * 3] = newMax;
+        stats[row * 3 + 1] = (a.First == 0 ? 0f : sum * XMath.Exp(m - newMax)) + chunkSum;
+        int target = targets[row] - a.First;
+        if (target >= 0 && target < a.Columns) stats[row * 3 + 2] = logits[row * a.Columns + target];
+    }
+
+    /// <summary>One thread per logit: G = scale · (e^(x − L) − [column is the target]), zero for ignored rows.</summary>
+    private static void GradientKernel(Index1D index, ArrayView<float> logits, ArrayView<float> stats, ArrayView<int> targets, CrossEntropyChunkArgs a)
+    {
+        int row = index / a.Columns, column = index % a.Columns;
+        int target = targets[row];
+        if (target == IgnoreIndex) { logits[index] = 0f; return; }
+        float logSumExp = stats[row * 3] + XMath.Log(stats[row * 3 + 1]);
+        float g = XMath.Exp(logits[index] - logSumExp);
+        if (target - a.First == column) g -= 1f;
+        logits[index] = g * a.Scale;
+    }
+}

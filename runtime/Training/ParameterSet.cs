@@ -1,0 +1,140 @@
+using System.Text.RegularExpressions;
+
+namespace Qwen2VL.Runtime.Training;
+
+/// <summary>One registered parameter: its name, shape, flags and, once packed, its element range in the flat buffers.</summary>
+public sealed record ParameterInfo(string Name, int[] Shape, bool Trainable, bool Decay, int Offset)
+{
+    public int Length => DeviceTensor.ElementCount(Shape);
+}
+
+/// <summary>
+/// All parameters of a model packed into one contiguous float32 buffer (the master weights), with flat
+/// gradient and Adam moment buffers, so the optimizer, clipping and zeroing are one kernel each.
+/// Layout of the weight buffer, in registration order inside each range:
+/// <code>[0, DecayEnd)            trainable parameters with weight decay
+/// [DecayEnd, TrainableEnd)  trainable parameters without weight decay (biases, norms)
+/// [TrainableEnd, Length)    frozen parameters (never updated)</code>
+/// Gradients and the moments m, v cover only [0, TrainableEnd): frozen parameters have no gradient storage.
+/// Use: <see cref="Add"/> every parameter, <see cref="Freeze"/> by pattern, then <see cref="Build"/>; after that the
+/// layout is fixed and <see cref="Weight"/> / <see cref="Grad"/> return views into the flat buffers.
+/// </summary>
+public sealed class ParameterSet : IDisposable
+{
+    private readonly ComputeContext _ctx;
+    private readonly List<(string Name, int[] Shape, bool Trainable, bool Decay)> _pending = new();
+    private readonly Dictionary<string, ParameterInfo> _byName = new(StringComparer.Ordinal);
+    private readonly List<ParameterInfo> _ordered = new();
+    private DeviceTensor? _weights, _grads, _m, _v;
+
+    public ParameterSet(ComputeContext ctx) => _ctx = ctx;
+
+    public bool IsBuilt => _weights is not null;
+
+    /// <summary>Elements of decayed trainable parameters: the optimizer decays [0, DecayEnd).</summary>
+    public int DecayEnd { get; private set; }
+
+    /// <summary>Elements of all trainable parameters: the optimizer updates [0, TrainableEnd).</summary>
+    public int TrainableEnd { get; private set; }
+
+    /// <summary>Elements of all parameters, frozen included.</summary>
+    public int Length { get; private set; }
+
+    /// <summary>Registers a parameter (before <see cref="Build"/>). Names are unique.</summary>
+    public void Add(string name, int[] shape, bool trainable = true, bool decay = true)
+    {
+        if (IsBuilt) throw new InvalidOperationException($"cannot add '{name}': the parameter set is already built");
+        if (_pending.Any(p => p.Name == name)) throw new ArgumentException($"parameter '{name}' is registered twice");
+        _ = DeviceTensor.ElementCount(shape); // validates the shape
+        _pending.Add((name, (int[])shape.Clone(), trainable, decay));
+    }
+
+    /// <summary>
+    /// Marks every registered parameter whose full name matches <paramref name="globPattern"/> as frozen (before
+    /// <see cref="Build"/>). '*' matches any run of characters, dots included ("visual.*", "model.layers.*.mlp.*");
+    /// '?' matches one character. Returns how many parameters matched.
+    /// </summary>
+    public int Freeze(string globPattern)
+    {
+        if (IsBuilt) throw new InvalidOperationException($"cannot freeze '{globPattern}': the parameter set is already built");
+        var regex = new Regex("^" + Regex.Escape(globPattern).Replace(@"\*", ".*").Replace(@"\?", ".") + "$", RegexOptions.CultureInvariant);
+        int matched = 0;
+        for (int i = 0; i < _pending.Count; i++)
+        {
+            if (!regex.IsMatch(_pending[i].Name)) continue;
+            _pending[i] = _pending[i] with { Trainable = false };
+            matched++;
+        }
+        return matched;
+    }
+
+    /// <summary>Fixes the layout and allocates the zeroed weight, gradient, m and v buffers.</summary>
+    public void Build()
+    {
+        if (IsBuilt) throw new InvalidOperationException("the parameter set is already built");
+        int offset = 0;
+        void Place(Func<(string Name, int[] Shape, bool Trainable, bool Decay), bool> which)
+        {
+            foreach (var p in _pending.Where(which))
+            {
+                var info = new ParameterInfo(p.Name, p.Shape, p.Trainable, p.Decay, offset);
+                if ((long)offset + info.Length > int.MaxValue) throw new ArgumentException("parameters exceed 2^31 elements in total");
+                offset += info.Length;
+                _byName[p.Name] = info;
+                _ordered.Add(info);
+            }
+        }
+        Place(p => p.Trainable && p.Decay);
+        DecayEnd = offset;
+        Place(p => p.Trainable && !p.Decay);
+        TrainableEnd = offset;
+        Place(p => !p.Trainable);
+        Length = offset;
+        _weights = _ctx.Allocate(Length);
+        _grads = _ctx.Allocate(TrainableEnd);
+        _m = _ctx.Allocate(TrainableEnd);
+        _v = _ctx.Allocate(TrainableEnd);
+    }
+
+    /// <summary>Parameters in buffer order.</summary>
+    public IReadOnlyList<ParameterInfo> Parameters => Built()._ordered;
+
+    public ParameterInfo Info(string name) =>
+        Built()._byName.TryGetValue(name, out ParameterInfo? info) ? info : throw new KeyNotFoundException($"no parameter named '{name}'");
+
+    public bool IsTrainable(string name) => Info(name).Trainable;
+
+    /// <summary>The master weights of one parameter: a view with its shape.</summary>
+    public DeviceTensor Weight(string name)
+    {
+        ParameterInfo info = Info(name);
+        return AllWeights.Slice(info.Offset, info.Length, info.Shape);
+    }
+
+    /// <summary>The gradient of one trainable parameter (a view with its shape); frozen parameters have none.</summary>
+    public DeviceTensor Grad(string name)
+    {
+        ParameterInfo info = Info(name);
+        if (!info.Trainable) throw new InvalidOperationException($"parameter '{name}' is frozen and has no gradient buffer");
+        return AllGrads.Slice(info.Offset, info.Length, info.Shape);
+    }
+
+    /// <summary>The flat buffers: weights [Length]; gradients and Adam moments [TrainableEnd].</summary>
+    public DeviceTensor AllWeights => Built()._weights!;
+    public DeviceTensor AllGrads => Built()._grads!;
+    public DeviceTensor MomentM => Built()._m!;
+    public DeviceTensor MomentV => Built()._v!;
+
+    /// <summary>Sets every gradient to zero (before accumulating the next batch).</summary>
+    public void ZeroGrads() => _ctx.Clear(AllGrads);
+
+    private ParameterSet Built() => IsBuilt ? this : throw new InvalidOperationException("call Build() before using the parameter buffers");
+
+    public void Dispose()
+    {
+        _weights?.Dispose();
+        _grads?.Dispose();
+        _m?.Dispose();
+        _v?.Dispose();
+    }
+}
