@@ -120,6 +120,13 @@ public sealed class WeightStore : IDisposable
     /// Reads a weight onto the device as float32, checking the checkpoint shape against the shape the
     /// model expects (skipped when none is given).
     /// </summary>
+    /// <summary>
+    /// Where <see cref="Load"/> puts a weight: a tensor (a view into a training parameter buffer, say) that receives the
+    /// checkpoint's values and is returned instead of a fresh allocation; null, or a null result, allocates as usual.
+    /// Loading the same name twice then returns the same storage (tied weights share one parameter).
+    /// </summary>
+    public Func<string, DeviceTensor?>? Destination { get; set; }
+
     public DeviceTensor Load(ComputeContext ctx, string name, params int[] expectedShape)
     {
         TensorInfo info = Info(name);
@@ -127,6 +134,15 @@ public sealed class WeightStore : IDisposable
         if (expectedShape.Length > 0 && !shape.SequenceEqual(expectedShape))
             throw new WeightException(
                 $"{name}: checkpoint shape {SafetensorsDTypes.FormatShape(info.Shape)}, model expects {SafetensorsDTypes.FormatShape(expectedShape)}");
+        DeviceTensor? destination = Destination?.Invoke(name);
+        if (destination is not null)
+        {
+            if (!destination.Shape.SequenceEqual(shape))
+                throw new WeightException($"{name}: checkpoint shape {SafetensorsDTypes.FormatShape(info.Shape)}, destination {destination}");
+            if (ctx.IsCpu) FileOf(name).ReadFloat32(Stored(name), destination.Span);
+            else ctx.CopyFrom(ReadFloat32(name), destination);
+            return destination;
+        }
         DeviceTensor tensor = ctx.Allocate(shape);
         try
         {

@@ -1,3 +1,4 @@
+using Qwen2VL.Runtime.Training;
 using Qwen2VL.Model.Decoder;
 using Qwen2VL.Model.Reference;
 using Qwen2VL.Model.Vision;
@@ -67,7 +68,17 @@ public sealed partial class Qwen2VLModel : IDisposable
     /// Loads config.json (flat or with a nested text_config) and the weights (model.safetensors or a sharded
     /// index, legacy or new tensor names) from <paramref name="modelDir"/> onto <paramref name="device"/>.
     /// </summary>
-    public static Qwen2VLModel Load(string modelDir, DeviceKind device)
+    public static Qwen2VLModel Load(string modelDir, DeviceKind device) => Load(modelDir, device, training: null);
+
+    /// <summary>
+    /// Loads the model for training: every weight lives in one <see cref="ParameterSet"/> (f32 master weights, their
+    /// gradients and AdamW moments in flat buffers); <paramref name="freeze"/> glob patterns ("visual.*") freeze
+    /// parameters by checkpoint name. Biases and norm weights get no weight decay.
+    /// </summary>
+    public static Qwen2VLModel LoadForTraining(string modelDir, DeviceKind device, IEnumerable<string> freeze) =>
+        Load(modelDir, device, training: freeze.ToList());
+
+    private static Qwen2VLModel Load(string modelDir, DeviceKind device, List<string>? training)
     {
         if (!Directory.Exists(modelDir))
             throw new ModelException($"model directory not found: {modelDir}");
@@ -79,7 +90,23 @@ public sealed partial class Qwen2VLModel : IDisposable
             var available = weights.Names.ToHashSet(StringComparer.Ordinal);
             weights.Resolver = name => CheckpointNames.Resolve(name, available) ?? name;
             ctx = ComputeContext.Create(device);
-            return new Qwen2VLModel(ctx, config, weights);
+            ParameterSet? parameters = null;
+            if (training is not null)
+            {
+                parameters = new ParameterSet(ctx);
+                foreach (var stored in weights.Names.OrderBy(n => n, StringComparer.Ordinal))
+                {
+                    var name = CheckpointNames.Canonical(stored);
+                    bool decay = !(name.EndsWith(".bias", StringComparison.Ordinal) || name.Contains("norm") || name.Contains("ln_q"));
+                    parameters.Add(name, weights.Info(name).Shape.Select(d => (int)d).ToArray(), trainable: true, decay: decay);
+                }
+                foreach (var pattern in training)
+                    if (parameters.Freeze(pattern) == 0)
+                        throw new ModelException($"--freeze '{pattern}' matches no parameter");
+                parameters.Build();
+                weights.Destination = name => parameters.Weight(name);
+            }
+            return new Qwen2VLModel(ctx, config, weights) { Parameters = parameters };
         }
         catch
         {
@@ -101,8 +128,12 @@ public sealed partial class Qwen2VLModel : IDisposable
         };
     }
 
+    /// <summary>The training parameters (null when loaded for inference).</summary>
+    public ParameterSet? Parameters { get; private init; }
+
     public void Dispose()
     {
+        Parameters?.Dispose();
         Context.Dispose();
         _weights.Dispose();
     }

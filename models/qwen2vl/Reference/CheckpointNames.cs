@@ -16,6 +16,14 @@ public static class CheckpointNames
     }
 
     /// <summary>Every spelling of a canonical name, legacy first.</summary>
+    /// <summary>The legacy (canonical) name of a stored name: <c>model.visual.x</c> → <c>visual.x</c>, <c>model.language_model.x</c> → <c>model.x</c>.</summary>
+    public static string Canonical(string stored) =>
+        stored.StartsWith("model.visual.", StringComparison.Ordinal) ? stored.Substring("model.".Length)
+        : stored.StartsWith("model.language_model.", StringComparison.Ordinal) ? "model." + stored.Substring("model.language_model.".Length)
+        : stored.StartsWith("language_model.model.", StringComparison.Ordinal) ? stored.Substring("language_model.".Length)
+        : stored == "language_model.lm_head.weight" ? "lm_head.weight"
+        : stored;
+
     public static IEnumerable<string> Spellings(string canonicalName)
     {
         yield return canonicalName;

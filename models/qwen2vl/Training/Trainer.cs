@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using Qwen2VL.Model.Compiled;
+using Qwen2VL.Model.Processing;
+using Qwen2VL.Model.Text;
+using Qwen2VL.Model.Training.Data;
+using Qwen2VL.Model.Training.Reporting;
+using Qwen2VL.Runtime;
+using Qwen2VL.Runtime.Checkpoints;
+using Qwen2VL.Runtime.Training;
+
+namespace Qwen2VL.Model.Training;
+
+/// <summary>One optimizer step's numbers, for the progress display and the loss log.</summary>
+public sealed record TrainStepReport(long Step, long TotalSteps, int Epoch, double Loss, double LearningRate, double GradNorm, long Tokens);
+
+/// <summary>
+/// The training loop: JSONL conversations → encoded samples → shuffled batches (right padding) → the model's
+/// generated forward and backward passes → global-norm clipping → AdamW with a cosine schedule → checkpoints
+/// (weights in Hugging Face layout, optimizer moments, step, data position) written atomically every
+/// <see cref="TrainOptions.SaveEvery"/> steps and at the end. A run started on an output folder that holds a
+/// checkpoint resumes from it and continues exactly as an uninterrupted run would.
+/// </summary>
+public static class Trainer
+{
+    public static string Run(string modelDir, TrainOptions o, Action<TrainStepReport>? report = null)
+    {
+        Directory.CreateDirectory(o.OutDir);
+        var resume = TrainingCheckpoint.LoadLatest(o.OutDir);
+        var sourceDir = resume is not null ? TrainingCheckpoint.LatestPath(o.OutDir)! : modelDir;
+        using var model = Qwen2VLModel.LoadForTraining(sourceDir, o.Device, o.Freeze);
+        var parameters = model.Parameters!;
+        var ctx = model.Context;
+
+        var tokenizerPath = Path.Combine(sourceDir, "tokenizer.json");
+        if (!File.Exists(tokenizerPath)) throw new ModelException($"{sourceDir}: no tokenizer.json (training needs the tokenizer)");
+        var tokenizer = Qwen2Tokenizer.Load(tokenizerPath);
+        var preprocessorPath = Path.Combine(sourceDir, "preprocessor_config.json");
+        var processor = File.Exists(preprocessorPath) ? ImageProcessor.Load(preprocessorPath) : new ImageProcessor(new PreprocessorConfig());
+        var encoder = new SampleEncoder(tokenizer, processor, new SampleEncoderOptions { MinPixels = o.MinPixels, MaxPixels = o.MaxPixels });
+        var samples = TrainingJsonl.Read(o.DataPath).Select(encoder.Encode).ToList();
+        if (samples.Count == 0) throw new ModelException($"{o.DataPath}: no samples");
+
+        var loader = new DataLoader(samples.Count, o.BatchSize, (ulong)o.Seed, dropLast: samples.Count >= o.BatchSize);
+        long totalSteps = o.MaxSteps ?? (long)o.Epochs * loader.BatchesPerEpoch / o.GradientAccumulation;
+        var adam = new AdamW(weightDecay: o.WeightDecay);
+        long step = 0;
+        if (resume is not null)
+        {
+            Restore(ctx, parameters, resume, adam, loader);
+            step = resume.Trainer.Step;
+        }
+        long padId = model.PadTokenId ?? 0;
+        using var log = step == 0 ? LossLog.Create(Path.Combine(o.OutDir, "loss.csv")) : LossLog.Resume(Path.Combine(o.OutDir, "loss.csv"), step);
+        var sink = new ParameterGradients(parameters);
+        var history = new List<(int Step, double Loss)>(LossLog.Read(Path.Combine(o.OutDir, "loss.csv")).Select(r => ((int)r.Step, r.Loss)));
+
+        while (step < totalSteps)
+        {
+            parameters.ZeroGrads();
+            double loss = 0;
+            long tokens = 0;
+            for (int micro = 0; micro < o.GradientAccumulation; micro++)
+            {
+                var batch = loader.NextBatch().Select(i => samples[i]).ToList();
+                var inputs = Batching.Collate(batch, PadSide.Right, padId);
+                var result = model.ForwardBackward(inputs, sink, gradScale: 1f / o.GradientAccumulation);
+                loss += result.Loss / o.GradientAccumulation;
+                tokens += inputs.Batch * inputs.Seq;
+            }
+            var norm = GradClip.ClipToNorm(ctx, parameters.AllGrads, o.ClipNorm);
+            var lr = LearningRate.CosineWithWarmup((int)step, o.WarmupSteps, (int)totalSteps, o.LearningRate, o.MinLearningRate);
+            adam.Update(ctx, parameters, lr);
+            step++;
+            log.Append(new LossLogRow(step, loader.Position.Epoch, loss, lr, tokens, norm));
+            history.Add(((int)step, loss));
+            report?.Invoke(new TrainStepReport(step, totalSteps, loader.Position.Epoch, loss, lr, norm, tokens));
+            if (step % o.SaveEvery == 0 || step == totalSteps)
+                Save(o, sourceDir, model, parameters, adam, loader, step, history);
+        }
+        LossCurve.WritePng(Path.Combine(o.OutDir, "loss.png"), history);
+        return TrainingCheckpoint.LatestPath(o.OutDir) ?? o.OutDir;
+    }
+
+    private static void Save(TrainOptions o, string sourceDir, Qwen2VLModel model, ParameterSet parameters, AdamW adam,
+        DataLoader loader, long step, List<(int Step, double Loss)> history)
+    {
+        var ctx = model.Context;
+        var all = ctx.Download(parameters.AllWeights);
+        var weights = parameters.Parameters
+            .Where(p => !(model.TiedHead && p.Name == "lm_head.weight"))
+            .Select(p => (p.Name, all.AsSpan(p.Offset, p.Length).ToArray(), p.Shape)).ToList();
+        var layout = parameters.Parameters.Where(p => p.Trainable).Select(p => new OptimizerSlot(p.Name, p.Offset, p.Shape)).ToList();
+        var extra = new Dictionary<string, byte[]>();
+        foreach (var file in new[] { "tokenizer.json", "preprocessor_config.json" })
+            if (File.Exists(Path.Combine(sourceDir, file)))
+                extra[file] = File.ReadAllBytes(Path.Combine(sourceDir, file));
+        var content = new CheckpointContent(weights, File.ReadAllText(Path.Combine(sourceDir, "config.json")),
+            new OptimizerState(ctx.Download(parameters.MomentM), ctx.Download(parameters.MomentV), layout),
+            new TrainerState
+            {
+                Step = step,
+                Epoch = loader.Position.Epoch,
+                DataPosition = new DataPosition(loader.Position.Epoch, loader.Position.Index),
+                RngState = [],
+                LearningRateSchedule = new Dictionary<string, double> { ["adam_step"] = adam.Step },
+                LossHistory = history.Select(h => ((long)h.Step, h.Loss)).ToList(),
+            }) { ExtraFiles = extra };
+        TrainingCheckpoint.Save(o.OutDir, content, new CheckpointOptions { KeepLast = 2 });
+    }
+
+    private static void Restore(ComputeContext ctx, ParameterSet parameters, CheckpointContent resume, AdamW adam, DataLoader loader)
+    {
+        // The weights were loaded from the checkpoint folder itself; the optimizer moments and positions come back here.
+        if (resume.Optimizer is { } optimizer)
+        {
+            var m = new float[parameters.TrainableEnd];
+            var v = new float[parameters.TrainableEnd];
+            foreach (var slot in optimizer.Layout)
+            {
+                if (!parameters.Parameters.Any(p => p.Name == slot.Name && p.Trainable)) continue;
+                var info = parameters.Info(slot.Name);
+                Array.Copy(optimizer.M, slot.Offset, m, info.Offset, info.Length);
+                Array.Copy(optimizer.V, slot.Offset, v, info.Offset, info.Length);
+            }
+            ctx.CopyFrom(m, parameters.MomentM);
+            ctx.CopyFrom(v, parameters.MomentV);
+        }
+        if (resume.Trainer.LearningRateSchedule.TryGetValue("adam_step", out var adamStep))
+            adam.SetStep((int)adamStep);
+        loader.Restore(new LoaderPosition(resume.Trainer.DataPosition.Pass, resume.Trainer.DataPosition.Index));
+    }
+
+    /// <summary>The parameter set's gradient views as the generated Backward's gradient sink (frozen: null).</summary>
+    private sealed class ParameterGradients(ParameterSet parameters) : IGradientSink
+    {
+        public DeviceTensor? GradientOf(string name) => parameters.IsTrainable(name) ? parameters.Grad(name) : null;
+    }
+}
