@@ -5,9 +5,9 @@ namespace Qwen2VL.Runtime;
 /// <summary>
 /// The backward GEMMs on the CPU, written as rows of axpy updates (TensorPrimitives.MultiplyAdd) so the
 /// innermost loop runs along contiguous rows of b and c:
-/// NN: c[i, :] (+)= Σ_p a[i, p] · b[p, :], one task per block of c rows;
-/// TN: c[i, :] (+)= Σ_p a[p, i] · b[p, :], one task per block of c rows, walking p outermost so each b row
-/// is read once per block and reused for every c row in it.
+/// NN: c[i, :] (+)= Σ_p a[i, p] · b[p, :];  TN: c[i, :] (+)= Σ_p a[p, i] · b[p, :].
+/// One task per block of 8 c rows, walking p outermost so each b row is read from memory once per block and
+/// reused for every c row in it (b is the large operand: a weight matrix, or the activations).
 /// </summary>
 internal static class CpuGemmBackward
 {
@@ -20,14 +20,14 @@ internal static class CpuGemmBackward
         ForBlocks(m, (long)m * n * k, block =>
         {
             int end = Math.Min(m, block + RowBlock);
-            for (int i = block; i < end; i++)
+            if (!accumulate) ca.AsSpan(co + block * n, (end - block) * n).Clear();
+            for (int p = 0; p < k; p++)
             {
-                Span<float> ci = ca.AsSpan(co + i * n, n);
-                if (!accumulate) ci.Clear();
-                for (int p = 0; p < k; p++)
+                ReadOnlySpan<float> bp = ba.AsSpan(bo + p * n, n);
+                for (int i = block; i < end; i++)
                 {
-                    float x = aa[ao + i * k + p];
-                    TensorPrimitives.MultiplyAdd(ba.AsSpan(bo + p * n, n), x, ci, ci);
+                    Span<float> ci = ca.AsSpan(co + i * n, n);
+                    TensorPrimitives.MultiplyAdd(bp, aa[ao + i * k + p], ci, ci);
                 }
             }
         });

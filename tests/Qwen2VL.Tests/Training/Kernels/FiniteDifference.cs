@@ -5,12 +5,12 @@ namespace Qwen2VL.Tests.Training.Kernels;
 /// <summary>
 /// Central finite differences of a scalar loss computed by the kernels under test (float32), at a fixed sample of
 /// coordinates: (L(x + ε) − L(x − ε)) / 2ε. With ε = 1e-2 the truncation error is O(ε²) and float32 rounding of
-/// the loss stays below ~1e-5 / ε, so agreement to a few 1e-4 shows the gradient is the derivative of the forward.
+/// the loss stays below ~1e-6 / ε, so agreement to 3e-4 (observed ≤ 1e-4) shows the gradient is the derivative of the forward.
 /// </summary>
 internal static class FiniteDifference
 {
     public const float Epsilon = 1e-2f;
-    public const double Tolerance = 1e-3;
+    public const double Tolerance = 3e-4;
 
     public static void Check(string name, float[] x, double[] gradient, Func<double> loss, int samples, int seed)
     {
