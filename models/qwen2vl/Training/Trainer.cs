@@ -68,7 +68,7 @@ public static class Trainer
                 tokens += inputs.Batch * inputs.Seq;
             }
             var norm = GradClip.ClipToNorm(ctx, parameters.AllGrads, o.ClipNorm);
-            var lr = LearningRate.CosineWithWarmup((int)step, o.WarmupSteps, (int)totalSteps, o.LearningRate, o.MinLearningRate);
+            var lr = LearningRate.CosineWithWarmup((int)step, (int)Math.Min(o.WarmupSteps, totalSteps), (int)totalSteps, o.LearningRate, o.MinLearningRate);
             adam.Update(ctx, parameters, lr);
             step++;
             log.Append(new LossLogRow(step, loader.Position.Epoch, loss, lr, tokens, norm));

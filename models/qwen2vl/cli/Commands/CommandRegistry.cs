@@ -12,5 +12,7 @@ internal static class CommandRegistry
         yield return ForwardCommand.Create();
         yield return GenerateCommand.Create();
         yield return CompileCommand.Create();
+        yield return TrainCommand.Create();
+        yield return TrainShapesCommand.Create();
     }
 }

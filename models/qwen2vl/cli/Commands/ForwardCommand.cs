@@ -95,6 +95,7 @@ internal static class DefaultModel
     public static string ExampleInputs => Path.Combine(Directory, "example", "inputs.safetensors");
     public static string ExampleExpected => Path.Combine(Directory, "example", "expected.safetensors");
     public static string ExampleImage => Path.Combine(Directory, "example", "image_0.png");
+    public static string FixtureDirectory => Directory;
 }
 
 /// <summary>

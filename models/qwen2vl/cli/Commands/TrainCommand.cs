@@ -1,0 +1,117 @@
+using System.CommandLine;
+using Qwen2VL.Model.Training;
+using Qwen2VL.Model.Training.Reporting;
+using Qwen2VL.Runtime;
+
+namespace Qwen2VL.Cli;
+
+/// <summary>
+/// <c>train</c>: trains a model on a JSONL of conversations (with images / videos), from a checkpoint (<c>--model</c>)
+/// or from scratch (<c>--config tiny|shapes</c> with <c>--tokenizer</c>), showing loss, tokens/s and ETA, writing a
+/// loss log (CSV), a loss-curve PNG and atomic checkpoints to <c>--out</c>; rerun on the same <c>--out</c> to resume.
+/// </summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "Start from this model directory (config.json, weights, tokenizer.json)." };
+        var config = new Option<string?>("--config") { Description = "Start from scratch with a built-in config: 'shapes' (the embedded model's) or 'tiny' (the fixture's)." };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "tokenizer.json for --config (default for 'shapes': the shapes tokenizer)." };
+        var data = new Option<string>("--data") { Description = "Training conversations (JSONL: images, videos, messages).", Required = true };
+        var output = new Option<string>("--out") { Description = "Output directory: checkpoints, loss.csv, loss.png. An existing checkpoint there is resumed.", Required = true };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 1, Description = "Passes over the data." };
+        var steps = new Option<int?>("--steps") { Description = "Optimizer steps (overrides --epochs)." };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 8, Description = "Samples per micro-batch." };
+        var accumulate = new Option<int>("--grad-accum") { DefaultValueFactory = _ => 1, Description = "Micro-batches per optimizer step." };
+        var lr = new Option<float>("--lr") { DefaultValueFactory = _ => 1e-3f, Description = "Peak learning rate (cosine schedule with warmup)." };
+        var minLr = new Option<float>("--min-lr") { DefaultValueFactory = _ => 1e-5f };
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 20, Description = "Warmup steps." };
+        var decay = new Option<float>("--weight-decay") { DefaultValueFactory = _ => 0.01f };
+        var clip = new Option<float>("--clip") { DefaultValueFactory = _ => 1f, Description = "Global gradient-norm clip." };
+        var freeze = new Option<string[]>("--freeze") { Description = "Freeze parameters by name pattern (e.g. 'visual.*'); repeatable.", AllowMultipleArgumentsPerToken = true };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
+        var saveEvery = new Option<int>("--save-every") { DefaultValueFactory = _ => 200, Description = "Checkpoint every N steps (and at the end)." };
+        var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu", Description = "cpu, cuda or ilgpu-cpu" };
+        var command = new Command("train", "Train (or fine-tune) a Qwen2-VL model on JSONL conversations.");
+        foreach (var o in new Option[] { model, config, tokenizer, data, output, epochs, steps, batch, accumulate, lr, minLr, warmup, decay, clip, freeze, seed, saveEvery, device })
+            command.Options.Add(o);
+        command.SetAction(parse => CliErrors.Guard(() =>
+        {
+            var outDir = parse.GetValue(output)!;
+            var start = StartModel(parse.GetValue(model), parse.GetValue(config), parse.GetValue(tokenizer), outDir, parse.GetValue(seed));
+            var options = new TrainOptions
+            {
+                DataPath = parse.GetValue(data)!, OutDir = outDir, Epochs = parse.GetValue(epochs), MaxSteps = parse.GetValue(steps),
+                BatchSize = parse.GetValue(batch), GradientAccumulation = parse.GetValue(accumulate), LearningRate = parse.GetValue(lr),
+                MinLearningRate = parse.GetValue(minLr), WarmupSteps = parse.GetValue(warmup), WeightDecay = parse.GetValue(decay),
+                ClipNorm = parse.GetValue(clip), Freeze = parse.GetValue(freeze) ?? [], Seed = parse.GetValue(seed),
+                SaveEvery = parse.GetValue(saveEvery), Device = DeviceKinds.Parse(parse.GetValue(device)!),
+            };
+            Validate(options);
+            var final = Train(start, options);
+            Console.WriteLine($"checkpoint: {final}");
+            Console.WriteLine($"loss log: {Path.Combine(outDir, "loss.csv")}, curve: {Path.Combine(outDir, "loss.png")}");
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>Runs the trainer under the progress display (a live bar on a terminal, plain lines otherwise).</summary>
+    internal static string Train(string modelDir, TrainOptions options)
+    {
+        string final = "";
+        long total = 0;
+        TrainingProgress? progress = null;
+        TrainingProgress.Run(0, options.MaxSteps ?? 1, p =>
+        {
+            progress = p;
+            final = Trainer.Run(modelDir, options, r =>
+            {
+                total = r.TotalSteps;
+                p.Report(r.Step, r.Loss, r.Tokens);
+            });
+        });
+        return final;
+    }
+
+    private static string StartModel(string? model, string? config, string? tokenizer, string outDir, int seed)
+    {
+        if ((model is null) == (config is null))
+            throw new ModelException("give exactly one of --model DIR and --config shapes|tiny");
+        if (model is not null)
+            return model;
+        var dir = Path.Combine(outDir, "init");
+        if (File.Exists(Path.Combine(dir, "model.safetensors")))
+            return dir; // resuming: the initial weights were written by the first run
+        switch (config)
+        {
+            case "shapes":
+                ModelInit.Write(dir, ShapesModelConfig.Json, seed);
+                File.WriteAllText(Path.Combine(dir, "preprocessor_config.json"), ShapesRecipe.PreprocessorJson);
+                if (tokenizer is null) Qwen2VL.Model.Training.Synthetic.ShapesTokenizer.Build(Path.Combine(dir, "tokenizer.json"));
+                break;
+            case "tiny":
+                ModelInit.Write(dir, File.ReadAllText(Path.Combine(DefaultModel.FixtureDirectory, "config.json")), seed);
+                File.Copy(Path.Combine(DefaultModel.FixtureDirectory, "preprocessor_config.json"), Path.Combine(dir, "preprocessor_config.json"), true);
+                tokenizer ??= Path.Combine(DefaultModel.FixtureDirectory, "tokenizer.json");
+                break;
+            default:
+                throw new ModelException($"unknown --config '{config}'; use shapes or tiny");
+        }
+        if (tokenizer is not null)
+        {
+            if (!File.Exists(tokenizer)) throw new ModelException($"tokenizer not found: {tokenizer}");
+            File.Copy(tokenizer, Path.Combine(dir, "tokenizer.json"), true);
+        }
+        return dir;
+    }
+
+    private static void Validate(TrainOptions o)
+    {
+        if (!File.Exists(o.DataPath)) throw new ModelException($"training data not found: {o.DataPath}");
+        if (o.BatchSize < 1 || o.GradientAccumulation < 1 || o.Epochs < 1 || o.MaxSteps is < 1 || o.SaveEvery < 1)
+            throw new ModelException("--batch, --grad-accum, --epochs, --steps and --save-every must be ≥ 1");
+        if (!(o.LearningRate > 0) || o.MinLearningRate < 0 || !(o.ClipNorm > 0))
+            throw new ModelException("--lr and --clip must be > 0 and --min-lr ≥ 0");
+    }
+}
