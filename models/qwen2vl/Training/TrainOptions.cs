@@ -22,4 +22,7 @@ public sealed record TrainOptions
     public int? MinPixels { get; init; }
     public int? MaxPixels { get; init; }
     public DeviceKind Device { get; init; } = DeviceKind.Cpu;
+
+    /// <summary>Stop (with a checkpoint) after this many steps of the schedule, as an interrupted run would; rerun to resume.</summary>
+    public int? StopAfter { get; init; }
 }

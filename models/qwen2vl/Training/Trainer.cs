@@ -54,7 +54,8 @@ public static class Trainer
         var sink = new ParameterGradients(parameters);
         var history = new List<(int Step, double Loss)>(LossLog.Read(Path.Combine(o.OutDir, "loss.csv")).Select(r => ((int)r.Step, r.Loss)));
 
-        while (step < totalSteps)
+        long stopAt = Math.Min(totalSteps, o.StopAfter ?? totalSteps);
+        while (step < stopAt)
         {
             parameters.ZeroGrads();
             double loss = 0;
@@ -74,7 +75,7 @@ public static class Trainer
             log.Append(new LossLogRow(step, loader.Position.Epoch, loss, lr, tokens, norm));
             history.Add(((int)step, loss));
             report?.Invoke(new TrainStepReport(step, totalSteps, loader.Position.Epoch, loss, lr, norm, tokens));
-            if (step % o.SaveEvery == 0 || step == totalSteps)
+            if (step % o.SaveEvery == 0 || step == stopAt)
                 Save(o, sourceDir, model, parameters, adam, loader, step, history);
         }
         LossCurve.WritePng(Path.Combine(o.OutDir, "loss.png"), history);
