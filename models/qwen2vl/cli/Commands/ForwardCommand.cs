@@ -96,6 +96,11 @@ internal static class DefaultModel
     public static string ExampleExpected => Path.Combine(Directory, "example", "expected.safetensors");
     public static string ExampleImage => Path.Combine(Directory, "example", "image_0.png");
     public static string FixtureDirectory => Directory;
+
+    /// <summary>The trained shapes model (models/qwen2vl/default-model): what generate answers with by default.</summary>
+    public static string ShapesDirectory => Path.Combine(AppContext.BaseDirectory, "shapes-model");
+    public static string ShapesImage => Path.Combine(ShapesDirectory, "sample.png");
+    public const string ShapesQuestion = "What colour is the shape?";
 }
 
 /// <summary>

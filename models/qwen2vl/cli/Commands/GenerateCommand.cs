@@ -15,7 +15,7 @@ internal static class GenerateCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "Model directory (config.json, weights, tokenizer.json). Default: the embedded tiny model (random weights: the text is noise)." };
+        var model = new Option<string?>("--model") { Description = "Model directory (config.json, weights, tokenizer.json). Default: the embedded shapes model (a small Qwen2-VL trained here on synthetic coloured-shape questions)." };
         var images = new Option<string[]>("--image") { Description = "Image file (PNG, JPEG, ...); repeat for several.", AllowMultipleArgumentsPerToken = true };
         var videos = new Option<string[]>("--video") { Description = "Animated GIF used as a video; repeat for several.", AllowMultipleArgumentsPerToken = true };
         var prompt = new Option<string?>("--prompt") { Description = "The user's question. Without --model, --image and --prompt: the embedded example image and \"Describe this image.\"" };
@@ -45,10 +45,10 @@ internal static class GenerateCommand
                 // The README's main command: the embedded model answers about the embedded example image.
                 if (parse.GetValue(model) is not null || imagePaths.Length > 0 || videoPaths.Length > 0)
                     throw new ModelException("--prompt is required");
-                (imagePaths, question) = ([DefaultModel.ExampleImage], "Describe this image.");
-                Console.Error.WriteLine($"(embedded tiny model with random weights; image {DefaultModel.ExampleImage}; prompt \"{question}\")");
+                (imagePaths, question) = ([DefaultModel.ShapesImage], DefaultModel.ShapesQuestion);
+                Console.Error.WriteLine($"(embedded shapes model; image {DefaultModel.ShapesImage}; prompt \"{question}\")");
             }
-            return Run(parse.GetValue(model) ?? DefaultModel.Directory, imagePaths, videoPaths,
+            return Run(parse.GetValue(model) ?? DefaultModel.ShapesDirectory, imagePaths, videoPaths,
                 question, parse.GetValue(maxNew), sampling, parse.GetValue(device)!);
         }));
         return command;

@@ -38,6 +38,8 @@ internal static class TrainShapesCommand
             Console.WriteLine($"trained in {clock.Elapsed.TotalMinutes:F1} min: {final}");
             var (accuracy, wrong) = ShapesRecipe.Evaluate(final, parse.GetValue(evalCount), parse.GetValue(seed) + 1000, Path.Combine(outDir, "heldout"));
             Console.WriteLine($"held-out accuracy: {accuracy:P1} on {parse.GetValue(evalCount)} questions (seed {parse.GetValue(seed) + 1000})");
+            foreach (var type in wrong.GroupBy(w => w.Item.Type))
+                Console.WriteLine($"  wrong {type.Key}: {type.Count()}");
             foreach (var (item, answer) in wrong.Take(10))
                 Console.WriteLine($"  {item.Question} -> '{answer}' (expected '{item.Answer}')");
             return 0;
