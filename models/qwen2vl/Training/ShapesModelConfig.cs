@@ -31,7 +31,7 @@ public static class ShapesModelConfig
           "bos_token_id": 373,
           "vision_token_id": 375,
           "vision_config": {
-            "depth": 2, "embed_dim": 64, "num_heads": 4, "mlp_ratio": 2, "in_channels": 3, "in_chans": 3,
+            "depth": 3, "embed_dim": 96, "num_heads": 4, "mlp_ratio": 4, "in_channels": 3, "in_chans": 3,
             "hidden_size": 96, "patch_size": 14, "spatial_patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2
           }
         }
