@@ -14,10 +14,10 @@ internal static class TrainShapesCommand
     public static Command Create()
     {
         var output = new Option<string>("--out") { DefaultValueFactory = _ => "shapes-run", Description = "Work directory (data, checkpoints, logs)." };
-        var samples = new Option<int>("--samples") { DefaultValueFactory = _ => 4000, Description = "Training questions to generate." };
-        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 1500, Description = "Optimizer steps." };
-        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 16 };
-        var lr = new Option<float>("--lr") { DefaultValueFactory = _ => 2e-3f };
+        var samples = new Option<int>("--samples") { DefaultValueFactory = _ => 12000, Description = "Training questions to generate." };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 4500, Description = "Optimizer steps." };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
+        var lr = new Option<float>("--lr") { DefaultValueFactory = _ => 1e-3f };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 7, Description = "Seed of the training data and the initial weights." };
         var evalCount = new Option<int>("--eval") { DefaultValueFactory = _ => 200, Description = "Held-out questions (generated with another seed)." };
         var command = new Command("train-shapes", "Make the embedded default model: generate shapes VQA data, train a small Qwen2-VL from scratch, evaluate.");
