@@ -1,3 +1,5 @@
+using System;
+using System.Collections.Generic;
 using System.Linq;
 using Qwen2VL.Generator.Model;
 
@@ -7,84 +9,52 @@ namespace Qwen2VL.Generator.Emit;
 internal static class KernelFileEmitter
 {
     public static string Gpu(FusedGraph fused, string className = "GpuKernels", string what = "fused GPU kernels",
-        System.Collections.Generic.IReadOnlyList<KernelSpec>? extra = null)
-    {
-        var graph = fused.Graph;
-        var w = Header(graph, "ILGPU kernels", "using ILGPU;", "using ILGPU.Algorithms;", "using ILGPU.Runtime;");
-        w.Open($"partial class {graph.Name}");
-        w.Line($"/// <summary>The {what} of {graph.Name} (ILGPU; one thread per index).</summary>");
-        w.Open($"public static class {className}");
-        var first = true;
-        foreach (var group in fused.Groups)
-        {
-            if (group.Kind == GroupKinds.Gemm && GemmLowering.HasEpilogue(graph, group))
-            {
-                Separate(w, ref first);
-                GemmLowering.EmitGpu(w, graph, group);
-                continue;
-            }
-            if (GroupLowering.Lower(fused, group) is not { } spec)
-                continue;
-            Separate(w, ref first);
-            WriteGpu(w, spec);
-        }
-        foreach (var spec in extra ?? new KernelSpec[0])
-        {
-            Separate(w, ref first);
-            WriteGpu(w, spec);
-        }
-        w.Close();
-        w.Close();
-        return w.ToString();
-    }
-
-    private static void WriteGpu(CodeWriter w, KernelSpec spec)
-    {
-        foreach (var line in spec.Comment)
-            w.Line("// " + line);
-        w.Open($"public static void {spec.Name}({spec.GpuSignature})");
-        foreach (var line in spec.GpuBody)
-            w.Line(line);
-        w.Close();
-    }
-
-    private static void WriteCpu(CodeWriter w, KernelSpec spec)
-    {
-        foreach (var line in spec.Comment)
-            w.Line("// " + line);
-        w.Open($"public static void {spec.Name}({spec.CpuSignature})");
-        foreach (var line in spec.CpuBody)
-            w.Line(line);
-        w.Close();
-    }
+        IReadOnlyList<KernelSpec>? extra = null) =>
+        Write(fused, extra, "ILGPU kernels", $"The {what} of {fused.Graph.Name} (ILGPU; one thread per index).", className,
+            new[] { "using ILGPU;", "using ILGPU.Algorithms;", "using ILGPU.Runtime;" }, GemmLowering.EmitGpu,
+            spec => (spec.GpuSignature, spec.GpuBody));
 
     public static string Cpu(FusedGraph fused, string className = "CpuKernels", string what = "fused CPU kernels",
-        System.Collections.Generic.IReadOnlyList<KernelSpec>? extra = null)
+        IReadOnlyList<KernelSpec>? extra = null) =>
+        Write(fused, extra, "CPU kernels", $"The {what} of {fused.Graph.Name} (Vector&lt;float&gt; / TensorPrimitives, Parallel.For).", className,
+            new[] { "using System.Numerics;", "using System.Numerics.Tensors;", "using System.Threading.Tasks;" }, GemmLowering.EmitCpu,
+            spec => (spec.CpuSignature, spec.CpuBody));
+
+    /// <summary>One kernel file: each group's kernel (or GEMM epilogue) in one form, then the extra kernels.</summary>
+    private static string Write(FusedGraph fused, IReadOnlyList<KernelSpec>? extra, string what, string summary, string className,
+        string[] usings, Action<CodeWriter, Graph, KernelGroup> epilogue, Func<KernelSpec, (string Signature, List<string> Body)> form)
     {
         var graph = fused.Graph;
-        var w = Header(graph, "CPU kernels", "using System.Numerics;", "using System.Numerics.Tensors;", "using System.Threading.Tasks;");
+        var w = Header(graph, what, usings);
         w.Open($"partial class {graph.Name}");
-        w.Line($"/// <summary>The {what} of {graph.Name} (Vector&lt;float&gt; / TensorPrimitives, Parallel.For).</summary>");
+        w.Line($"/// <summary>{summary}</summary>");
         w.Open($"public static class {className}");
         var first = true;
+        void Kernel(KernelSpec spec)
+        {
+            Separate(w, ref first);
+            foreach (var line in spec.Comment)
+                w.Line("// " + line);
+            var (signature, body) = form(spec);
+            w.Open($"public static void {spec.Name}({signature})");
+            foreach (var line in body)
+                w.Line(line);
+            w.Close();
+        }
         foreach (var group in fused.Groups)
         {
             if (group.Kind == GroupKinds.Gemm && GemmLowering.HasEpilogue(graph, group))
             {
                 Separate(w, ref first);
-                GemmLowering.EmitCpu(w, graph, group);
-                continue;
+                epilogue(w, graph, group);
             }
-            if (GroupLowering.Lower(fused, group) is not { } spec)
-                continue;
-            Separate(w, ref first);
-            WriteCpu(w, spec);
+            else if (GroupLowering.Lower(fused, group) is { } spec)
+            {
+                Kernel(spec);
+            }
         }
         foreach (var spec in extra ?? new KernelSpec[0])
-        {
-            Separate(w, ref first);
-            WriteCpu(w, spec);
-        }
+            Kernel(spec);
         w.Close();
         w.Close();
         return w.ToString();

@@ -60,17 +60,8 @@ internal static class TrainCommand
     internal static string Train(string modelDir, TrainOptions options)
     {
         string final = "";
-        long total = 0;
-        TrainingProgress? progress = null;
         TrainingProgress.Run(0, options.MaxSteps ?? 1, p =>
-        {
-            progress = p;
-            final = Trainer.Run(modelDir, options, r =>
-            {
-                total = r.TotalSteps;
-                p.Report(r.Step, r.Loss, r.Tokens);
-            });
-        });
+            final = Trainer.Run(modelDir, options, r => p.Report(r.Step, r.Loss, r.Tokens)));
         return final;
     }
 
