@@ -13,12 +13,6 @@ namespace Qwen2VL.Model.Compiled;
 /// </summary>
 public static class CanonicalConfig
 {
-    /// <summary>The normalisation eps the compiled modules are built with (a literal in the DSL, as in every release).</summary>
-    public const float SupportedRmsNormEps = 1e-6f;
-
-    /// <summary>The M-RoPE base the compiled decoder is built with (a literal in the DSL, as in every release).</summary>
-    public const double SupportedRopeTheta = 1e6;
-
     public static ModelConfig Load(string path)
     {
         const string name = "config.json";
@@ -49,6 +43,14 @@ public static class CanonicalConfig
         return config;
     }
 
+    private static void PositiveFloat(ModelConfig config, string sourceName, string key)
+    {
+        if (!config.Has(key)) return;
+        double value = config.GetDouble(key);
+        if (!(value > 0) || double.IsInfinity(value) || float.IsInfinity((float)value))
+            throw new ConfigException($"{sourceName}: {key} = {value} must be a positive finite number");
+    }
+
     private static void Alias(JsonObject section, string canonical, string alternative)
     {
         if (section[canonical] is null && section[alternative] is JsonNode value)
@@ -57,14 +59,10 @@ public static class CanonicalConfig
 
     private static void CheckSupported(ModelConfig config, string sourceName)
     {
-        double eps = config.GetDouble("rms_norm_eps", SupportedRmsNormEps);
-        if ((float)eps != SupportedRmsNormEps)
-            throw new ConfigException(
-                $"{sourceName}: rms_norm_eps = {eps} is not supported; the compiled decoder is built for {SupportedRmsNormEps} (every released Qwen2-VL size)");
-        double theta = config.GetDouble("rope_theta", SupportedRopeTheta);
-        if (theta != SupportedRopeTheta)
-            throw new ConfigException(
-                $"{sourceName}: rope_theta = {theta} is not supported; the compiled decoder is built for {SupportedRopeTheta:0} (every released Qwen2-VL size)");
+        // rms_norm_eps and rope_theta are [Const]s of the decoder modules: any value runs. A value that would not make
+        // sense is refused here by name rather than producing NaNs later.
+        PositiveFloat(config, sourceName, "rms_norm_eps");
+        PositiveFloat(config, sourceName, "rope_theta");
         if (config.Root.TryGetProperty("use_sliding_window", out var sliding) && sliding.ValueKind == JsonValueKind.True)
             throw new ConfigException($"{sourceName}: use_sliding_window = true is not supported (Qwen2-VL releases use full attention)");
     }
