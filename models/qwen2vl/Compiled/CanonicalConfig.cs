@@ -8,7 +8,7 @@ namespace Qwen2VL.Model.Compiled;
 /// Rewrites any config.json layout of spec §0.2 into the flat legacy layout the generated runners read
 /// (<c>hidden_size</c>, <c>rope_scaling.mrope_section.0</c>, <c>vision_config.in_channels</c>, …), following the
 /// same precedence as <see cref="Reference.ConfigView"/>: a nested <c>text_config</c> wins over top-level keys,
-/// <c>rope_parameters</c> (v5) stands in for <c>rope_scaling</c>, and the vision spellings <c>in_chans</c> /
+/// <c>rope_parameters</c> (v5) stands in for <c>rope_scaling</c> (and its <c>rope_theta</c> for the top-level one), and the vision spellings <c>in_chans</c> /
 /// <c>spatial_patch_size</c> stand in for <c>in_channels</c> / <c>patch_size</c>.
 /// </summary>
 public static class CanonicalConfig
@@ -30,6 +30,9 @@ public static class CanonicalConfig
         if (flat["text_config"] is JsonObject text)
             foreach (var (key, value) in text)
                 flat[key] = value?.DeepClone();
+        // v5 keeps the rope base inside rope_parameters; the decoder's [Const] reads the top-level key.
+        if (flat["rope_theta"] is null && flat["rope_parameters"]?["rope_theta"] is JsonNode theta)
+            flat["rope_theta"] = theta.DeepClone();
         if (flat["rope_scaling"] is null && flat["rope_parameters"] is JsonNode rope)
             flat["rope_scaling"] = rope.DeepClone();
         if (flat["vision_config"] is JsonObject vision)

@@ -60,6 +60,27 @@ public sealed class ConfigConstsTests(ITestOutputHelper log) : IDisposable
         Assert.True(moved > 100 * Atol, $"logits ({caseName}): rope_theta / rms_norm_eps changed the logits by only {moved:E3}");
     }
 
+    /// <summary>v5 layout: text_config with rope_theta inside rope_parameters; both models must find it there.</summary>
+    [Fact]
+    public void RopeThetaInsideV5RopeParametersIsRead()
+    {
+        using var dir = new TempDirectory();
+        var config = JsonNode.Parse(File.ReadAllText(_dir.File("config.json")))!.AsObject();
+        var rope = config["rope_scaling"]!.DeepClone().AsObject();
+        rope["rope_theta"] = config["rope_theta"]!.DeepClone();
+        config.Remove("rope_scaling");
+        config.Remove("rope_theta");
+        config["text_config"] = new JsonObject { ["rope_parameters"] = rope };
+        File.WriteAllText(dir.File("config.json"), config.ToJsonString());
+        File.Copy(FixturePaths.Model, dir.File("model.safetensors"));
+
+        Assert.Equal(10f, ReferenceModel.Load(dir.Path).Layers[0].RopeTheta);
+        using var golden = new GoldenCase("a_image_text");
+        using var flat = Qwen2VLModel.Load(_dir.Path, DeviceKind.Cpu);
+        using var v5 = Qwen2VLModel.Load(dir.Path, DeviceKind.Cpu);
+        Assert.Equal(flat.Forward(golden.Inputs).Logits, v5.Forward(golden.Inputs).Logits);
+    }
+
     [Fact]
     public void CachedGenerationMatchesTheReferenceUnderTheSameConfig()
     {
