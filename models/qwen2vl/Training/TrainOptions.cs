@@ -23,6 +23,12 @@ public sealed record TrainOptions
     public int? MaxPixels { get; init; }
     public DeviceKind Device { get; init; } = DeviceKind.Cpu;
 
+    /// <summary>Pack each micro-batch's samples into as few rows of at most <see cref="MaxLength"/> tokens as first-fit gives.</summary>
+    public bool Pack { get; init; }
+
+    /// <summary>The token budget of a packed row (a longer sample is an error).</summary>
+    public int MaxLength { get; init; } = 2048;
+
     /// <summary>Stop (with a checkpoint) after this many steps of the schedule, as an interrupted run would; rerun to resume.</summary>
     public int? StopAfter { get; init; }
 }

@@ -14,7 +14,8 @@ namespace Qwen2VL.Model.Training;
 public sealed record TrainStepReport(long Step, long TotalSteps, int Epoch, double Loss, double LearningRate, double GradNorm, long Tokens);
 
 /// <summary>
-/// The training loop: JSONL conversations → encoded samples → shuffled batches (right padding) → the model's
+/// The training loop: JSONL conversations → encoded samples → shuffled batches (right padding, or packed rows with
+/// <see cref="TrainOptions.Pack"/>) → the model's
 /// generated forward and backward passes → global-norm clipping → AdamW with a cosine schedule → checkpoints
 /// (weights in Hugging Face layout, optimizer moments, step, data position) written atomically every
 /// <see cref="TrainOptions.SaveEvery"/> steps and at the end. A run started on an output folder that holds a
@@ -22,7 +23,11 @@ public sealed record TrainStepReport(long Step, long TotalSteps, int Epoch, doub
 /// </summary>
 public static class Trainer
 {
-    public static string Run(string modelDir, TrainOptions o, Action<TrainStepReport>? report = null)
+    /// <summary>
+    /// Trains; <paramref name="report"/> hears every optimizer step, and <paramref name="started"/> (start step, total
+    /// steps of the schedule) once, before the first step — the total of an <c>--epochs</c> run is only known here.
+    /// </summary>
+    public static string Run(string modelDir, TrainOptions o, Action<TrainStepReport>? report = null, Action<long, long>? started = null)
     {
         Directory.CreateDirectory(o.OutDir);
         var resume = TrainingCheckpoint.LoadLatest(o.OutDir);
@@ -55,6 +60,9 @@ public static class Trainer
         var history = new List<(int Step, double Loss)>(LossLog.Read(Path.Combine(o.OutDir, "loss.csv")).Select(r => ((int)r.Step, r.Loss)));
 
         long stopAt = Math.Min(totalSteps, o.StopAfter ?? totalSteps);
+        if (totalSteps < 1)
+            throw new ModelException($"{o.DataPath}: {samples.Count} samples in batches of {o.BatchSize} × {o.GradientAccumulation} accumulated make no optimizer step in {o.Epochs} epoch(s)");
+        started?.Invoke(Math.Min(step, totalSteps), totalSteps);
         while (step < stopAt)
         {
             parameters.ZeroGrads();
@@ -63,8 +71,8 @@ public static class Trainer
             for (int micro = 0; micro < o.GradientAccumulation; micro++)
             {
                 var batch = loader.NextBatch().Select(i => samples[i]).ToList();
-                var inputs = Batching.Collate(batch, PadSide.Right, padId);
-                var result = model.ForwardBackward(inputs, sink, gradScale: 1f / o.GradientAccumulation);
+                var (inputs, positions) = MicroBatch(model, batch, o, padId);
+                var result = model.ForwardBackward(inputs, sink, positions, gradScale: 1f / o.GradientAccumulation);
                 loss += result.Loss / o.GradientAccumulation;
                 tokens += inputs.Batch * inputs.Seq;
             }
@@ -80,6 +88,20 @@ public static class Trainer
         }
         LossCurve.WritePng(Path.Combine(o.OutDir, "loss.png"), history);
         return TrainingCheckpoint.LatestPath(o.OutDir) ?? o.OutDir;
+    }
+
+    /// <summary>
+    /// One micro-batch as model inputs: one sample per row, right-padded; or with <see cref="TrainOptions.Pack"/> the
+    /// samples packed first-fit into rows of at most <see cref="TrainOptions.MaxLength"/> tokens, each sample a segment
+    /// of the attention mask with its own M-RoPE positions (null positions: the model computes them from the mask).
+    /// </summary>
+    public static (ForwardInputs Inputs, long[]? Positions) MicroBatch(Qwen2VLModel model, IReadOnlyList<EncodedSample> batch,
+        TrainOptions o, long padId)
+    {
+        if (!o.Pack)
+            return (Batching.Collate(batch, PadSide.Right, padId), null);
+        var inputs = Packing.ToInputs(Packing.Pack(batch, o.MaxLength), padId);
+        return (inputs, PackedRopeIndex.Compute(inputs, model.TokenIds, model.SpatialMerge));
     }
 
     private static void Save(TrainOptions o, string sourceDir, Qwen2VLModel model, ParameterSet parameters, AdamW adam,
