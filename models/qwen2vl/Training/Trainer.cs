@@ -66,16 +66,10 @@ public static class Trainer
         while (step < stopAt)
         {
             parameters.ZeroGrads();
-            double loss = 0;
-            long tokens = 0;
-            for (int micro = 0; micro < o.GradientAccumulation; micro++)
-            {
-                var batch = loader.NextBatch().Select(i => samples[i]).ToList();
-                var (inputs, positions) = MicroBatch(model, batch, o, padId);
-                var result = model.ForwardBackward(inputs, sink, positions, gradScale: 1f / o.GradientAccumulation);
-                loss += result.Loss / o.GradientAccumulation;
-                tokens += inputs.Batch * inputs.Seq;
-            }
+            var micro = Enumerable.Range(0, o.GradientAccumulation)
+                .Select(_ => MicroBatch(model, loader.NextBatch().Select(i => samples[i]).ToList(), o, padId)).ToList();
+            double loss = AccumulateGradients(model, sink, micro);
+            long tokens = micro.Sum(m => (long)m.Inputs.Batch * m.Inputs.Seq);
             var norm = GradClip.ClipToNorm(ctx, parameters.AllGrads, o.ClipNorm);
             var lr = LearningRate.CosineWithWarmup((int)step, (int)Math.Min(o.WarmupSteps, totalSteps), (int)totalSteps, o.LearningRate, o.MinLearningRate);
             adam.Update(ctx, parameters, lr);
@@ -88,6 +82,39 @@ public static class Trainer
         }
         LossCurve.WritePng(Path.Combine(o.OutDir, "loss.png"), history);
         return TrainingCheckpoint.LatestPath(o.OutDir) ?? o.OutDir;
+    }
+
+    /// <summary>
+    /// Gradient accumulation: the forward and backward passes of one optimizer step's micro-batches, each gradient
+    /// weighted by the micro-batch's share of the step's label tokens, so the sum in <paramref name="grads"/> is the
+    /// gradient of the mean loss over all those tokens — what one batch holding every sample gives, up to float
+    /// rounding, even when the micro-batches hold different numbers of label tokens. Returns that mean loss (NaN when
+    /// no micro-batch has a label token).
+    /// </summary>
+    public static double AccumulateGradients(Qwen2VLModel model, IGradientSink grads, IReadOnlyList<(ForwardInputs Inputs, long[]? Positions)> micro)
+    {
+        var counts = micro.Select(m => LabelTokens(m.Inputs)).ToList();
+        long total = counts.Sum(c => (long)c);
+        if (total == 0) return double.NaN;
+        double loss = 0;
+        for (int k = 0; k < micro.Count; k++)
+        {
+            if (counts[k] == 0) continue; // no label token: no loss, no gradient
+            double share = (double)counts[k] / total;
+            var result = model.ForwardBackward(micro[k].Inputs, grads, micro[k].Positions, gradScale: (float)share);
+            loss += result.Loss * share;
+        }
+        return loss;
+    }
+
+    /// <summary>Label tokens the shifted loss counts: labels ≠ −100 past the first position of each row.</summary>
+    public static int LabelTokens(ForwardInputs inputs)
+    {
+        int count = 0;
+        var labels = inputs.Labels ?? throw new ModelException("training needs labels (−100 where no token is predicted)");
+        for (int i = 0; i < labels.Length; i++)
+            if (i % inputs.Seq != 0 && labels[i] != EncodedSample.IgnoreIndex) count++;
+        return count;
     }
 
     /// <summary>
