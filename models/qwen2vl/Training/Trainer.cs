@@ -32,7 +32,7 @@ public static class Trainer
         Directory.CreateDirectory(o.OutDir);
         var resume = TrainingCheckpoint.LoadLatest(o.OutDir);
         var sourceDir = resume is not null ? TrainingCheckpoint.LatestPath(o.OutDir)! : modelDir;
-        using var model = Qwen2VLModel.LoadForTraining(sourceDir, o.Device, o.Freeze);
+        using var model = Qwen2VLModel.LoadForTraining(sourceDir, o.Device, o.Freeze, o.Bf16);
         var parameters = model.Parameters!;
         var ctx = model.Context;
 
