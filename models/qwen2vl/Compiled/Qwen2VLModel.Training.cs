@@ -22,7 +22,7 @@ public sealed partial class Qwen2VLModel
     /// of every trainable parameter into <paramref name="grads"/> under its checkpoint name (tied embeddings: the
     /// lookup's and the head's gradients add into <c>model.embed_tokens.weight</c>). <paramref name="positionIds"/>
     /// overrides the M-RoPE positions (packed rows, whose mask holds segment ids); <paramref name="gradScale"/>
-    /// multiplies the gradient of the mean loss (gradient accumulation passes 1/steps).
+    /// multiplies the gradient of the mean loss (gradient accumulation passes the micro-batch's share of the label tokens).
     /// </summary>
     public TrainingLoss ForwardBackward(ForwardInputs inputs, IGradientSink grads, long[]? positionIds = null, float gradScale = 1f)
     {
