@@ -18,7 +18,9 @@ public struct AdamWStepArgs
 /// m ← β1·m + (1 − β1)·g
 /// v ← β2·v + (1 − β2)·g²
 /// w ← w − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε)</code>
-/// Frozen parameters lie past TrainableEnd and are never touched.
+/// Frozen parameters lie past TrainableEnd and are never touched. With bf16 compute
+/// (<see cref="ParameterSet.Bf16Compute"/>) the same kernel also writes the updated master weight rounded to bfloat16
+/// (<see cref="Bf16.Round"/>, ties to even) into the compute weights the next forward pass reads.
 /// </summary>
 public sealed class AdamW
 {
@@ -55,16 +57,30 @@ public sealed class AdamW
         };
         if (args.TrainableEnd == 0) return;
         DeviceTensor w = parameters.AllWeights, g = parameters.AllGrads, m = parameters.MomentM, v = parameters.MomentV;
+        bool bf16 = parameters.Bf16Compute;
         if (ctx.IsCpu)
         {
             float[] wa = w.HostArray, ga = g.HostArray, ma = m.HostArray, va = v.HostArray;
+            float[]? ca = bf16 ? parameters.ComputeWeights.HostArray : null;
             const int chunk = 1 << 14;
             int chunks = (args.TrainableEnd + chunk - 1) / chunk;
             Parallel.For(0, chunks, c =>
             {
                 int end = Math.Min(args.TrainableEnd, (c + 1) * chunk);
-                for (int i = c * chunk; i < end; i++) UpdateElement(i, wa, ga, ma, va, args);
+                for (int i = c * chunk; i < end; i++)
+                {
+                    UpdateElement(i, wa, ga, ma, va, args);
+                    if (ca is not null) ca[i] = Bf16.Round(wa[i]);
+                }
             });
+            return;
+        }
+        if (bf16)
+        {
+            var fused = ctx.CachedKernel("adamw-bf16", typeof(AdamWStepArgs), accelerator =>
+                accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                    ArrayView<float>, AdamWStepArgs>(AdamWBf16Kernel));
+            fused(args.TrainableEnd, w.View, g.View, m.View, v.View, parameters.ComputeWeights.View, args);
             return;
         }
         var kernel = ctx.CachedKernel("adamw", typeof(AdamWStepArgs), accelerator =>
@@ -83,6 +99,14 @@ public sealed class AdamW
         m[i] = mi;
         v[i] = vi;
         w[i] = wi - a.StepSize * mi / (XMath.Sqrt(vi) * a.InverseSqrtCorrection2 + a.Eps);
+    }
+
+    /// <summary><see cref="AdamWKernel"/>, then the new master weight rounded to bf16 into the compute weights.</summary>
+    private static void AdamWBf16Kernel(Index1D i, ArrayView<float> w, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v,
+        ArrayView<float> compute, AdamWStepArgs a)
+    {
+        AdamWKernel(i, w, g, m, v, a);
+        compute[i] = Bf16.Round(w[i]);
     }
 
     private static void UpdateElement(int i, float[] w, float[] g, float[] m, float[] v, in AdamWStepArgs a)

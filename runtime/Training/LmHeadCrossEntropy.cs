@@ -36,35 +36,92 @@ public static class LmHeadCrossEntropy
     {
         (int t, int h, int v) = Check(hidden, weight, targets);
         using DeviceTensor targetTensor = ctx.UploadInt(targets, t);
-        using DeviceTensor stats = RowStats(ctx, hidden, weight, targetTensor, t, h, v, Chunk(t, v, chunkColumns));
-        float[] s = ctx.Download(stats);
+        using DeviceTensor stats = RowStats(ctx, hidden, weight, targetTensor, t, h, v, ChunkColumns(t, v, chunkColumns));
+        (lossSum, count) = SumLoss(ctx.Download(stats), targets);
+    }
+
+    /// <summary>
+    /// dHidden [T, H] is overwritten; dWeight [V, H] is accumulated into (null: a frozen head, no weight gradient).
+    /// The gradient of the loss sum is scaled by gradScale.
+    /// </summary>
+    public static void Backward(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, int[] targets, float gradScale,
+        DeviceTensor dHidden, DeviceTensor? dWeight) =>
+        Backward(ctx, hidden, weight, targets, gradScale, dHidden, dWeight, 0);
+
+    internal static void Backward(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, int[] targets, float gradScale,
+        DeviceTensor dHidden, DeviceTensor? dWeight, int chunkColumns)
+    {
+        (int t, int h, int v) = Check(hidden, weight, targets);
+        CheckGradients(dHidden, dWeight, t, h, v);
+        int chunk = ChunkColumns(t, v, chunkColumns);
+        using DeviceTensor targetTensor = ctx.UploadInt(targets, t);
+        using DeviceTensor stats = RowStats(ctx, hidden, weight, targetTensor, t, h, v, chunk);
+        GradientPass(ctx, hidden, weight, targets, targetTensor, stats, gradScale, dHidden, dWeight, t, h, v, chunk);
+    }
+
+    /// <summary>
+    /// The training step's use: the loss sum and count of <see cref="Forward"/> and the gradients of
+    /// <see cref="Backward"/> from one computation of the row statistics, so the head GEMM runs twice over the
+    /// vocabulary (statistics, then gradient) instead of three times. At most one chunk of logits,
+    /// [T, <see cref="ChunkColumns"/>], exists at a time.
+    /// </summary>
+    public static (float LossSum, int Count) ForwardBackward(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, int[] targets,
+        float gradScale, DeviceTensor dHidden, DeviceTensor? dWeight, int chunkColumns = 0)
+    {
+        (int t, int h, int v) = Check(hidden, weight, targets);
+        CheckGradients(dHidden, dWeight, t, h, v);
+        int chunk = ChunkColumns(t, v, chunkColumns);
+        using DeviceTensor targetTensor = ctx.UploadInt(targets, t);
+        using DeviceTensor stats = RowStats(ctx, hidden, weight, targetTensor, t, h, v, chunk);
+        var (lossSum, count) = SumLoss(ctx.Download(stats), targets);
+        GradientPass(ctx, hidden, weight, targets, targetTensor, stats, gradScale, dHidden, dWeight, t, h, v, chunk);
+        return (lossSum, count);
+    }
+
+    /// <summary>How many targets the loss counts (those ≠ −100).</summary>
+    public static int CountTargets(ReadOnlySpan<int> targets)
+    {
+        int count = 0;
+        foreach (int target in targets)
+            if (target != IgnoreIndex) count++;
+        return count;
+    }
+
+    /// <summary>
+    /// Vocabulary columns per chunk for <paramref name="rows"/> rows: <paramref name="requested"/> when given (capped at
+    /// the vocabulary), else as many as keep the chunk's logits within <see cref="ChunkBudgetFloats"/> (at least 64).
+    /// </summary>
+    public static int ChunkColumns(int rows, int vocab, int requested = 0) =>
+        Math.Max(1, requested > 0 ? Math.Min(requested, vocab) : Math.Min(vocab, Math.Max(64, ChunkBudget / Math.Max(rows, 1))));
+
+    /// <summary>The default budget of one chunk of logits, in floats (64 MiB).</summary>
+    public const int ChunkBudgetFloats = ChunkBudget;
+
+    private static (float LossSum, int Count) SumLoss(float[] s, int[] targets)
+    {
         double sum = 0;
-        count = 0;
-        for (int row = 0; row < t; row++)
+        int count = 0;
+        for (int row = 0; row < targets.Length; row++)
         {
             if (targets[row] == IgnoreIndex) continue;
             sum += (double)s[row * 3] + Math.Log(s[row * 3 + 1]) - s[row * 3 + 2];
             count++;
         }
-        lossSum = (float)sum;
+        return ((float)sum, count);
     }
 
-    /// <summary>dHidden [T, H] is overwritten; dWeight [V, H] is accumulated into. The gradient of the loss sum is scaled by gradScale.</summary>
-    public static void Backward(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, int[] targets, float gradScale,
-        DeviceTensor dHidden, DeviceTensor dWeight) =>
-        Backward(ctx, hidden, weight, targets, gradScale, dHidden, dWeight, 0);
-
-    internal static void Backward(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, int[] targets, float gradScale,
-        DeviceTensor dHidden, DeviceTensor dWeight, int chunkColumns)
+    private static void CheckGradients(DeviceTensor dHidden, DeviceTensor? dWeight, int t, int h, int v)
     {
-        (int t, int h, int v) = Check(hidden, weight, targets);
-        if (dHidden.IsInt || dHidden.Length != t * h || dWeight.IsInt || dWeight.Length != v * h)
+        if (dHidden.IsInt || dHidden.Length != t * h || dWeight is not null && (dWeight.IsInt || dWeight.Length != v * h))
             throw new ArgumentException($"dHidden must be float32 [{t}, {h}] and dWeight float32 [{v}, {h}]; got {dHidden}, {dWeight}");
-        int chunk = Chunk(t, v, chunkColumns);
-        using DeviceTensor targetTensor = ctx.UploadInt(targets, t);
-        using DeviceTensor stats = RowStats(ctx, hidden, weight, targetTensor, t, h, v, chunk);
-        using DeviceTensor logits = ctx.Allocate(t * chunk);
+    }
+
+    /// <summary>Recomputes each chunk's logits, turns them into G = gradScale · (softmax − onehot) and applies both GEMMs.</summary>
+    private static void GradientPass(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, int[] targets, DeviceTensor targetTensor,
+        DeviceTensor stats, float gradScale, DeviceTensor dHidden, DeviceTensor? dWeight, int t, int h, int v, int chunk)
+    {
         if (v == 0 || t == 0) { ctx.Clear(dHidden); return; }
+        using DeviceTensor logits = ctx.Allocate(t * chunk);
         for (int first = 0; first < v; first += chunk)
         {
             int columns = Math.Min(chunk, v - first);
@@ -80,7 +137,8 @@ public static class LmHeadCrossEntropy
                 kernel(t * columns, g.View, stats.View, targetTensor.IntView, args);
             }
             ctx.GemmNN(g, w, dHidden, t, h, columns, accumulate: first > 0);
-            ctx.GemmTN(g, hidden, dWeight.Slice(first * h, columns * h, columns, h), columns, h, t, accumulate: true);
+            if (dWeight is not null)
+                ctx.GemmTN(g, hidden, dWeight.Slice(first * h, columns * h, columns, h), columns, h, t, accumulate: true);
         }
         ctx.Synchronize(); // the scratch buffers are freed on return
     }
@@ -97,9 +155,6 @@ public static class LmHeadCrossEntropy
                 throw new ModelException($"label {targets[i]} at position {i} is outside the vocabulary of {v} tokens (use {IgnoreIndex} to ignore a position)");
         return (t, h, v);
     }
-
-    private static int Chunk(int t, int v, int requested) =>
-        Math.Max(1, requested > 0 ? Math.Min(requested, v) : Math.Min(v, Math.Max(64, ChunkBudget / Math.Max(t, 1))));
 
     /// <summary>Per row [T, 3]: (max m, Σ e^(logit − m), logit of the target) over the whole vocabulary; logsumexp = m + log s.</summary>
     private static DeviceTensor RowStats(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, DeviceTensor targets,

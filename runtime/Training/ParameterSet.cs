@@ -16,6 +16,11 @@ public sealed record ParameterInfo(string Name, int[] Shape, bool Trainable, boo
 /// [DecayEnd, TrainableEnd)  trainable parameters without weight decay (biases, norms)
 /// [TrainableEnd, Length)    frozen parameters (never updated)</code>
 /// Gradients and the moments m, v cover only [0, TrainableEnd): frozen parameters have no gradient storage.
+/// With bf16 compute (<see cref="Build"/>(bf16Compute: true)) a second buffer of the same layout, the compute weights,
+/// holds the master weights rounded to bfloat16 (<see cref="Bf16.Round"/>): the forward and backward passes read it,
+/// the optimizer updates the f32 master weights and refreshes it in the same kernel, checkpoints save the masters.
+/// The compute buffer is float32 holding bf16-representable values: it costs memory (one more copy of the weights)
+/// rather than saving it, because the kernels read float32.
 /// Use: <see cref="Add"/> every parameter, <see cref="Freeze"/> by pattern, then <see cref="Build"/>; after that the
 /// layout is fixed and <see cref="Weight"/> / <see cref="Grad"/> return views into the flat buffers.
 /// </summary>
@@ -25,7 +30,7 @@ public sealed class ParameterSet : IDisposable
     private readonly List<(string Name, int[] Shape, bool Trainable, bool Decay)> _pending = new();
     private readonly Dictionary<string, ParameterInfo> _byName = new(StringComparer.Ordinal);
     private readonly List<ParameterInfo> _ordered = new();
-    private DeviceTensor? _weights, _grads, _m, _v;
+    private DeviceTensor? _weights, _grads, _m, _v, _compute;
 
     public ParameterSet(ComputeContext ctx) => _ctx = ctx;
 
@@ -68,8 +73,11 @@ public sealed class ParameterSet : IDisposable
         return matched;
     }
 
-    /// <summary>Fixes the layout and allocates the zeroed weight, gradient, m and v buffers.</summary>
-    public void Build()
+    /// <summary>
+    /// Fixes the layout and allocates the zeroed weight, gradient, m and v buffers, and with
+    /// <paramref name="bf16Compute"/> the compute-weight buffer.
+    /// </summary>
+    public void Build(bool bf16Compute = false)
     {
         if (IsBuilt) throw new InvalidOperationException("the parameter set is already built");
         int offset = 0;
@@ -94,6 +102,7 @@ public sealed class ParameterSet : IDisposable
         _grads = _ctx.Allocate(TrainableEnd);
         _m = _ctx.Allocate(TrainableEnd);
         _v = _ctx.Allocate(TrainableEnd);
+        if (bf16Compute) _compute = _ctx.Allocate(Length);
     }
 
     /// <summary>Parameters in buffer order.</summary>
@@ -109,6 +118,25 @@ public sealed class ParameterSet : IDisposable
     {
         ParameterInfo info = Info(name);
         return AllWeights.Slice(info.Offset, info.Length, info.Shape);
+    }
+
+    /// <summary>True when the forward and backward passes read bf16-rounded compute weights, not the masters.</summary>
+    public bool Bf16Compute => Built()._compute is not null;
+
+    /// <summary>The weights the model computes with: the bf16-rounded copy with bf16 compute, else the masters themselves.</summary>
+    public DeviceTensor ComputeWeights => Built()._compute ?? _weights!;
+
+    /// <summary>The compute weights of one parameter: a view with its shape (the master view without bf16 compute).</summary>
+    public DeviceTensor ComputeWeight(string name)
+    {
+        ParameterInfo info = Info(name);
+        return ComputeWeights.Slice(info.Offset, info.Length, info.Shape);
+    }
+
+    /// <summary>Sets the compute weights to the masters rounded to bf16 (all parameters, frozen included); no-op without bf16 compute.</summary>
+    public void RoundComputeWeights()
+    {
+        if (_compute is not null) Bf16.RoundInto(_ctx, AllWeights, _compute);
     }
 
     /// <summary>The gradient of one trainable parameter (a view with its shape); frozen parameters have none.</summary>
@@ -136,5 +164,6 @@ public sealed class ParameterSet : IDisposable
         _grads?.Dispose();
         _m?.Dispose();
         _v?.Dispose();
+        _compute?.Dispose();
     }
 }

@@ -4,8 +4,15 @@ using Qwen2VL.Runtime;
 
 namespace Qwen2VL.Model.Compiled;
 
-/// <summary>The loss of a training pass and how many label tokens it averaged over.</summary>
-public sealed record TrainingLoss(float Loss, int Tokens);
+/// <summary>
+/// The loss of a training pass and how many label tokens it averaged over; <see cref="LogitsColumns"/> is the width of
+/// the widest logits buffer the loss used ([B·S, LogitsColumns] floats: one vocabulary chunk, or the whole vocabulary on
+/// the <see cref="Qwen2VLModel.FullLogitsLoss"/> reference path).
+/// </summary>
+public sealed record TrainingLoss(float Loss, int Tokens)
+{
+    public int LogitsColumns { get; init; }
+}
 
 public sealed partial class Qwen2VLModel
 {
@@ -15,7 +22,7 @@ public sealed partial class Qwen2VLModel
     /// of every trainable parameter into <paramref name="grads"/> under its checkpoint name (tied embeddings: the
     /// lookup's and the head's gradients add into <c>model.embed_tokens.weight</c>). <paramref name="positionIds"/>
     /// overrides the M-RoPE positions (packed rows, whose mask holds segment ids); <paramref name="gradScale"/>
-    /// multiplies the gradient of the mean loss (gradient accumulation passes 1/steps).
+    /// multiplies the gradient of the mean loss (gradient accumulation passes the micro-batch's share of the label tokens).
     /// </summary>
     public TrainingLoss ForwardBackward(ForwardInputs inputs, IGradientSink grads, long[]? positionIds = null, float gradScale = 1f)
     {
@@ -53,14 +60,11 @@ public sealed partial class Qwen2VLModel
         foreach (var layer in _layers)
             h = layer.ForwardTrain(h, posT, maskT);                                                   // [B, S, Hidden]
         var normed = _norm.ForwardTrain(h);                                                            // [B, S, Hidden]
-        var logits = Context.Download(_head.ForwardTrain(normed.Reshape(b * s, Hidden)));            // [B·S, V]
 
-        // Loss and its gradient with respect to the logits (softmax − one-hot, over the counted positions).
-        var (loss, count, dLogits) = CrossEntropyGradient(logits, inputs.Labels, b, s, gradScale);
+        // lm_head + loss + their backward, fused and chunked over the vocabulary (no [B·S, V] logits; Qwen2VLModel.HeadLoss.cs).
+        var (loss, count, dH, logitsColumns) = HeadLossBackward(normed, inputs.Labels, b, s, grads, gradScale);
 
         // Backward, in reverse.
-        using var dLogitsT = Context.Upload(dLogits, b * s, Vocab);
-        var dH = _head.Backward(dLogitsT, grads)[0]!.Reshape(b, s, Hidden);
         dH = _norm.Backward(dH, grads)[0]!;
         for (int i = _layers.Length - 1; i >= 0; i--)
             dH = _layers[i].Backward(dH, grads)[0]!;
@@ -87,7 +91,7 @@ public sealed partial class Qwen2VLModel
         using var dXT = Context.Upload(dX, b, s, Hidden);
         _embed.Backward(dXT, grads);
         Context.Synchronize();
-        return new TrainingLoss(loss, count);
+        return new TrainingLoss(loss, count) { LogitsColumns = logitsColumns };
     }
 
     /// <summary>
@@ -119,35 +123,4 @@ public sealed partial class Qwen2VLModel
     }
 
     private DeviceTensor? _trainPixels, _trainPos, _trainCu;
-
-    /// <summary>Mean shifted cross-entropy in double over float32 logits, and dLoss/dLogits scaled by <paramref name="scale"/>.</summary>
-    private (float Loss, int Count, float[] DLogits) CrossEntropyGradient(float[] logits, long[] labels, int batch, int seq, float scale)
-    {
-        var d = new float[logits.Length];
-        int count = 0;
-        for (int i = 0; i < labels.Length; i++)
-            if (i % seq != 0 && labels[i] != HostOps.IgnoreIndex) count++;
-        if (count == 0)
-            return (float.NaN, 0, d);
-        double total = 0;
-        for (int b = 0; b < batch; b++)
-            for (int t = 0; t + 1 < seq; t++)
-            {
-                long label = labels[b * seq + t + 1];
-                if (label == HostOps.IgnoreIndex) continue;
-                if (label < 0 || label >= Vocab)
-                    throw new ModelException($"labels[{b}, {t + 1}] = {label} is outside the vocabulary [0, {Vocab}) (use -100 to ignore a position)");
-                int at = (b * seq + t) * Vocab;
-                var row = logits.AsSpan(at, Vocab);
-                double max = double.NegativeInfinity;
-                foreach (float z in row) max = Math.Max(max, z);
-                double sum = 0;
-                foreach (float z in row) sum += Math.Exp(z - max);
-                total += max + Math.Log(sum) - row[(int)label];
-                for (int v = 0; v < Vocab; v++)
-                    d[at + v] = (float)(Math.Exp(row[v] - max) / sum / count * scale);
-                d[at + (int)label] -= (float)(1.0 / count * scale);
-            }
-        return ((float)(total / count), count, d);
-    }
 }

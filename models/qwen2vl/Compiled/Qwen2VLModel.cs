@@ -73,12 +73,14 @@ public sealed partial class Qwen2VLModel : IDisposable
     /// <summary>
     /// Loads the model for training: every weight lives in one <see cref="ParameterSet"/> (f32 master weights, their
     /// gradients and AdamW moments in flat buffers); <paramref name="freeze"/> glob patterns ("visual.*") freeze
-    /// parameters by checkpoint name. Biases and norm weights get no weight decay.
+    /// parameters by checkpoint name. Biases and norm weights get no weight decay. With <paramref name="bf16Compute"/>
+    /// the runners read bf16-rounded copies of the weights (<see cref="ParameterSet.ComputeWeights"/>) while the f32
+    /// masters are what the optimizer updates and checkpoints save.
     /// </summary>
-    public static Qwen2VLModel LoadForTraining(string modelDir, DeviceKind device, IEnumerable<string> freeze) =>
-        Load(modelDir, device, training: freeze.ToList());
+    public static Qwen2VLModel LoadForTraining(string modelDir, DeviceKind device, IEnumerable<string> freeze, bool bf16Compute = false) =>
+        Load(modelDir, device, training: freeze.ToList(), bf16Compute);
 
-    private static Qwen2VLModel Load(string modelDir, DeviceKind device, List<string>? training)
+    private static Qwen2VLModel Load(string modelDir, DeviceKind device, List<string>? training, bool bf16Compute = false)
     {
         if (!Directory.Exists(modelDir))
             throw new ModelException($"model directory not found: {modelDir}");
@@ -103,10 +105,18 @@ public sealed partial class Qwen2VLModel : IDisposable
                 foreach (var pattern in training)
                     if (parameters.Freeze(pattern) == 0)
                         throw new ModelException($"--freeze '{pattern}' matches no parameter");
-                parameters.Build();
-                weights.Destination = name => parameters.Weight(name);
+                parameters.Build(bf16Compute);
+                // The runners bind to the compute weights (the masters themselves unless bf16 compute is on).
+                weights.Destination = name => parameters.ComputeWeight(name);
             }
-            return new Qwen2VLModel(ctx, config, weights) { Parameters = parameters };
+            var model = new Qwen2VLModel(ctx, config, weights) { Parameters = parameters };
+            if (parameters is { Bf16Compute: true })
+            {
+                // The checkpoint's f32 values were read into the compute buffer: they become the masters, then get rounded.
+                ctx.Copy(parameters.ComputeWeights, parameters.AllWeights);
+                parameters.RoundComputeWeights();
+            }
+            return model;
         }
         catch
         {

@@ -23,6 +23,19 @@ public sealed record TrainOptions
     public int? MaxPixels { get; init; }
     public DeviceKind Device { get; init; } = DeviceKind.Cpu;
 
+    /// <summary>Pack each micro-batch's samples into as few rows of at most <see cref="MaxLength"/> tokens as first-fit gives.</summary>
+    public bool Pack { get; init; }
+
+    /// <summary>
+    /// Compute with bf16-rounded weights: f32 master weights and AdamW moments, and after each step the fused AdamW
+    /// kernel writes the masters rounded to bfloat16 (ties to even) into the weights the forward and backward read.
+    /// Those are still float32 buffers, so this models bf16 numerics and saves no memory.
+    /// </summary>
+    public bool Bf16 { get; init; }
+
+    /// <summary>The token budget of a packed row (a longer sample is an error).</summary>
+    public int MaxLength { get; init; } = 2048;
+
     /// <summary>Stop (with a checkpoint) after this many steps of the schedule, as an interrupted run would; rerun to resume.</summary>
     public int? StopAfter { get; init; }
 }

@@ -14,7 +14,8 @@ namespace Qwen2VL.Model.Training;
 public sealed record TrainStepReport(long Step, long TotalSteps, int Epoch, double Loss, double LearningRate, double GradNorm, long Tokens);
 
 /// <summary>
-/// The training loop: JSONL conversations → encoded samples → shuffled batches (right padding) → the model's
+/// The training loop: JSONL conversations → encoded samples → shuffled batches (right padding, or packed rows with
+/// <see cref="TrainOptions.Pack"/>) → the model's
 /// generated forward and backward passes → global-norm clipping → AdamW with a cosine schedule → checkpoints
 /// (weights in Hugging Face layout, optimizer moments, step, data position) written atomically every
 /// <see cref="TrainOptions.SaveEvery"/> steps and at the end. A run started on an output folder that holds a
@@ -22,12 +23,16 @@ public sealed record TrainStepReport(long Step, long TotalSteps, int Epoch, doub
 /// </summary>
 public static class Trainer
 {
-    public static string Run(string modelDir, TrainOptions o, Action<TrainStepReport>? report = null)
+    /// <summary>
+    /// Trains; <paramref name="report"/> hears every optimizer step, and <paramref name="started"/> (start step, total
+    /// steps of the schedule) once, before the first step — the total of an <c>--epochs</c> run is only known here.
+    /// </summary>
+    public static string Run(string modelDir, TrainOptions o, Action<TrainStepReport>? report = null, Action<long, long>? started = null)
     {
         Directory.CreateDirectory(o.OutDir);
         var resume = TrainingCheckpoint.LoadLatest(o.OutDir);
         var sourceDir = resume is not null ? TrainingCheckpoint.LatestPath(o.OutDir)! : modelDir;
-        using var model = Qwen2VLModel.LoadForTraining(sourceDir, o.Device, o.Freeze);
+        using var model = Qwen2VLModel.LoadForTraining(sourceDir, o.Device, o.Freeze, o.Bf16);
         var parameters = model.Parameters!;
         var ctx = model.Context;
 
@@ -55,19 +60,16 @@ public static class Trainer
         var history = new List<(int Step, double Loss)>(LossLog.Read(Path.Combine(o.OutDir, "loss.csv")).Select(r => ((int)r.Step, r.Loss)));
 
         long stopAt = Math.Min(totalSteps, o.StopAfter ?? totalSteps);
+        if (totalSteps < 1)
+            throw new ModelException($"{o.DataPath}: {samples.Count} samples in batches of {o.BatchSize} × {o.GradientAccumulation} accumulated make no optimizer step in {o.Epochs} epoch(s)");
+        started?.Invoke(Math.Min(step, totalSteps), totalSteps);
         while (step < stopAt)
         {
             parameters.ZeroGrads();
-            double loss = 0;
-            long tokens = 0;
-            for (int micro = 0; micro < o.GradientAccumulation; micro++)
-            {
-                var batch = loader.NextBatch().Select(i => samples[i]).ToList();
-                var inputs = Batching.Collate(batch, PadSide.Right, padId);
-                var result = model.ForwardBackward(inputs, sink, gradScale: 1f / o.GradientAccumulation);
-                loss += result.Loss / o.GradientAccumulation;
-                tokens += inputs.Batch * inputs.Seq;
-            }
+            var micro = Enumerable.Range(0, o.GradientAccumulation)
+                .Select(_ => MicroBatch(model, loader.NextBatch().Select(i => samples[i]).ToList(), o, padId)).ToList();
+            double loss = AccumulateGradients(model, sink, micro);
+            long tokens = micro.Sum(m => (long)m.Inputs.Batch * m.Inputs.Seq);
             var norm = GradClip.ClipToNorm(ctx, parameters.AllGrads, o.ClipNorm);
             var lr = LearningRate.CosineWithWarmup((int)step, (int)Math.Min(o.WarmupSteps, totalSteps), (int)totalSteps, o.LearningRate, o.MinLearningRate);
             adam.Update(ctx, parameters, lr);
@@ -80,6 +82,53 @@ public static class Trainer
         }
         LossCurve.WritePng(Path.Combine(o.OutDir, "loss.png"), history);
         return TrainingCheckpoint.LatestPath(o.OutDir) ?? o.OutDir;
+    }
+
+    /// <summary>
+    /// Gradient accumulation: the forward and backward passes of one optimizer step's micro-batches, each gradient
+    /// weighted by the micro-batch's share of the step's label tokens, so the sum in <paramref name="grads"/> is the
+    /// gradient of the mean loss over all those tokens — what one batch holding every sample gives, up to float
+    /// rounding, even when the micro-batches hold different numbers of label tokens. Returns that mean loss (NaN when
+    /// no micro-batch has a label token).
+    /// </summary>
+    public static double AccumulateGradients(Qwen2VLModel model, IGradientSink grads, IReadOnlyList<(ForwardInputs Inputs, long[]? Positions)> micro)
+    {
+        var counts = micro.Select(m => LabelTokens(m.Inputs)).ToList();
+        long total = counts.Sum(c => (long)c);
+        if (total == 0) return double.NaN;
+        double loss = 0;
+        for (int k = 0; k < micro.Count; k++)
+        {
+            if (counts[k] == 0) continue; // no label token: no loss, no gradient
+            double share = (double)counts[k] / total;
+            var result = model.ForwardBackward(micro[k].Inputs, grads, micro[k].Positions, gradScale: (float)share);
+            loss += result.Loss * share;
+        }
+        return loss;
+    }
+
+    /// <summary>Label tokens the shifted loss counts: labels ≠ −100 past the first position of each row.</summary>
+    public static int LabelTokens(ForwardInputs inputs)
+    {
+        int count = 0;
+        var labels = inputs.Labels ?? throw new ModelException("training needs labels (−100 where no token is predicted)");
+        for (int i = 0; i < labels.Length; i++)
+            if (i % inputs.Seq != 0 && labels[i] != EncodedSample.IgnoreIndex) count++;
+        return count;
+    }
+
+    /// <summary>
+    /// One micro-batch as model inputs: one sample per row, right-padded; or with <see cref="TrainOptions.Pack"/> the
+    /// samples packed first-fit into rows of at most <see cref="TrainOptions.MaxLength"/> tokens, each sample a segment
+    /// of the attention mask with its own M-RoPE positions (null positions: the model computes them from the mask).
+    /// </summary>
+    public static (ForwardInputs Inputs, long[]? Positions) MicroBatch(Qwen2VLModel model, IReadOnlyList<EncodedSample> batch,
+        TrainOptions o, long padId)
+    {
+        if (!o.Pack)
+            return (Batching.Collate(batch, PadSide.Right, padId), null);
+        var inputs = Packing.ToInputs(Packing.Pack(batch, o.MaxLength), padId);
+        return (inputs, PackedRopeIndex.Compute(inputs, model.TokenIds, model.SpatialMerge));
     }
 
     private static void Save(TrainOptions o, string sourceDir, Qwen2VLModel model, ParameterSet parameters, AdamW adam,

@@ -11,15 +11,15 @@ namespace Qwen2VL.Model.Training.Reporting;
 /// </summary>
 public sealed class TrainingProgress
 {
-    private readonly long _startStep;
+    private long _startStep;
     private readonly TimeProvider _time;
-    private readonly long _started;
+    private long _started;
     private readonly TextWriter? _plain;
     private readonly int _plainEvery;
     private Action<TrainingProgress>? _onReport;
     private long _tokens;
 
-    public long TotalSteps { get; }
+    public long TotalSteps { get; private set; }
     public long Step { get; private set; }
     public double Loss { get; private set; } = double.NaN;
     public double TokensPerSecond { get; private set; }
@@ -68,11 +68,28 @@ public sealed class TrainingProgress
                 task.Value = startStep;
                 progress._onReport = p =>
                 {
+                    task.MaxValue = p.TotalSteps;
                     task.Value = p.Step;
                     task.Description = p.StatusLine();
                 };
                 training(progress);
             });
+    }
+
+    /// <summary>
+    /// Sets where this run starts and how many steps the schedule has, once the trainer knows (the total of an
+    /// <c>--epochs</c> run depends on the data; a resumed run starts past 0). Restarts the clock and the token count.
+    /// </summary>
+    public void Begin(long startStep, long totalSteps)
+    {
+        if (totalSteps <= 0 || startStep < 0 || startStep > totalSteps)
+            throw new ArgumentOutOfRangeException(nameof(startStep), $"progress from step {startStep} of {totalSteps} is not a valid range");
+        _startStep = startStep;
+        TotalSteps = totalSteps;
+        Step = startStep;
+        _tokens = 0;
+        _started = _time.GetTimestamp();
+        _onReport?.Invoke(this);
     }
 
     /// <summary>Records that optimizer step <paramref name="step"/> finished with this loss after <paramref name="tokens"/> tokens.</summary>

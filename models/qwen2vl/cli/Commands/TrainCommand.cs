@@ -22,7 +22,7 @@ internal static class TrainCommand
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 1, Description = "Passes over the data." };
         var steps = new Option<int?>("--steps") { Description = "Optimizer steps (overrides --epochs)." };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 8, Description = "Samples per micro-batch." };
-        var accumulate = new Option<int>("--grad-accum") { DefaultValueFactory = _ => 1, Description = "Micro-batches per optimizer step." };
+        var accumulate = new Option<int>("--grad-accum", "--accumulate") { DefaultValueFactory = _ => 1, Description = "Micro-batches per optimizer step (gradients summed, each scaled by 1/N)." };
         var lr = new Option<float>("--lr") { DefaultValueFactory = _ => 1e-3f, Description = "Peak learning rate (cosine schedule with warmup)." };
         var minLr = new Option<float>("--min-lr") { DefaultValueFactory = _ => 1e-5f };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 20, Description = "Warmup steps." };
@@ -31,9 +31,12 @@ internal static class TrainCommand
         var freeze = new Option<string[]>("--freeze") { Description = "Freeze parameters by name pattern (e.g. 'visual.*'); repeatable.", AllowMultipleArgumentsPerToken = true };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
         var saveEvery = new Option<int>("--save-every") { DefaultValueFactory = _ => 200, Description = "Checkpoint every N steps (and at the end)." };
+        var pack = new Option<bool>("--pack") { Description = "Pack each micro-batch's samples into rows of at most --max-length tokens (per-sample attention segments and M-RoPE positions)." };
+        var maxLength = new Option<int>("--max-length") { DefaultValueFactory = _ => 2048, Description = "Token budget of a packed row (with --pack)." };
+        var bf16 = new Option<bool>("--bf16") { Description = "Compute with bf16-rounded weights (f32 master weights and moments; the weights stay in f32 buffers, so no memory is saved)." };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu", Description = "cpu, cuda or ilgpu-cpu" };
         var command = new Command("train", "Train (or fine-tune) a Qwen2-VL model on JSONL conversations.");
-        foreach (var o in new Option[] { model, config, tokenizer, data, output, epochs, steps, batch, accumulate, lr, minLr, warmup, decay, clip, freeze, seed, saveEvery, device })
+        foreach (var o in new Option[] { model, config, tokenizer, data, output, epochs, steps, batch, accumulate, lr, minLr, warmup, decay, clip, freeze, seed, saveEvery, pack, maxLength, bf16, device })
             command.Options.Add(o);
         command.SetAction(parse => CliErrors.Guard(() =>
         {
@@ -46,6 +49,7 @@ internal static class TrainCommand
                 MinLearningRate = parse.GetValue(minLr), WarmupSteps = parse.GetValue(warmup), WeightDecay = parse.GetValue(decay),
                 ClipNorm = parse.GetValue(clip), Freeze = parse.GetValue(freeze) ?? [], Seed = parse.GetValue(seed),
                 SaveEvery = parse.GetValue(saveEvery), Device = DeviceKinds.Parse(parse.GetValue(device)!),
+                Pack = parse.GetValue(pack), MaxLength = parse.GetValue(maxLength), Bf16 = parse.GetValue(bf16),
             };
             Validate(options);
             var final = Train(start, options);
@@ -61,7 +65,7 @@ internal static class TrainCommand
     {
         string final = "";
         TrainingProgress.Run(0, options.MaxSteps ?? 1, p =>
-            final = Trainer.Run(modelDir, options, r => p.Report(r.Step, r.Loss, r.Tokens)));
+            final = Trainer.Run(modelDir, options, r => p.Report(r.Step, r.Loss, r.Tokens), p.Begin));
         return final;
     }
 
@@ -100,8 +104,8 @@ internal static class TrainCommand
     private static void Validate(TrainOptions o)
     {
         if (!File.Exists(o.DataPath)) throw new ModelException($"training data not found: {o.DataPath}");
-        if (o.BatchSize < 1 || o.GradientAccumulation < 1 || o.Epochs < 1 || o.MaxSteps is < 1 || o.SaveEvery < 1)
-            throw new ModelException("--batch, --grad-accum, --epochs, --steps and --save-every must be ≥ 1");
+        if (o.BatchSize < 1 || o.GradientAccumulation < 1 || o.Epochs < 1 || o.MaxSteps is < 1 || o.SaveEvery < 1 || o.MaxLength < 1)
+            throw new ModelException("--batch, --grad-accum, --epochs, --steps, --save-every and --max-length must be ≥ 1");
         if (!(o.LearningRate > 0) || o.MinLearningRate < 0 || !(o.ClipNorm > 0))
             throw new ModelException("--lr and --clip must be > 0 and --min-lr ≥ 0");
     }

@@ -44,11 +44,55 @@ public class LossCurveTests
     }
 
     [Fact]
-    public void MovingAverageIsTheMeanOfTheLastWindow()
+    public void SmoothingIsACentredMeanThatNeitherLagsNorStartsBiased()
     {
-        Assert.Equal([1.0, 1.5, 2.5, 3.5], LossCurve.MovingAverage([1, 2, 3, 4], 2));
-        Assert.Equal(10, LossCurve.Window(200));
-        Assert.Equal(1, LossCurve.Window(5));
+        Assert.Equal([1.0, 2.0, 3.0, 4.0, 5.0], LossCurve.CentredAverage([1, 2, 3, 4, 5], 2)); // a straight line is unchanged
+        Assert.Equal([4.0, 2.0, 2.0, 2.0, 1.0], LossCurve.CentredAverage([4, 1, 1, 4, 1], 1));
+        // A falling loss: the first smoothed value is the first loss (a trailing mean would lag above the curve,
+        // a zero-started EMA without correction would start near 0).
+        var falling = Enumerable.Range(0, 200).Select(i => 5.0 * Math.Exp(-i / 40.0)).ToList();
+        var smooth = LossCurve.CentredAverage(falling, LossCurve.HalfWidth(falling.Count));
+        Assert.Equal(falling[0], smooth[0]);
+        for (int i = 0; i < falling.Count; i++)
+            Assert.True(Math.Abs(smooth[i] - falling[i]) < 0.01 * falling[i] + 1e-12, $"point {i}: {smooth[i]} vs {falling[i]}");
+        Assert.Equal(5, LossCurve.HalfWidth(200));
+        Assert.Equal(0, LossCurve.HalfWidth(5));
+    }
+
+    [Fact]
+    public void TicksAreNiceRoundNumbersInsideTheRange()
+    {
+        Assert.Equal([0.0, 20, 40, 60, 80, 100], LossCurve.NiceTicks(0, 100, integers: true).Ticks);
+        Assert.Equal([1.0, 2, 3, 4], LossCurve.NiceTicks(1, 4, integers: true).Ticks);
+        Assert.Equal(0, LossCurve.NiceTicks(1, 4, integers: true).Decimals);
+        var (ticks, decimals) = LossCurve.NiceTicks(0.13, 2.61);
+        Assert.Equal([0.5, 1.0, 1.5, 2.0, 2.5], ticks);
+        Assert.Equal(1, decimals);
+        Assert.Equal(2, LossCurve.NiceTicks(0.312, 0.355).Decimals);
+    }
+
+    [Fact]
+    public void TickLabelsAndTitlesAreDrawn()
+    {
+        using var dir = new TempDirectory();
+        LossCurve.WritePng(dir.File("loss.png"), Enumerable.Range(1, 50).Select(s => (s, 4.0 / s)).ToList(), 400, 300);
+        using Image<Rgba32> image = Image.Load<Rgba32>(dir.File("loss.png"));
+        int bottom = 300 - 1 - LossCurve.Bottom;
+        // Loss labels left of the y axis, step labels and the "step" title below the x axis, the "loss" title above the box.
+        Assert.True(Ink(image, 0, LossCurve.Top, LossCurve.Left - 6, bottom) > 60);
+        Assert.True(Ink(image, LossCurve.Left, bottom + 7, 400 - LossCurve.Right, bottom + 16) > 60);
+        Assert.True(Ink(image, LossCurve.Left + 100, bottom + 17, 300, 300) > 20);
+        Assert.True(Ink(image, LossCurve.Left - 15, 0, LossCurve.Left + 15, LossCurve.Top - 2) > 20);
+    }
+
+    /// <summary>Axis-coloured pixels in [x0, x1) × [y0, y1).</summary>
+    private static int Ink(Image<Rgba32> image, int x0, int y0, int x1, int y1)
+    {
+        int count = 0;
+        for (int y = y0; y < y1; y++)
+            for (int x = x0; x < x1; x++)
+                if (image[x, y].Equals(LossCurve.AxisColor)) count++;
+        return count;
     }
 
     [Fact]

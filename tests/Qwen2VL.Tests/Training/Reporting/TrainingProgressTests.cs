@@ -84,4 +84,45 @@ public class TrainingProgressTests
         Assert.Contains("100%", text);
         Assert.DoesNotContain("step 4/4", text); // the bar, not the plain lines
     }
+
+    [Fact]
+    public void BeginSetsTheTotalOnceTheTrainerKnowsIt()
+    {
+        // An --epochs run: the command does not know the total; the trainer tells it before the first step.
+        var output = new StringWriter();
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output), Interactive = InteractionSupport.No, Ansi = AnsiSupport.No,
+        });
+        var time = new ManualTime();
+        TrainingProgress.Run(0, 1, p =>
+        {
+            time.Advance(100); // loading data is not training time
+            p.Begin(2, 6);
+            for (int s = 3; s <= 6; s++) { time.Advance(1); p.Report(s, 1.0 / s, 10); }
+            Assert.Equal(6, p.TotalSteps);
+        }, console, plainEvery: 2, time);
+        Assert.Equal(["step 4/6 | loss 0.2500 | 10 tok/s | ETA 0:00:02", "step 6/6 | loss 0.1667 | 10 tok/s | ETA 0:00:00"],
+            output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TrainingProgress(0, 1, null).Begin(3, 2));
+    }
+
+    [Fact]
+    public void BeginUpdatesTheBarOnAnInteractiveConsole()
+    {
+        var output = new StringWriter();
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output), Interactive = InteractionSupport.Yes, Ansi = AnsiSupport.Yes,
+        });
+        var time = new ManualTime();
+        TrainingProgress.Run(0, 1, p =>
+        {
+            p.Begin(0, 4);
+            for (int s = 1; s <= 2; s++) { time.Advance(1); p.Report(s, 1.0 / s, 10); }
+        }, console, time: time);
+        string text = output.ToString();
+        Assert.Contains("50%", text);
+        Assert.DoesNotContain("100%", text); // half of 4 steps, not 2 of a total of 1
+    }
 }
