@@ -4,6 +4,12 @@ namespace Qwen2VL.Model.Training;
 /// The small Qwen2-VL-architecture model trained from scratch on the synthetic shapes set (the embedded default
 /// model): every piece of the real architecture (ViT with 2-D RoPE, 2×2 merger, GQA decoder with M-RoPE), tiny sizes.
 /// Token ids follow the shapes tokenizer: 368 BPE tokens, then the 8 special tokens.
+/// <para>
+/// <c>rope_theta</c> is 10, not the released models' 1e6. With head dim 24 and sections [4, 4, 4] the decoder's
+/// M-RoPE frequencies are θ^(−i/12), i = 0…11, and height takes i = 4…7, width i = 8…11: with θ = 1e6 those rotate by
+/// 1e-2…1e-6 radians per grid step, so image tokens a few patches apart look the same and position questions stay
+/// near chance (58 % in the first shipped model). With θ = 10 they rotate by 0.46…0.12 radians per step.
+/// </para>
 /// </summary>
 public static class ShapesModelConfig
 {
@@ -18,7 +24,7 @@ public static class ShapesModelConfig
           "num_key_value_heads": 2,
           "vocab_size": 376,
           "rms_norm_eps": 1e-06,
-          "rope_theta": 1000000.0,
+          "rope_theta": 10.0,
           "rope_scaling": {"type": "mrope", "mrope_section": [4, 4, 4]},
           "tie_word_embeddings": true,
           "initializer_range": 0.02,

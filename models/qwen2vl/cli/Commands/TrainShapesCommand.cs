@@ -14,8 +14,8 @@ internal static class TrainShapesCommand
     public static Command Create()
     {
         var output = new Option<string>("--out") { DefaultValueFactory = _ => "shapes-run", Description = "Work directory (data, checkpoints, logs)." };
-        var samples = new Option<int>("--samples") { DefaultValueFactory = _ => 12000, Description = "Training questions to generate." };
-        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 4500, Description = "Optimizer steps." };
+        var samples = new Option<int>("--samples") { DefaultValueFactory = _ => 30000, Description = "Training questions to generate." };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 6000, Description = "Optimizer steps." };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32 };
         var lr = new Option<float>("--lr") { DefaultValueFactory = _ => 1e-3f };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 7, Description = "Seed of the training data and the initial weights." };
