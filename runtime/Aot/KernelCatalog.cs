@@ -6,7 +6,7 @@ namespace Qwen2VL.Runtime.Aot;
 /// Every kernel the runtime may launch for a model, found by reflection: each public static method of each
 /// generated <c>X.GpuKernels</c> class (launched auto-grouped), the three generic GEMM kernels closed over each
 /// generated epilogue struct <c>X.GpuKernels.*_Epilogue</c>, and the runtime's own kernels (the GEMMs with
-/// <see cref="NoEpilogue"/>, both attention kernels). Ordered by module, then kernel name (ordinal).
+/// <see cref="NoEpilogue"/>, the three attention kernels). Ordered by module, then kernel name (ordinal).
 /// </summary>
 public static class KernelCatalog
 {
@@ -85,11 +85,12 @@ public static class KernelCatalog
         foreach (var kernel in GemmKernels(RuntimeModule, typeof(NoEpilogue), hash, withCublasEpilogue: false))
             yield return kernel;
         yield return new AotKernel(RuntimeModule, "AttentionCausal", Static(typeof(AttentionKernels), nameof(AttentionKernels.Causal)), KernelGrouping.Implicit, hash);
+        yield return new AotKernel(RuntimeModule, "AttentionCausalWarp", Static(typeof(AttentionWarpKernel), nameof(AttentionWarpKernel.Causal)), KernelGrouping.Explicit, hash);
         yield return new AotKernel(RuntimeModule, "AttentionSegments", Static(typeof(AttentionKernels), nameof(AttentionKernels.Segments)), KernelGrouping.Implicit, hash);
     }
 
     private static string RuntimeHash() =>
-        ModuleIdentity.ForRuntime([typeof(GemmBlockedKernel), typeof(GemmSkinnyKernel), typeof(GemmEpilogueKernel), typeof(AttentionKernels)]);
+        ModuleIdentity.ForRuntime([typeof(GemmBlockedKernel), typeof(GemmSkinnyKernel), typeof(GemmEpilogueKernel), typeof(AttentionKernels), typeof(AttentionWarpKernel)]);
 
     /// <summary>The GEMM kernels exactly as <see cref="ComputeContext.Gemm{TEpilogue}"/> loads them for one epilogue type.</summary>
     private static IEnumerable<AotKernel> GemmKernels(string module, Type epilogue, string hash, bool withCublasEpilogue)

@@ -3,6 +3,7 @@ using Qwen2VL.Model.Decoder;
 using Qwen2VL.Model.Reference;
 using Qwen2VL.Model.Vision;
 using Qwen2VL.Runtime;
+using Qwen2VL.Runtime.Aot;
 
 namespace Qwen2VL.Model.Compiled;
 
@@ -68,7 +69,17 @@ public sealed partial class Qwen2VLModel : IDisposable
     /// Loads config.json (flat or with a nested text_config) and the weights (model.safetensors or a sharded
     /// index, legacy or new tensor names) from <paramref name="modelDir"/> onto <paramref name="device"/>.
     /// </summary>
-    public static Qwen2VLModel Load(string modelDir, DeviceKind device) => Load(modelDir, device, training: null);
+    public static Qwen2VLModel Load(string modelDir, DeviceKind device) => Load(modelDir, device, training: null, KernelOptions.Jit);
+
+    /// <summary>
+    /// Loads as <see cref="Load(string, DeviceKind)"/>, taking the GPU kernels from a <c>qwen2vl compile</c> output
+    /// folder (see <see cref="KernelLoader"/>): its manifest is checked against this build's generated code before
+    /// any weight is read onto the device, and a stale or corrupt one is a <see cref="ModelException"/>.
+    /// </summary>
+    public static Qwen2VLModel Load(string modelDir, DeviceKind device, KernelOptions kernels) => Load(modelDir, device, training: null, kernels);
+
+    /// <summary>What <see cref="KernelLoader"/> did with the kernel options, in one line (null without options).</summary>
+    public string? KernelNote { get; private init; }
 
     /// <summary>
     /// Loads the model for training: every weight lives in one <see cref="ParameterSet"/> (f32 master weights, their
@@ -76,9 +87,9 @@ public sealed partial class Qwen2VLModel : IDisposable
     /// parameters by checkpoint name. Biases and norm weights get no weight decay.
     /// </summary>
     public static Qwen2VLModel LoadForTraining(string modelDir, DeviceKind device, IEnumerable<string> freeze) =>
-        Load(modelDir, device, training: freeze.ToList());
+        Load(modelDir, device, training: freeze.ToList(), KernelOptions.Jit);
 
-    private static Qwen2VLModel Load(string modelDir, DeviceKind device, List<string>? training)
+    private static Qwen2VLModel Load(string modelDir, DeviceKind device, List<string>? training, KernelOptions kernels)
     {
         if (!Directory.Exists(modelDir))
             throw new ModelException($"model directory not found: {modelDir}");
@@ -90,6 +101,7 @@ public sealed partial class Qwen2VLModel : IDisposable
             var available = weights.Names.ToHashSet(StringComparer.Ordinal);
             weights.Resolver = name => CheckpointNames.Resolve(name, available) ?? name;
             ctx = ComputeContext.Create(device);
+            var kernelNote = KernelLoader.Apply(ctx, kernels, KernelCatalog.FromAssembly(typeof(Qwen2VLModel).Assembly));
             ParameterSet? parameters = null;
             if (training is not null)
             {
@@ -106,7 +118,7 @@ public sealed partial class Qwen2VLModel : IDisposable
                 parameters.Build();
                 weights.Destination = name => parameters.Weight(name);
             }
-            return new Qwen2VLModel(ctx, config, weights) { Parameters = parameters };
+            return new Qwen2VLModel(ctx, config, weights) { Parameters = parameters, KernelNote = kernelNote };
         }
         catch
         {
