@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 
 namespace Qwen2VL.Runtime.Aot;
@@ -8,6 +9,8 @@ namespace Qwen2VL.Runtime.Aot;
 /// </summary>
 public sealed class AotConfig
 {
+    private const string Rooted = "Rooted in the trimmed bundle (TrimmerRootAssembly in models/qwen2vl/cli/Properties/PublishProfiles/linux-x64.pubxml): every member it reflects over is kept.";
+
     private const string DimAttributeName = "Qwen2VL.Dsl.DimAttribute";
 
     private AotConfig(string name, byte[] bytes, ModelConfig config)
@@ -47,6 +50,7 @@ public sealed class AotConfig
             .Select(t => new PtxManifestDims(t.Name, Dims(t)))
             .ToArray());
 
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private KeyValuePair<string, int>[] Dims(Type module)
     {
         var dims = new List<KeyValuePair<string, int>>();

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 
 namespace Qwen2VL.Runtime.Aot;
@@ -10,6 +11,8 @@ namespace Qwen2VL.Runtime.Aot;
 /// </summary>
 public static class KernelCatalog
 {
+    private const string Rooted = "Rooted in the trimmed bundle (TrimmerRootAssembly in models/qwen2vl/cli/Properties/PublishProfiles/linux-x64.pubxml): every member it reflects over is kept.";
+
     /// <summary>The attribute that marks DSL modules; matched by name because the runtime does not reference the DSL.</summary>
     public const string ModuleAttributeName = "Qwen2VL.Dsl.ModuleAttribute";
 
@@ -20,6 +23,7 @@ public static class KernelCatalog
     public static IReadOnlyList<AotKernel> FromAssembly(Assembly modelAssembly) => Build(ModuleTypes(modelAssembly));
 
     /// <summary>The types of <paramref name="assembly"/> marked [Module], ordered by full name.</summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = Rooted)]
     public static IReadOnlyList<Type> ModuleTypes(Assembly assembly) =>
         assembly.GetTypes()
             .Where(t => t.GetCustomAttributesData().Any(a => a.AttributeType.FullName == ModuleAttributeName))
@@ -53,6 +57,7 @@ public static class KernelCatalog
             .OrderBy(m => m.Name, StringComparer.Ordinal)
             .ToArray();
 
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private static (MethodInfo[] Methods, Type[] Epilogues, string Hash) Generated(Type module)
     {
         var gpu = module.GetNestedType("GpuKernels", BindingFlags.Public)
@@ -93,6 +98,7 @@ public static class KernelCatalog
         ModuleIdentity.ForRuntime([typeof(GemmBlockedKernel), typeof(GemmSkinnyKernel), typeof(GemmEpilogueKernel), typeof(AttentionKernels), typeof(AttentionWarpKernel)]);
 
     /// <summary>The GEMM kernels exactly as <see cref="ComputeContext.Gemm{TEpilogue}"/> loads them for one epilogue type.</summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2060", Justification = Rooted)]
     private static IEnumerable<AotKernel> GemmKernels(string module, Type epilogue, string hash, bool withCublasEpilogue)
     {
         yield return new AotKernel(module, "GemmBlocked." + epilogue.Name,
@@ -104,6 +110,7 @@ public static class KernelCatalog
                 Static(typeof(GemmEpilogueKernel), nameof(GemmEpilogueKernel.Run)).MakeGenericMethod(epilogue), KernelGrouping.Implicit, hash);
     }
 
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private static MethodInfo Static(Type type, string name) =>
         type.GetMethod(name, BindingFlags.Public | BindingFlags.Static)
         ?? throw new InvalidOperationException($"{type.Name}.{name} not found");
