@@ -2,7 +2,7 @@ namespace Qwen2VL.Dsl;
 
 /// <summary>
 /// Marks a <c>partial class</c> as a model module. The source generator reads its
-/// <see cref="ParamAttribute"/> fields, <see cref="DimAttribute"/> dims, <see cref="SubmoduleAttribute"/>
+/// <see cref="ParamAttribute"/> fields, <see cref="DimAttribute"/> dims, <see cref="ConstAttribute"/> float constants, <see cref="SubmoduleAttribute"/>
 /// fields and its <c>Forward</c> method, and emits fused kernels plus a runner that executes them.
 /// Run as plain C#, the same class is the slow float64 reference of itself.
 /// </summary>
@@ -21,6 +21,21 @@ public sealed class DimAttribute(string? configKey = null) : Attribute
 
     /// <summary>Used when the config lacks the key (Hugging Face class defaults). <c>int.MinValue</c> = required.</summary>
     public int Default { get; set; } = int.MinValue;
+}
+
+/// <summary>
+/// A float constant bound from <c>config.json</c> at load time (<paramref name="configKey"/> is a dotted path such as
+/// <c>rope_theta</c>), for the float scalar arguments of ops: <c>[Const("rms_norm_eps", Default = 1e-6)] public float Eps;</c>
+/// then <c>RmsNorm(x, W, Eps)</c>. The generated kernels take it as an argument, so one compiled kernel serves every
+/// config. Put it on a <c>float</c> field or settable property.
+/// </summary>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, Inherited = false)]
+public sealed class ConstAttribute(string configKey) : Attribute
+{
+    public string ConfigKey { get; } = configKey;
+
+    /// <summary>Used when the config lacks the key (Hugging Face class defaults). <c>NaN</c> = required.</summary>
+    public double Default { get; set; } = double.NaN;
 }
 
 /// <summary>

@@ -73,7 +73,7 @@ public sealed class ModuleGenerator : IIncrementalGenerator
         {
             var name = context.TargetSymbol.Name;
             var diagnostic = DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, LocationInfo.From(context.TargetNode), name, e.Message);
-            return new ModuleModel("", name, name, true, null, EquatableArray<DimDecl>.Empty, EquatableArray<ParamDecl>.Empty,
+            return new ModuleModel("", name, name, true, null, EquatableArray<DimDecl>.Empty, EquatableArray<ConstDecl>.Empty, EquatableArray<ParamDecl>.Empty,
                 EquatableArray<SubmoduleDecl>.Empty, null, new[] { diagnostic }.ToEquatableArray());
         }
     }
@@ -114,7 +114,7 @@ public sealed class ModuleGenerator : IIncrementalGenerator
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 var diagnostic = DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, module.Location, module.Name, e.Message);
-                graph = new Graph(module.Namespace, module.Name, EquatableArray<DimInfo>.Empty, EquatableArray<Node>.Empty, -1,
+                graph = new Graph(module.Namespace, module.Name, EquatableArray<DimInfo>.Empty, module.Consts, EquatableArray<Node>.Empty, -1,
                     module.Submodules, EquatableArray<OpInfo>.Empty, new[] { diagnostic }.ToEquatableArray());
             }
             inProgress.Remove(fullName);

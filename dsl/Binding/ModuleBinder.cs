@@ -8,7 +8,7 @@ public sealed class ModuleBindingException(string message) : Exception(message);
 
 /// <summary>
 /// Binds a <see cref="ModuleAttribute"/> object by reflection, the way the generated runner does it from metadata:
-/// <c>[Dim(key)]</c> int fields from the config, <c>[Param]</c> tensors from the checkpoint with their shapes checked
+/// <c>[Dim(key)]</c> int fields and <c>[Const(key)]</c> float fields from the config, <c>[Param]</c> tensors from the checkpoint with their shapes checked
 /// against the dim expressions, and <c>[Submodule]</c> children (arrays sized by their Count dim) recursively.
 /// Expression-bodied <c>[Dim]</c> properties are left to compute themselves.
 /// </summary>
@@ -28,6 +28,7 @@ public static class ModuleBinder
     {
         var type = module.GetType();
         BindDims(module, type, config);
+        BindConsts(module, type, config);
         var dims = DimValues(module, type);
         int? Dim(string name) => dims.TryGetValue(name, out var v) ? v : null;
 
@@ -74,6 +75,36 @@ public static class ModuleBinder
             if (p.GetCustomAttribute<DimAttribute>() is { ConfigKey: not null } d && p.CanWrite)
                 p.SetValue(module, ReadDim(type, p.Name, d, config));
         }
+    }
+
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
+    private static void BindConsts(object module, Type type, Func<string, double?> config)
+    {
+        foreach (var f in type.GetFields(Members))
+        {
+            if (f.GetCustomAttribute<ConstAttribute>() is not { } c) continue;
+            if (f.FieldType != typeof(float))
+                throw new ModuleBindingException($"{type.Name}.{f.Name}: [Const] fields must be float");
+            f.SetValue(module, ReadConst(type, f.Name, c, config));
+        }
+        foreach (var p in type.GetProperties(Members))
+        {
+            if (p.GetCustomAttribute<ConstAttribute>() is not { } c) continue;
+            if (p.PropertyType != typeof(float))
+                throw new ModuleBindingException($"{type.Name}.{p.Name}: [Const] properties must be float");
+            Setter(type, p).SetValue(module, ReadConst(type, p.Name, c, config));
+        }
+    }
+
+    private static float ReadConst(Type type, string member, ConstAttribute c, Func<string, double?> config)
+    {
+        if (string.IsNullOrEmpty(c.ConfigKey))
+            throw new ModuleBindingException($"{type.Name}.{member}: a [Const] needs a config key");
+        double? v = config(c.ConfigKey);
+        if (v is null && double.IsNaN(c.Default))
+            throw new ModuleBindingException($"config key '{c.ConfigKey}' is missing (needed by {type.Name}.{member}, no default)");
+        // The generated runner reads the same double and narrows it to the float the kernels take.
+        return (float)(v ?? c.Default);
     }
 
     private static int ReadDim(Type type, string member, DimAttribute d, Func<string, double?> config)

@@ -38,7 +38,7 @@ public static class DiagnosticDescriptors
 
     public static readonly DiagnosticDescriptor UnknownName = Error(
         "QVL0007", "Unknown name",
-        "'{0}' is not a local, a Forward parameter, a [Param] or a [Dim] of module '{1}'");
+        "'{0}' is not a local, a Forward parameter, a [Param], a [Dim] or a [Const] of module '{1}'");
 
     public static readonly DiagnosticDescriptor InvalidMember = Error(
         "QVL0008", "Invalid module member",
@@ -47,6 +47,14 @@ public static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor NestedModule = Error(
         "QVL0009", "Module must be a top-level class",
         "Module '{0}' is nested in '{1}': declare [Module] classes directly in a namespace");
+
+    public static readonly DiagnosticDescriptor ConstNotFloat = Error(
+        "QVL0010", "Const must be a float",
+        "'{0}': a [Const] must be a float field or settable property, not '{1}'");
+
+    public static readonly DiagnosticDescriptor ConstWithoutKey = Error(
+        "QVL0011", "Const needs a config key",
+        "'{0}': a [Const] needs a non-empty config key ([Const(\"rope_theta\", Default = 1e6)])");
 
     public static readonly DiagnosticDescriptor ShapeMismatch = Error(
         "QVL0101", "Shape mismatch",

@@ -37,6 +37,7 @@ internal static class BackwardKernels
         foreach (var k in broadcast)
             spec.Params.Add(new KernelParam("in" + k + "Size", ParamKind.Int, EmitNames.Size(graph, node.Inputs[k])));
         spec.Params.Add(new KernelParam("size", ParamKind.Int, EmitNames.Size(graph, node.Id)));
+        GroupLowering.ConstParams(graph, spec, new[] { node });
 
         string Lower(FormulaTarget t, System.Func<int, string> load, string dyValue)
         {
@@ -44,7 +45,7 @@ internal static class BackwardKernels
             for (var k = 0; k < tensorNames.Count && k < node.Inputs.Count; k++)
                 map[tensorNames[k]] = load(k);
             for (var k = 0; k < scalarNames.Count; k++)
-                map[scalarNames[k]] = node.Attrs[k];
+                map[scalarNames[k]] = graph.IsConst(node.Attrs[k]) ? EmitNames.ConstParam(node.Attrs[k]) : node.Attrs[k];
             return FormulaEmitter.Lower(formula, map, t);
         }
         var assign = overwrite ? "=" : "+=";

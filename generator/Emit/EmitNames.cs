@@ -54,5 +54,17 @@ internal static class EmitNames
         };
     }
 
+    /// <summary>A double as a round-tripping C# literal (<c>1E-06</c>, <c>1000000d</c>), the same text in every culture.</summary>
+    public static string DoubleLiteral(double value)
+    {
+        if (double.IsInfinity(value))
+            return value > 0 ? "double.PositiveInfinity" : "double.NegativeInfinity";
+        var text = value.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        return text.IndexOfAny(new[] { '.', 'E', 'e' }) >= 0 ? text : text + "d";
+    }
+
+    /// <summary>The kernel parameter that carries [Const] <paramref name="name"/> into an elementwise kernel.</summary>
+    public static string ConstParam(string name) => "const" + name;
+
     private static string Clip(string text) => text.Length > 70 ? text.Substring(0, 67) + "..." : text;
 }

@@ -25,6 +25,13 @@ internal static class GraphDumper
             };
             sb.Append("  ").Append(dim.Name).Append(": ").Append(source).Append('\n');
         }
+        if (graph.Consts.Count > 0)
+        {
+            sb.Append("consts\n");
+            foreach (var c in graph.Consts)
+                sb.Append("  ").Append(c.Name).Append(": config ").Append(c.ConfigKey)
+                    .Append(c.Default is { } d ? " (default " + EmitNames.DoubleLiteral(d) + ")" : "").Append('\n');
+        }
         sb.Append("graph\n");
         foreach (var node in graph.Nodes)
         {

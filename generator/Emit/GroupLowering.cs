@@ -45,12 +45,24 @@ internal static partial class GroupLowering
         var (formula, names) = formulas.Of(graph[node]);
         var map = new Dictionary<string, string>();
         for (var i = 0; i < names.Count; i++)
-            map[names[i]] = i < operands.Count ? operands[i] : AttrOperand(graph[node], i - operands.Count, target);
+            map[names[i]] = i < operands.Count ? operands[i] : AttrOperand(graph, graph[node], i - operands.Count, target);
         return FormulaEmitter.Lower(formula, map, target);
     }
 
-    private static string AttrOperand(Node node, int index, FormulaTarget target) =>
-        target == FormulaTarget.CpuVector ? $"new Vector<float>({node.Attrs[index]})" : node.Attrs[index];
+    /// <summary>A literal attr goes into the formula; a [Const] is read from its kernel parameter (see <see cref="ConstParams"/>).</summary>
+    private static string AttrOperand(Graph graph, Node node, int index, FormulaTarget target)
+    {
+        var attr = node.Attrs[index];
+        var value = graph.IsConst(attr) ? EmitNames.ConstParam(attr) : attr;
+        return target == FormulaTarget.CpuVector ? $"new Vector<float>({value})" : value;
+    }
+
+    /// <summary>One float kernel parameter per [Const] the nodes' formulas read, in first-use order.</summary>
+    internal static void ConstParams(Graph graph, KernelSpec spec, IEnumerable<Node> nodes)
+    {
+        foreach (var attr in nodes.SelectMany(n => n.Attrs).Where(graph.IsConst).Distinct())
+            spec.Params.Add(new KernelParam(EmitNames.ConstParam(attr), ParamKind.Float, attr));
+    }
 
     private static KernelSpec Elementwise(Graph graph, KernelGroup group)
     {
@@ -69,6 +81,7 @@ internal static partial class GroupLowering
         foreach (var k in broadcast)
             spec.Params.Add(new KernelParam("in" + k + "Size", ParamKind.Int, EmitNames.Size(graph, externals[k])));
         spec.Params.Add(new KernelParam("size", ParamKind.Int, EmitNames.Size(graph, output)));
+        ConstParams(graph, spec, group.Nodes.Select(n => graph[n]));
 
         var formulas = new OpFormulas(graph);
         var vectorizable = group.Nodes.All(n => FormulaEmitter.IsVectorizable(formulas.Of(graph[n]).Formula));

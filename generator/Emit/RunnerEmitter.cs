@@ -28,6 +28,8 @@ internal static class RunnerEmitter
         w.Line($"private readonly DeviceTensor?[] _slots = new DeviceTensor?[{fused.Plan.SlotCount}];");
         foreach (var dim in graph.Dims.Where(d => d.Kind != "input"))
             w.Line($"public readonly int {dim.Name};");
+        foreach (var c in graph.Consts)
+            w.Line($"public readonly float {c.Name};");
         foreach (var param in graph.Nodes.Where(n => n.Kind == NodeKinds.Param))
             w.Line($"private readonly DeviceTensor {EmitNames.Field(param.Op)};");
         foreach (var sub in graph.Submodules)
@@ -65,7 +67,9 @@ internal static class RunnerEmitter
 
     private static void Constructor(CodeWriter w, Graph graph)
     {
-        w.Line("/// <summary>Binds the dims from <paramref name=\"config\"/> and loads the weights under <paramref name=\"prefix\"/>.</summary>");
+        w.Line(graph.Consts.Count > 0
+            ? "/// <summary>Binds the dims and float consts from <paramref name=\"config\"/> and loads the weights under <paramref name=\"prefix\"/>.</summary>"
+            : "/// <summary>Binds the dims from <paramref name=\"config\"/> and loads the weights under <paramref name=\"prefix\"/>.</summary>");
         w.Open("public Runner(ComputeContext ctx, WeightStore weights, ModelConfig config, string prefix = \"\")");
         w.Line("_ctx = ctx;");
         w.Line("_prefix = prefix;");
@@ -76,6 +80,10 @@ internal static class RunnerEmitter
             else if (dim.Kind == "derived")
                 w.Line($"{dim.Name} = {dim.Expression};");
         }
+        foreach (var c in graph.Consts)
+            w.Line(c.Default is { } d
+                ? $"{c.Name} = (float)config.GetDouble(\"{c.ConfigKey}\", {EmitNames.DoubleLiteral(d)});"
+                : $"{c.Name} = (float)config.GetDouble(\"{c.ConfigKey}\");");
         foreach (var param in graph.Nodes.Where(n => n.Kind == NodeKinds.Param))
             w.Line($"{EmitNames.Field(param.Op)} = weights.Load(ctx, prefix + \"{param.Attrs[0]}\", {string.Join(", ", param.Shape.Select(d => d.ToCSharp()))});");
         foreach (var sub in graph.Submodules)

@@ -10,6 +10,7 @@ public sealed record Graph(
     string Namespace,
     string Name,
     EquatableArray<DimInfo> Dims,
+    EquatableArray<ConstDecl> Consts,
     EquatableArray<Node> Nodes,
     int Output,
     EquatableArray<SubmoduleDecl> Submodules,
@@ -19,6 +20,9 @@ public sealed record Graph(
     public Node this[int id] => Nodes[id];
 
     public bool HasErrors => Diagnostics.Count > 0;
+
+    /// <summary>Whether a node attr names one of this module's [Const]s rather than being a literal or a size.</summary>
+    public bool IsConst(string attr) => Consts.Any(c => c.Name == attr);
 }
 
 /// <summary>
@@ -39,7 +43,8 @@ public static class NodeKinds
 
 /// <summary>
 /// One value of the graph. <see cref="Op"/> is the op name for ops, the field name for params and calls, the
-/// parameter name for inputs. <see cref="Attrs"/> are literal arguments as C# text.
+/// parameter name for inputs. <see cref="Attrs"/> are literal arguments as C# text, or the name of a [Const]
+/// (see <see cref="IsConst"/>), which the runner passes from its field of that name.
 /// </summary>
 public sealed record Node(
     int Id,

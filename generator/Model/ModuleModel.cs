@@ -10,6 +10,7 @@ public sealed record ModuleModel(
     bool IsPartial,
     LocationInfo? Location,
     EquatableArray<DimDecl> Dims,
+    EquatableArray<ConstDecl> Consts,
     EquatableArray<ParamDecl> Params,
     EquatableArray<SubmoduleDecl> Submodules,
     ForwardDecl? Forward,
@@ -17,6 +18,12 @@ public sealed record ModuleModel(
 
 /// <summary>A [Dim]: bound from config (<see cref="ConfigKey"/>) or derived (<see cref="Expression"/>).</summary>
 public sealed record DimDecl(string Name, string? ConfigKey, int? Default, string? Expression, LocationInfo? Location);
+
+/// <summary>
+/// A [Const]: a float bound from config (<see cref="Default"/> when the key is absent, null = required). Ops take it
+/// by name: the graph's attrs hold <see cref="Name"/>, the runner a field of that name, the kernels an argument.
+/// </summary>
+public sealed record ConstDecl(string Name, string ConfigKey, double? Default, LocationInfo? Location);
 
 /// <summary>A [Param] weight with its checkpoint name and dim expressions.</summary>
 public sealed record ParamDecl(string Field, string CheckpointName, EquatableArray<string> Shape, LocationInfo? Location);

@@ -5,6 +5,7 @@ internal static class DslNames
 {
     public const string Module = "Qwen2VL.Dsl.ModuleAttribute";
     public const string Dim = "Qwen2VL.Dsl.DimAttribute";
+    public const string Const = "Qwen2VL.Dsl.ConstAttribute";
     public const string Param = "Qwen2VL.Dsl.ParamAttribute";
     public const string Submodule = "Qwen2VL.Dsl.SubmoduleAttribute";
     public const string Shape = "Qwen2VL.Dsl.ShapeAttribute";

@@ -30,6 +30,7 @@ internal static class ModuleParser
             diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NestedModule, location, type.Name, outer.Name));
 
         var dims = new List<DimDecl>();
+        var consts = new List<ConstDecl>();
         var parameters = new List<ParamDecl>();
         var submodules = new List<SubmoduleDecl>();
         foreach (var member in type.GetMembers())
@@ -42,6 +43,8 @@ internal static class ModuleParser
                 var name = attribute.AttributeClass?.ToDisplayString();
                 if (name == DslNames.Dim)
                     ParseDim(member, attribute, dims, diagnostics, cancellationToken);
+                else if (name == DslNames.Const)
+                    ParseConst(member, attribute, consts, diagnostics);
                 else if (name == DslNames.Param)
                     ParseParam(member, attribute, parameters, diagnostics);
                 else if (name == DslNames.Submodule)
@@ -53,7 +56,7 @@ internal static class ModuleParser
         var ns = type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString();
         return new ModuleModel(
             ns, type.Name, type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat), isPartial, location,
-            dims.ToEquatableArray(), parameters.ToEquatableArray(), submodules.ToEquatableArray(), forward,
+            dims.ToEquatableArray(), consts.ToEquatableArray(), parameters.ToEquatableArray(), submodules.ToEquatableArray(), forward,
             diagnostics.ToEquatableArray());
     }
 
@@ -86,6 +89,30 @@ internal static class ModuleParser
             return;
         }
         dims.Add(new DimDecl(member.Name, configKey, defaultValue, configKey is null ? expression : null, location));
+    }
+
+    private static void ParseConst(ISymbol member, AttributeData attribute, List<ConstDecl> consts, List<DiagnosticInfo> diagnostics)
+    {
+        var location = LocationInfo.From(member.Locations.FirstOrDefault());
+        var type = member is IFieldSymbol f ? f.Type : ((IPropertySymbol)member).Type;
+        var settable = member is IFieldSymbol { IsConst: false, IsReadOnly: false } || member is IPropertySymbol { SetMethod: not null };
+        if (type.SpecialType != SpecialType.System_Single || !settable)
+        {
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConstNotFloat, location, member.Name,
+                settable ? type.ToDisplayString() : "read-only " + type.ToDisplayString()));
+            return;
+        }
+        var configKey = attribute.ConstructorArguments.Length > 0 ? attribute.ConstructorArguments[0].Value as string : null;
+        if (string.IsNullOrWhiteSpace(configKey))
+        {
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConstWithoutKey, location, member.Name));
+            return;
+        }
+        double? defaultValue = null;
+        foreach (var named in attribute.NamedArguments)
+            if (named.Key == "Default" && named.Value.Value is double d && !double.IsNaN(d))
+                defaultValue = d;
+        consts.Add(new ConstDecl(member.Name, configKey!, defaultValue, location));
     }
 
     private static void ParseParam(ISymbol member, AttributeData attribute, List<ParamDecl> parameters, List<DiagnosticInfo> diagnostics)

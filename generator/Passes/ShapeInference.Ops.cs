@@ -26,6 +26,9 @@ internal sealed partial class ShapeInference
                 case "Tensor" or "OptionalTensor" when value.Node is { } node:
                     tensors[parameter.Name] = node;
                     break;
+                case "Float" when value.Const is not null:
+                    attrs.Add(value.Const);
+                    break;
                 case "Float" when value.Float is not null || value.Size?.ConstantValue is not null:
                     attrs.Add(FloatLiteral(value.Float ?? value.Size!.ConstantValue!.Value.ToString(CultureInfo.InvariantCulture)));
                     break;
@@ -249,7 +252,7 @@ internal sealed partial class ShapeInference
     private static string Describe(string kind) => kind switch
     {
         "Tensor" or "OptionalTensor" => "tensor",
-        "Float" => "number literal",
+        "Float" => "number literal or a [Const]",
         _ => "size (a dim, an integer or + - * / of them)",
     };
 }

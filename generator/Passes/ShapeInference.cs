@@ -42,7 +42,7 @@ internal sealed partial class ShapeInference
             if (pass._diagnostics.Count == 0)
                 output = pass.RunBody(forward);
         }
-        return new Graph(module.Namespace, module.Name, pass._dims.ToEquatableArray(), pass._nodes.ToEquatableArray(), output,
+        return new Graph(module.Namespace, module.Name, pass._dims.ToEquatableArray(), module.Consts, pass._nodes.ToEquatableArray(), output,
             module.Submodules, pass._ops.Values.OrderBy(o => o.Name).ToEquatableArray(), module.Diagnostics.Concat(pass._diagnostics).ToEquatableArray());
     }
 
@@ -220,6 +220,8 @@ internal sealed partial class ShapeInference
         }
         if (_scope.Known.TryGetValue(name.Name, out var dimValue))
             return Value.OfSize(dimValue);
+        if (_module.Consts.Any(c => c.Name == name.Name))
+            return Value.OfConst(name.Name);
         Report(DiagnosticDescriptors.UnknownName, name.Location, name.Name, _module.Name);
         return Value.Invalid;
     }
@@ -271,25 +273,29 @@ internal sealed partial class ShapeInference
 
     private static string Squash(string text) => string.Join(" ", text.Split(new[] { ' ', '\r', '\n', '\t' }, StringSplitOptions.RemoveEmptyEntries));
 
-    /// <summary>The value of an expression: a tensor node, an integer size, or a float literal.</summary>
+    /// <summary>The value of an expression: a tensor node, an integer size, a float literal or a [Const] name.</summary>
     private readonly struct Value
     {
-        private Value(int? node, SymExpr? size, string? literal, bool valid)
+        private Value(int? node, SymExpr? size, string? literal, bool valid, string? constName = null)
         {
             Node = node;
             Size = size;
             Float = literal;
             IsValid = valid;
+            Const = constName;
         }
 
         public int? Node { get; }
         public SymExpr? Size { get; }
         public string? Float { get; }
+        /// <summary>The name of a [Const] field: a float known only when the runner binds the config.</summary>
+        public string? Const { get; }
         public bool IsValid { get; }
 
         public static Value Invalid => new(null, null, null, false);
         public static Value OfNode(int id) => new(id, null, null, true);
         public static Value OfSize(SymExpr size) => new(null, size, null, true);
         public static Value OfFloat(string literal) => new(null, null, literal, true);
+        public static Value OfConst(string name) => new(null, null, null, true, name);
     }
 }

@@ -5,13 +5,14 @@ namespace Qwen2VL.Runtime.Aot;
 
 /// <summary>
 /// The config.json a build is made for: a built-in one (<see cref="BuiltInConfigs"/>) or a model folder's. Its bytes
-/// are hashed into the manifest and each module's config-bound [Dim] values are recorded there.
+/// are hashed into the manifest and each module's config-bound [Dim] and [Const] values are recorded there.
 /// </summary>
 public sealed class AotConfig
 {
     private const string Rooted = "Rooted in the trimmed bundle (TrimmerRootAssembly in models/qwen2vl/cli/Properties/PublishProfiles/linux-x64.pubxml): every member it reflects over is kept.";
 
     private const string DimAttributeName = "Qwen2VL.Dsl.DimAttribute";
+    private const string ConstAttributeName = "Qwen2VL.Dsl.ConstAttribute";
 
     private AotConfig(string name, byte[] bytes, ModelConfig config)
     {
@@ -41,14 +42,36 @@ public sealed class AotConfig
         return new AotConfig(new DirectoryInfo(directory).Name, File.ReadAllBytes(path), ModelConfig.Load(path));
     }
 
-    /// <summary>The [Dim("key")] values of each module under this config, modules and dims ordered by name.</summary>
-    public PtxManifestConfig ToManifest(IEnumerable<Type> moduleTypes) => new(
-        Name,
-        ModuleIdentity.Sha256(Bytes),
-        moduleTypes
-            .OrderBy(t => t.Name, StringComparer.Ordinal)
-            .Select(t => new PtxManifestDims(t.Name, Dims(t)))
-            .ToArray());
+    /// <summary>
+    /// The [Dim("key")] values of each module under this config, and the [Const("key")] values of the modules that have
+    /// some, modules and members ordered by name.
+    /// </summary>
+    public PtxManifestConfig ToManifest(IEnumerable<Type> moduleTypes)
+    {
+        var ordered = moduleTypes.OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
+        return new(
+            Name,
+            ModuleIdentity.Sha256(Bytes),
+            ordered.Select(t => new PtxManifestDims(t.Name, Dims(t))).ToArray(),
+            ordered.Select(t => new PtxManifestConsts(t.Name, Consts(t))).Where(c => c.Values.Count > 0).ToArray());
+    }
+
+    /// <summary>As the generated runner binds them: the config's number (or the default) narrowed to float.</summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
+    private KeyValuePair<string, float>[] Consts(Type module)
+    {
+        var consts = new List<KeyValuePair<string, float>>();
+        foreach (var member in module.GetMembers(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance))
+        {
+            var attribute = member.GetCustomAttributesData().FirstOrDefault(a => a.AttributeType.FullName == ConstAttributeName);
+            if (attribute is null || attribute.ConstructorArguments.Count == 0 || attribute.ConstructorArguments[0].Value is not string key)
+                continue;
+            var fallback = attribute.NamedArguments.FirstOrDefault(a => a.MemberName == "Default").TypedValue.Value as double?;
+            double value = fallback is double d && !double.IsNaN(d) ? Config.GetDouble(key, d) : Config.GetDouble(key);
+            consts.Add(new(member.Name, (float)value));
+        }
+        return consts.OrderBy(c => c.Key, StringComparer.Ordinal).ToArray();
+    }
 
     [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private KeyValuePair<string, int>[] Dims(Type module)

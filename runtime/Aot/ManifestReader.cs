@@ -30,6 +30,10 @@ internal static class ManifestReader
         RequireKind(e, JsonValueKind.Object, "config");
         var dims = Property(e, "dims", "config");
         RequireKind(dims, JsonValueKind.Object, "config.dims");
+        // "consts" came after the first manifests: a manifest without it records no [Const] values.
+        var consts = e.TryGetProperty("consts", out var c) ? c : default;
+        if (consts.ValueKind != JsonValueKind.Undefined)
+            RequireKind(consts, JsonValueKind.Object, "config.consts");
         return new PtxManifestConfig(
             String(e, "name", "config"),
             String(e, "sha256", "config"),
@@ -38,6 +42,13 @@ internal static class ManifestReader
                 RequireKind(module.Value, JsonValueKind.Object, "config.dims." + module.Name);
                 return new PtxManifestDims(module.Name, module.Value.EnumerateObject()
                     .Select(d => new KeyValuePair<string, int>(d.Name, Int(module.Value, d.Name, "config.dims." + module.Name)))
+                    .ToArray());
+            }).ToArray(),
+            consts.ValueKind == JsonValueKind.Undefined ? [] : consts.EnumerateObject().Select(module =>
+            {
+                RequireKind(module.Value, JsonValueKind.Object, "config.consts." + module.Name);
+                return new PtxManifestConsts(module.Name, module.Value.EnumerateObject()
+                    .Select(v => new KeyValuePair<string, float>(v.Name, Float(v.Value, $"config.consts.{module.Name}.{v.Name}")))
                     .ToArray());
             }).ToArray());
     }
@@ -82,6 +93,13 @@ internal static class ManifestReader
         var value = Property(e, name, where);
         if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out int result))
             throw new ManifestFormatException($"{where}.{name} must be an integer");
+        return result;
+    }
+
+    private static float Float(JsonElement value, string where)
+    {
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetSingle(out float result) || !float.IsFinite(result))
+            throw new ManifestFormatException($"{where} must be a finite number");
         return result;
     }
 

@@ -31,14 +31,17 @@ public sealed record PtxManifestKernel(
 public sealed record PtxManifestModule(string Name, string GeneratedCodeHash);
 
 /// <summary>
-/// The config a build was made for. The kernels are size-generic today, so the config changes only this record:
-/// its name (<c>tiny</c>, <c>2b</c>, <c>model</c> for --model), the sha256 of the config.json bytes and each
-/// module's [Dim] values read from it.
+/// The config a build was made for. The kernels are size-generic and take [Const] floats as arguments, so the config
+/// changes only this record: its name (<c>tiny</c>, <c>2b</c>, <c>model</c> for --model), the sha256 of the
+/// config.json bytes, each module's [Dim] values and each module's [Const] values (modules that have some) read from it.
 /// </summary>
-public sealed record PtxManifestConfig(string Name, string Sha256, IReadOnlyList<PtxManifestDims> Dims);
+public sealed record PtxManifestConfig(string Name, string Sha256, IReadOnlyList<PtxManifestDims> Dims, IReadOnlyList<PtxManifestConsts> Consts);
 
 /// <summary>The config-bound [Dim] values of one module, ordered by dim name.</summary>
 public sealed record PtxManifestDims(string Module, IReadOnlyList<KeyValuePair<string, int>> Values);
+
+/// <summary>The [Const] float values of one module (what its runner passes to the kernels), ordered by name.</summary>
+public sealed record PtxManifestConsts(string Module, IReadOnlyList<KeyValuePair<string, float>> Values);
 
 /// <summary>
 /// <c>manifest.json</c> of a <c>qwen2vl compile</c> output folder: every kernel's PTX file per architecture with its
@@ -89,6 +92,14 @@ public sealed record PtxManifest(
                 {
                     w.WriteStartObject(dims.Module);
                     foreach (var (name, value) in dims.Values) w.WriteNumber(name, value);
+                    w.WriteEndObject();
+                }
+                w.WriteEndObject();
+                w.WriteStartObject("consts");
+                foreach (var consts in Config.Consts)
+                {
+                    w.WriteStartObject(consts.Module);
+                    foreach (var (name, value) in consts.Values) w.WriteNumber(name, value); // shortest round-trip float text
                     w.WriteEndObject();
                 }
                 w.WriteEndObject();

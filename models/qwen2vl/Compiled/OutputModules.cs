@@ -23,19 +23,19 @@ public partial class TokenEmbedding
 
 /// <summary>
 /// The RMSNorm after the last decoder layer (spec §7.2). Checkpoint prefix: <c>model.norm.</c>
-/// eps is the literal 1e-6 like in <see cref="Decoder.DecoderLayer"/> (the DSL has no float config values yet);
-/// <see cref="CanonicalConfig"/> rejects a config whose <c>rms_norm_eps</c> differs.
+/// eps is config <c>rms_norm_eps</c>, like in <see cref="Decoder.DecoderLayer"/>.
 /// </summary>
 [Module]
 public partial class FinalNorm
 {
     [Dim("hidden_size")] public int Hidden;
+    [Const("rms_norm_eps", Default = 1e-6)] public float Eps;
 
     [Param("weight", "Hidden")] public Tensor W = null!;
 
     public Tensor Forward([Shape("B", "S", "Hidden")] Tensor x)
     {
-        return RmsNorm(x, W, 1e-6f);                                          // [B, S, Hidden]
+        return RmsNorm(x, W, Eps);                                             // [B, S, Hidden]
     }
 }
 

@@ -6,8 +6,8 @@ namespace Qwen2VL.Model.Decoder;
 /// <summary>
 /// One Qwen2 decoder layer with M-RoPE (spec §7.2): pre-norm causal GQA attention, then a SwiGLU MLP, with a
 /// residual around each. Checkpoint prefix: <c>model.layers.{i}.</c>
-/// Constants that are not dims: RMSNorm eps 1e-6 (config <c>rms_norm_eps</c> is a float, the same 1e-6 for every
-/// released size) and rope theta 1e6 (config <c>rope_theta</c>, §1.1), written as literals.
+/// Float constants from the config: RMSNorm eps (<c>rms_norm_eps</c>, 1e-6 in every released size) and the M-RoPE
+/// base (<c>rope_theta</c>, 1e6 in every release, §1.1); the kernels take both as arguments.
 /// </summary>
 [Module]
 public partial class DecoderLayer
@@ -20,6 +20,8 @@ public partial class DecoderLayer
     [Dim("rope_scaling.mrope_section.0")] public int SectionT;
     [Dim("rope_scaling.mrope_section.1")] public int SectionH;
     [Dim("rope_scaling.mrope_section.2")] public int SectionW;
+    [Const("rms_norm_eps", Default = 1e-6)] public float Eps;
+    [Const("rope_theta", Default = 1e6)] public float RopeTheta;
     [Dim] public int HeadDim => Hidden / Heads;
     [Dim] public int KvDim => KvHeads * HeadDim;
 
@@ -41,13 +43,13 @@ public partial class DecoderLayer
         [Shape("3", "B", "S", DType = DType.I64)] Tensor pos,
         [Shape("B", "S", DType = DType.I64)] Tensor mask)
     {
-        var h = RmsNorm(x, InputNormW, 1e-6f);                                                    // [B, S, Hidden]
-        var q = MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, 1e6f, SectionT, SectionH, SectionW);    // [B, S, Heads, HeadDim]
-        var k = MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, 1e6f, SectionT, SectionH, SectionW);  // [B, S, KvHeads, HeadDim]
+        var h = RmsNorm(x, InputNormW, Eps);                                                           // [B, S, Hidden]
+        var q = MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, RopeTheta, SectionT, SectionH, SectionW);    // [B, S, Heads, HeadDim]
+        var k = MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, RopeTheta, SectionT, SectionH, SectionW);  // [B, S, KvHeads, HeadDim]
         var v = SplitHeads(Linear(h, VW, VB), KvHeads);                                          // [B, S, KvHeads, HeadDim]
         var o = CausalAttention(q, k, v, mask);                                                  // [B, S, Heads, HeadDim]
         x = x + Linear(MergeHeads(o), OW);                                                       // [B, S, Hidden]
-        var g = RmsNorm(x, PostNormW, 1e-6f);                                                    // [B, S, Hidden]
+        var g = RmsNorm(x, PostNormW, Eps);                                                            // [B, S, Hidden]
         var m = Silu(Linear(g, GateW)) * Linear(g, UpW);                                         // [B, S, Intermediate]
         return x + Linear(m, DownW);                                                             // [B, S, Hidden]
     }

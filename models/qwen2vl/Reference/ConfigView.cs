@@ -68,6 +68,8 @@ public sealed class ConfigView(ModelConfig config)
         var spellings = new List<string> { key };
         if (key.StartsWith("rope_scaling.", StringComparison.Ordinal))
             spellings.Add("rope_parameters." + key["rope_scaling.".Length..]);
+        if (key == "rope_theta")
+            spellings.Add("rope_parameters.rope_theta"); // v5 keeps the rope base inside rope_parameters
         foreach (var s in spellings) yield return "text_config." + s;
         foreach (var s in spellings) yield return s;
     }

@@ -56,6 +56,7 @@ public sealed class CompileCommandTests : IDisposable
         var manifest = Qwen2VL.Runtime.Aot.PtxManifest.Load(output);
         Assert.Equal("model", manifest.Config!.Name);
         Assert.Equal(40, manifest.Config.Dims.Single(d => d.Module == "VisionBlock").Values.ToDictionary()["Embed"]);
+        Assert.Equal(10f, manifest.Config.Consts.Single(c => c.Module == "DecoderLayer").Values.ToDictionary()["RopeTheta"]);
         Assert.Equal(2, Directory.GetDirectories(_dir).Length); // build and model; no temp or old copies left
     }
 
@@ -63,7 +64,9 @@ public sealed class CompileCommandTests : IDisposable
     {
         var model = Path.Combine(_dir, "model");
         Directory.CreateDirectory(model);
-        var json = Qwen2VL.Runtime.Aot.BuiltInConfigs.Get("tiny").Replace("\"embed_dim\": 32", "\"embed_dim\": 40");
+        var json = Qwen2VL.Runtime.Aot.BuiltInConfigs.Get("tiny").Replace("\"embed_dim\": 32", "\"embed_dim\": 40")
+            .Replace("\"rope_theta\": 1000000.0", "\"rope_theta\": 10.0");
+        Assert.Contains("\"rope_theta\": 10.0", json);
         File.WriteAllText(Path.Combine(model, "config.json"), json);
         return model;
     }

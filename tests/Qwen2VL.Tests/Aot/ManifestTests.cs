@@ -118,6 +118,11 @@ public sealed class ManifestTests(CompiledModel build)
         var decoder = config.Dims.Single(d => d.Module == "DecoderLayer").Values.ToDictionary();
         Assert.Equal(64, decoder["Hidden"]);
         Assert.Equal(2, decoder["KvHeads"]);
+        var consts = config.Consts.Single(c => c.Module == "DecoderLayer").Values.ToDictionary();
+        Assert.Equal(1e-6f, consts["Eps"]);
+        Assert.Equal(1e6f, consts["RopeTheta"]);
+        Assert.Equal(1e-6f, config.Consts.Single(c => c.Module == "FinalNorm").Values.ToDictionary()["Eps"]);
+        Assert.DoesNotContain(config.Consts, c => c.Module == "VisionBlock"); // its eps is a literal, as in HF
     }
 
     [Fact]

@@ -63,6 +63,7 @@ public sealed class PtxBaselineTests
                      {
                          "VisionBlock.G1_LayerNorm",                          // norm (one thread per row)
                          "VisionBlock.G5_VisionRotary",                       // rotary
+                         "DecoderLayer.G4_MRope",                             // M-RoPE: theta ([Const] rope_theta) is an .f32 parameter
                          "VisionBlock.GemmBlocked.G13_Linear_QuickGelu_Epilogue", // tiled GEMM with a fused bias + QuickGELU epilogue
                          "Runtime.AttentionSegments",                         // attention
                      })

@@ -99,14 +99,16 @@ public sealed class ModelLoadingTests
             }
     }
 
-    [Fact]
-    public void UnsupportedEpsIsRejectedByName()
+    [Theory]
+    [InlineData("rms_norm_eps", -1e-5)]
+    [InlineData("rope_theta", 0.0)]
+    public void ANonPositiveFloatConstIsRejectedByName(string key, double value)
     {
         using var dir = new TempDirectory();
         var config = JsonNode.Parse(File.ReadAllText(FixturePaths.Config))!.AsObject();
-        config["rms_norm_eps"] = 1e-5;
+        config[key] = value;
         File.WriteAllText(dir.File("config.json"), config.ToJsonString());
         File.Copy(FixturePaths.Model, dir.File("model.safetensors"));
-        Assert.Contains("rms_norm_eps", Assert.Throws<ConfigException>(() => Qwen2VLModel.Load(dir.Path, DeviceKind.Cpu)).Message);
+        Assert.Contains(key, Assert.Throws<ConfigException>(() => Qwen2VLModel.Load(dir.Path, DeviceKind.Cpu)).Message);
     }
 }

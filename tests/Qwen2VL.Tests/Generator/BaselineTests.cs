@@ -32,6 +32,9 @@ public sealed class BaselineTests
     [Fact]
     public void MovementAndSoftmax() => Check("MovementAndSoftmax", GeneratorHarness.RepoSource("tests/Qwen2VL.Tests/Generator/Samples/Mixer.cs"));
 
+    [Fact]
+    public void ConstsFromConfig() => Check("ConstsFromConfig", GeneratorHarness.RepoSource("tests/Qwen2VL.Tests/Generator/Samples/Tempered.cs"));
+
     private static void Check(string name, params (string Path, string Text)[] sources) => Check(name, null, sources);
 
     /// <summary>Compares the files of the modules named in <paramref name="only"/> (all when null).</summary>

@@ -137,6 +137,43 @@ public sealed class DiagnosticTests
         [Param("w", "Hidden")] public int W;
     """), "QVL0008");
 
+    [Theory]
+    [InlineData("[Const(\"rms_norm_eps\")] public double Eps;", "'double'")]
+    [InlineData("[Const(\"rms_norm_eps\")] public int Eps;", "'int'")]
+    [InlineData("[Const(\"rms_norm_eps\")] public readonly float Eps;", "'read-only float'")]
+    [InlineData("[Const(\"rms_norm_eps\")] public float Eps => 1e-6f;", "'read-only float'")]
+    public void QVL0010_ConstThatIsNotASettableFloat(string member, string named)
+    {
+        var body = Module("        return RmsNorm(x, Norm, 1e-6f);", members: Dims + "\n    " + member);
+        var d = Single(body, "QVL0010");
+        Assert.Equal(LineOf(body, "[Const("), Line(d));
+        Assert.Contains("Eps", d.GetMessage());
+        Assert.Contains(named, d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("[Const(\"\")] public float Eps;")]
+    [InlineData("[Const(\" \", Default = 1e-6)] public float Eps;")]
+    public void QVL0011_ConstWithoutAConfigKey(string member)
+    {
+        var body = Module("        return RmsNorm(x, Norm, 1e-6f);", members: Dims + "\n    " + member);
+        var d = Single(body, "QVL0011");
+        Assert.Equal(LineOf(body, "[Const("), Line(d));
+        Assert.Contains("Eps", d.GetMessage());
+    }
+
+    [Fact]
+    public void AConstWhereATensorIsExpectedIsQVL0002OnItsLine()
+    {
+        var body = Module("""
+                var h = RmsNorm(x, Norm, Eps);
+                var y = Eps;
+                return h;
+        """, members: Dims + "\n    [Const(\"rms_norm_eps\", Default = 1e-6)] public float Eps;");
+        var d = Single(body, "QVL0002");
+        Assert.Equal(LineOf(body, "var y = Eps"), Line(d));
+    }
+
     [Fact]
     public void QVL0102_RankMismatch() =>
         Single(Module("        return Linear(x, Norm);"), "QVL0102");

@@ -22,7 +22,7 @@ public sealed class SampleKernelTests : IDisposable
     [InlineData(DeviceKind.IlgpuCpu)]
     public void Gate(DeviceKind device)
     {
-        var config = new Dictionary<string, int> { ["width"] = 24 };
+        var config = new Dictionary<string, double> { ["width"] = 24 };
         var weights = new Dictionary<string, (float[], int[])> { ["scale"] = Random(24), ["shift"] = Random(24) };
         var (x, y) = (Random(5, 24), Random(5, 24));
         Check(device, config, weights,
@@ -36,7 +36,7 @@ public sealed class SampleKernelTests : IDisposable
     [InlineData(DeviceKind.IlgpuCpu)]
     public void Residual(DeviceKind device)
     {
-        var config = new Dictionary<string, int> { ["hidden"] = 20 };
+        var config = new Dictionary<string, double> { ["hidden"] = 20 };
         var weights = new Dictionary<string, (float[], int[])>
         {
             ["norm.weight"] = Random(20), ["ln.weight"] = Random(20), ["ln.bias"] = Random(20), ["proj.weight"] = Random(20, 20),
@@ -53,7 +53,7 @@ public sealed class SampleKernelTests : IDisposable
     [InlineData(DeviceKind.IlgpuCpu)]
     public void Mixer(DeviceKind device)
     {
-        var config = new Dictionary<string, int> { ["heads"] = 4, ["width"] = 16, ["vocab"] = 11 };
+        var config = new Dictionary<string, double> { ["heads"] = 4, ["width"] = 16, ["vocab"] = 11 };
         var weights = new Dictionary<string, (float[], int[])> { ["embed"] = Random(11, 16) };
         var x = Random(6, 16);
         var ids = Enumerable.Range(0, 6).Select(_ => Rng.Next(11)).ToArray();
@@ -63,10 +63,42 @@ public sealed class SampleKernelTests : IDisposable
             new Mixer());
     }
 
+    /// <summary>
+    /// Non-default [Const] values (eps 0.3 changes the norm visibly, temperature 1.7 has no default) reach the generated
+    /// kernels through the runner; <c>mix</c> is absent and takes its default 0.25 on both sides.
+    /// </summary>
+    [Theory]
+    [InlineData(DeviceKind.Cpu)]
+    [InlineData(DeviceKind.IlgpuCpu)]
+    public void Tempered(DeviceKind device)
+    {
+        var config = new Dictionary<string, double> { ["width"] = 24, ["norm_eps"] = 0.3, ["temperature"] = 1.7 };
+        var weights = new Dictionary<string, (float[], int[])> { ["norm.weight"] = Random(24) };
+        var x = Random(5, 24);
+        var module = new Tempered();
+        Check(device, config, weights,
+            m => ((Tempered)m).Forward(T(x)),
+            (ctx, w, c) => new Tempered.Runner(ctx, w, c).Forward(Up(ctx, x)),
+            module);
+        Assert.Equal((0.3f, 1.7f, 0.25f), (module.Eps, module.Temperature, module.Mix));
+    }
+
+    [Fact]
+    public void AConstWithoutDefaultNeedsItsConfigKey()
+    {
+        var config = new Dictionary<string, double> { ["width"] = 24 };
+        var (ctx, store, cfg) = Load(DeviceKind.Cpu, config, new() { ["norm.weight"] = Random(24) });
+        using (ctx)
+        using (store)
+            Assert.Contains("temperature", Assert.ThrowsAny<Exception>(() => new Tempered.Runner(ctx, store, cfg)).Message);
+        Assert.Contains("temperature", Assert.Throws<ModuleBindingException>(() => ModuleBinder.Bind(new Tempered(),
+            k => config.TryGetValue(k, out var v) ? v : null, _ => null, "")).Message);
+    }
+
     [Fact]
     public void EmbeddingRejectsAnIdOutsideTheVocabularyOnTheCpu()
     {
-        var config = new Dictionary<string, int> { ["heads"] = 4, ["width"] = 16, ["vocab"] = 11 };
+        var config = new Dictionary<string, double> { ["heads"] = 4, ["width"] = 16, ["vocab"] = 11 };
         var (ctx, store, cfg) = Load(DeviceKind.Cpu, config, new() { ["embed"] = Random(11, 16) });
         using (ctx)
         using (store)
@@ -76,7 +108,7 @@ public sealed class SampleKernelTests : IDisposable
         }
     }
 
-    private void Check(DeviceKind device, Dictionary<string, int> config, Dictionary<string, (float[] Data, int[] Shape)> weights,
+    private void Check(DeviceKind device, Dictionary<string, double> config, Dictionary<string, (float[] Data, int[] Shape)> weights,
         Func<object, Tensor> reference, Func<ComputeContext, WeightStore, ModelConfig, DeviceTensor> generated, object module)
     {
         ModuleBinder.Bind(module, k => config.TryGetValue(k, out var v) ? v : null,
@@ -94,11 +126,11 @@ public sealed class SampleKernelTests : IDisposable
         }
     }
 
-    private (ComputeContext, WeightStore, ModelConfig) Load(DeviceKind device, Dictionary<string, int> config, Dictionary<string, (float[] Data, int[] Shape)> weights)
+    private (ComputeContext, WeightStore, ModelConfig) Load(DeviceKind device, Dictionary<string, double> config, Dictionary<string, (float[] Data, int[] Shape)> weights)
     {
         var path = Path.Combine(_dir, Guid.NewGuid() + ".safetensors");
         SafetensorsWriter.Write(path, weights.Select(w => SafetensorsEntry.F32(w.Key, w.Value.Data, w.Value.Shape.Select(d => (long)d).ToArray())).ToList());
-        var json = "{" + string.Join(", ", config.Select(c => $"\"{c.Key}\": {c.Value}")) + "}";
+        var json = "{" + string.Join(", ", config.Select(c => $"\"{c.Key}\": {c.Value.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}")) + "}";
         return (ComputeContext.Create(device), WeightStore.OpenFile(path), ModelConfig.Parse(json, "config.json"));
     }
 

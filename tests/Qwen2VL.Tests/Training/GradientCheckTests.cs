@@ -24,7 +24,7 @@ public sealed class GradientCheckTests(ITestOutputHelper log) : IDisposable
     public static TheoryData<string, DeviceKind> Cases()
     {
         var data = new TheoryData<string, DeviceKind>();
-        foreach (var name in new[] { "Gate", "Residual", "Mixer", "VisionBlock", "DecoderLayer", "PatchMerger", "VisionTower" })
+        foreach (var name in new[] { "Gate", "Residual", "Mixer", "Tempered", "VisionBlock", "DecoderLayer", "DecoderLayerConsts", "PatchMerger", "VisionTower" })
         {
             data.Add(name, DeviceKind.Cpu);
             data.Add(name, DeviceKind.IlgpuCpu);
@@ -177,6 +177,12 @@ public sealed class GradientCheckTests(ITestOutputHelper log) : IDisposable
                     [RandomTensor(3, 8), Tensor.FromInt64([4, 1, 4], 3)], 3 * 12,
                     (m, i) => ((Mixer)m).Forward(i[0], i[1]), ParamOf,
                     (ctx, w, c) => { var r = new Mixer.Runner(ctx, w, c); return (i => r.ForwardTrain(i[0], i[1]), r.Backward); });
+            case "Tempered":
+                // Non-default consts: the backward kernels (norm eps, the Scale gradients) take them as arguments too.
+                return new Case(new Tempered(), new() { ["width"] = 12, ["norm_eps"] = 0.3, ["temperature"] = 1.7, ["mix"] = -0.6 },
+                    Weights(("norm.weight", [12])), [RandomTensor(3, 12)], 36,
+                    (m, i) => ((Tempered)m).Forward(i[0]), ParamOf,
+                    (ctx, w, c) => { var r = new Tempered.Runner(ctx, w, c); return (i => r.ForwardTrain(i[0]), r.Backward); });
             case "VisionBlock":
             {
                 var pos = Tensor.FromInt64([0, 0, 0, 1, 1, 0, 1, 1, 0, 0, 0, 1], 6, 2);
@@ -188,16 +194,22 @@ public sealed class GradientCheckTests(ITestOutputHelper log) : IDisposable
                     (m, i) => ((VisionBlock)m).Forward(i[0], i[1], i[2]), ParamOf,
                     (ctx, w, c) => { var r = new VisionBlock.Runner(ctx, w, c); return (i => r.ForwardTrain(i[0], i[1], i[2]), r.Backward); });
             }
-            case "DecoderLayer":
+            case "DecoderLayer" or "DecoderLayerConsts":
             {
                 // Batch 2, row 1 with a hole in its mask (a padded key). No query row is fully masked here: for those,
                 // transformers' autograd gives q and k a gradient through the uniform softmax (score + float32-min has
                 // derivative 1) although the output does not depend on them, which a finite difference cannot see; the
                 // fixture gradients (case b) check that path.
                 var pos = Tensor.FromInt64([0, 1, 2, 1, 0, 1, 0, 1, 2, 1, 0, 1, 0, 1, 2, 1, 0, 1], 3, 2, 3);
-                return new Case(new DecoderLayer(),
-                    new() { ["hidden_size"] = 8, ["num_attention_heads"] = 2, ["num_key_value_heads"] = 1, ["intermediate_size"] = 12,
-                        ["rope_scaling.mrope_section.0"] = 1, ["rope_scaling.mrope_section.1"] = 1, ["rope_scaling.mrope_section.2"] = 0 },
+                var config = new Dictionary<string, double> { ["hidden_size"] = 8, ["num_attention_heads"] = 2, ["num_key_value_heads"] = 1, ["intermediate_size"] = 12,
+                        ["rope_scaling.mrope_section.0"] = 1, ["rope_scaling.mrope_section.1"] = 1, ["rope_scaling.mrope_section.2"] = 0 };
+                // DecoderLayerConsts: rope_theta and rms_norm_eps away from their defaults (1e6, 1e-6) reach ForwardTrain and Backward.
+                if (name == "DecoderLayerConsts")
+                {
+                    config["rope_theta"] = 10;
+                    config["rms_norm_eps"] = 0.05;
+                }
+                return new Case(new DecoderLayer(), config,
                     Weights(("input_layernorm.weight", [8]), ("self_attn.q_proj.weight", [8, 8]), ("self_attn.q_proj.bias", [8]),
                         ("self_attn.k_proj.weight", [4, 8]), ("self_attn.k_proj.bias", [4]), ("self_attn.v_proj.weight", [4, 8]),
                         ("self_attn.v_proj.bias", [4]), ("self_attn.o_proj.weight", [8, 8]), ("post_attention_layernorm.weight", [8]),

@@ -17,7 +17,7 @@ partial class DecoderLayer
     public static class CpuKernels
     {
         // G1_RmsNorm: norm
-        //   RmsNorm(x [B, S, Hidden], input_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 44: RmsNorm(x, InputNormW, 1e-6f))
+        //   RmsNorm(x [B, S, Hidden], input_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 46: RmsNorm(x, InputNormW, Eps))
         public static void G1_RmsNorm(DeviceTensor output, DeviceTensor x, DeviceTensor weight, int rows, int d, float eps)
         {
             void Row(int r)
@@ -33,7 +33,7 @@ partial class DecoderLayer
         }
 
         // G2_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.q_proj.weight [Hidden, Hidden], self_attn.q_proj.bias [Hidden]) -> [B, S, Hidden]   (line 45: Linear(h, QW, QB))
+        //   Linear(t4 [B, S, Hidden], self_attn.q_proj.weight [Hidden, Hidden], self_attn.q_proj.bias [Hidden]) -> [B, S, Hidden]   (line 47: Linear(h, QW, QB))
         public readonly struct G2_Linear_Epilogue(DeviceTensor in0) : ICpuGemmEpilogue
         {
             public void ApplyRow(int row, Span<float> c)
@@ -57,7 +57,7 @@ partial class DecoderLayer
         }
 
         // G4_MRope: rotary
-        //   MRope(t8 [B, S, Heads, HeadDim], pos [3, B, S]) -> [B, S, Heads, HeadDim]   (line 45: MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, 1e6f, SectionT, Se...)
+        //   MRope(t8 [B, S, Heads, HeadDim], pos [3, B, S]) -> [B, S, Heads, HeadDim]   (line 47: MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, RopeTheta, Section...)
         public static void G4_MRope(DeviceTensor output, DeviceTensor x, DeviceTensor pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             void Position(int p)
@@ -92,7 +92,7 @@ partial class DecoderLayer
         }
 
         // G5_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.k_proj.weight [KvDim, Hidden], self_attn.k_proj.bias [KvDim]) -> [B, S, KvDim]   (line 46: Linear(h, KW, KB))
+        //   Linear(t4 [B, S, Hidden], self_attn.k_proj.weight [KvDim, Hidden], self_attn.k_proj.bias [KvDim]) -> [B, S, KvDim]   (line 48: Linear(h, KW, KB))
         public readonly struct G5_Linear_Epilogue(DeviceTensor in0) : ICpuGemmEpilogue
         {
             public void ApplyRow(int row, Span<float> c)
@@ -116,7 +116,7 @@ partial class DecoderLayer
         }
 
         // G7_MRope: rotary
-        //   MRope(t13 [B, S, KvHeads, HeadDim], pos [3, B, S]) -> [B, S, KvHeads, HeadDim]   (line 46: MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, 1e6f, SectionT, ...)
+        //   MRope(t13 [B, S, KvHeads, HeadDim], pos [3, B, S]) -> [B, S, KvHeads, HeadDim]   (line 48: MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, RopeTheta, Secti...)
         public static void G7_MRope(DeviceTensor output, DeviceTensor x, DeviceTensor pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             void Position(int p)
@@ -151,7 +151,7 @@ partial class DecoderLayer
         }
 
         // G8_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.v_proj.weight [KvDim, Hidden], self_attn.v_proj.bias [KvDim]) -> [B, S, KvDim]   (line 47: Linear(h, VW, VB))
+        //   Linear(t4 [B, S, Hidden], self_attn.v_proj.weight [KvDim, Hidden], self_attn.v_proj.bias [KvDim]) -> [B, S, KvDim]   (line 49: Linear(h, VW, VB))
         public readonly struct G8_Linear_Epilogue(DeviceTensor in0) : ICpuGemmEpilogue
         {
             public void ApplyRow(int row, Span<float> c)
@@ -175,8 +175,8 @@ partial class DecoderLayer
         }
 
         // G12_Linear_Add: linear with fused epilogue
-        //   Linear(t20 [B, S, Hidden], self_attn.o_proj.weight [Hidden, Hidden]) -> [B, S, Hidden]   (line 49: Linear(MergeHeads(o), OW))
-        //   Add(x [B, S, Hidden], t22 [B, S, Hidden]) -> [B, S, Hidden]   (line 49: x + Linear(MergeHeads(o), OW))
+        //   Linear(t20 [B, S, Hidden], self_attn.o_proj.weight [Hidden, Hidden]) -> [B, S, Hidden]   (line 51: Linear(MergeHeads(o), OW))
+        //   Add(x [B, S, Hidden], t22 [B, S, Hidden]) -> [B, S, Hidden]   (line 51: x + Linear(MergeHeads(o), OW))
         public readonly struct G12_Linear_Add_Epilogue(DeviceTensor in0, int cols) : ICpuGemmEpilogue
         {
             public void ApplyRow(int row, Span<float> c)
@@ -200,7 +200,7 @@ partial class DecoderLayer
         }
 
         // G13_RmsNorm: norm
-        //   RmsNorm(t23 [B, S, Hidden], post_attention_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 50: RmsNorm(x, PostNormW, 1e-6f))
+        //   RmsNorm(t23 [B, S, Hidden], post_attention_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 52: RmsNorm(x, PostNormW, Eps))
         public static void G13_RmsNorm(DeviceTensor output, DeviceTensor x, DeviceTensor weight, int rows, int d, float eps)
         {
             void Row(int r)
@@ -216,8 +216,8 @@ partial class DecoderLayer
         }
 
         // G14_Linear_Silu: linear with fused epilogue
-        //   Linear(t25 [B, S, Hidden], mlp.gate_proj.weight [Intermediate, Hidden]) -> [B, S, Intermediate]   (line 51: Linear(g, GateW))
-        //   Silu(t27 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 51: Silu(Linear(g, GateW)))
+        //   Linear(t25 [B, S, Hidden], mlp.gate_proj.weight [Intermediate, Hidden]) -> [B, S, Intermediate]   (line 53: Linear(g, GateW))
+        //   Silu(t27 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 53: Silu(Linear(g, GateW)))
         public readonly struct G14_Linear_Silu_Epilogue() : ICpuGemmEpilogue
         {
             public void ApplyRow(int row, Span<float> c)
@@ -239,8 +239,8 @@ partial class DecoderLayer
         }
 
         // G15_Linear_Mul: linear with fused epilogue
-        //   Linear(t25 [B, S, Hidden], mlp.up_proj.weight [Intermediate, Hidden]) -> [B, S, Intermediate]   (line 51: Linear(g, UpW))
-        //   Mul(t28 [B, S, Intermediate], t30 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 51: Silu(Linear(g, GateW)) * Linear(g, UpW))
+        //   Linear(t25 [B, S, Hidden], mlp.up_proj.weight [Intermediate, Hidden]) -> [B, S, Intermediate]   (line 53: Linear(g, UpW))
+        //   Mul(t28 [B, S, Intermediate], t30 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 53: Silu(Linear(g, GateW)) * Linear(g, UpW))
         public readonly struct G15_Linear_Mul_Epilogue(DeviceTensor in0, int cols) : ICpuGemmEpilogue
         {
             public void ApplyRow(int row, Span<float> c)
@@ -264,8 +264,8 @@ partial class DecoderLayer
         }
 
         // G16_Linear_Add: linear with fused epilogue
-        //   Linear(t31 [B, S, Intermediate], mlp.down_proj.weight [Hidden, Intermediate]) -> [B, S, Hidden]   (line 52: Linear(m, DownW))
-        //   Add(t23 [B, S, Hidden], t33 [B, S, Hidden]) -> [B, S, Hidden]   (line 52: x + Linear(m, DownW))
+        //   Linear(t31 [B, S, Intermediate], mlp.down_proj.weight [Hidden, Intermediate]) -> [B, S, Hidden]   (line 54: Linear(m, DownW))
+        //   Add(t23 [B, S, Hidden], t33 [B, S, Hidden]) -> [B, S, Hidden]   (line 54: x + Linear(m, DownW))
         public readonly struct G16_Linear_Add_Epilogue(DeviceTensor in0, int cols) : ICpuGemmEpilogue
         {
             public void ApplyRow(int row, Span<float> c)

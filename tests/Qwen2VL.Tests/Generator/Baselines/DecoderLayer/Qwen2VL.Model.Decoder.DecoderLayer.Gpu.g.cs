@@ -17,7 +17,7 @@ partial class DecoderLayer
     public static class GpuKernels
     {
         // G1_RmsNorm: norm
-        //   RmsNorm(x [B, S, Hidden], input_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 44: RmsNorm(x, InputNormW, 1e-6f))
+        //   RmsNorm(x [B, S, Hidden], input_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 46: RmsNorm(x, InputNormW, Eps))
         public static void G1_RmsNorm(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<float> weight, int rows, int d, float eps)
         {
             int offset = index * d;
@@ -28,7 +28,7 @@ partial class DecoderLayer
         }
 
         // G2_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.q_proj.weight [Hidden, Hidden], self_attn.q_proj.bias [Hidden]) -> [B, S, Hidden]   (line 45: Linear(h, QW, QB))
+        //   Linear(t4 [B, S, Hidden], self_attn.q_proj.weight [Hidden, Hidden], self_attn.q_proj.bias [Hidden]) -> [B, S, Hidden]   (line 47: Linear(h, QW, QB))
         public struct G2_Linear_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;
@@ -42,7 +42,7 @@ partial class DecoderLayer
         }
 
         // G4_MRope: rotary
-        //   MRope(t8 [B, S, Heads, HeadDim], pos [3, B, S]) -> [B, S, Heads, HeadDim]   (line 45: MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, 1e6f, SectionT, Se...)
+        //   MRope(t8 [B, S, Heads, HeadDim], pos [3, B, S]) -> [B, S, Heads, HeadDim]   (line 47: MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, RopeTheta, Section...)
         public static void G4_MRope(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<int> pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             int dd = index % d;
@@ -57,7 +57,7 @@ partial class DecoderLayer
         }
 
         // G5_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.k_proj.weight [KvDim, Hidden], self_attn.k_proj.bias [KvDim]) -> [B, S, KvDim]   (line 46: Linear(h, KW, KB))
+        //   Linear(t4 [B, S, Hidden], self_attn.k_proj.weight [KvDim, Hidden], self_attn.k_proj.bias [KvDim]) -> [B, S, KvDim]   (line 48: Linear(h, KW, KB))
         public struct G5_Linear_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;
@@ -71,7 +71,7 @@ partial class DecoderLayer
         }
 
         // G7_MRope: rotary
-        //   MRope(t13 [B, S, KvHeads, HeadDim], pos [3, B, S]) -> [B, S, KvHeads, HeadDim]   (line 46: MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, 1e6f, SectionT, ...)
+        //   MRope(t13 [B, S, KvHeads, HeadDim], pos [3, B, S]) -> [B, S, KvHeads, HeadDim]   (line 48: MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, RopeTheta, Secti...)
         public static void G7_MRope(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<int> pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             int dd = index % d;
@@ -86,7 +86,7 @@ partial class DecoderLayer
         }
 
         // G8_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.v_proj.weight [KvDim, Hidden], self_attn.v_proj.bias [KvDim]) -> [B, S, KvDim]   (line 47: Linear(h, VW, VB))
+        //   Linear(t4 [B, S, Hidden], self_attn.v_proj.weight [KvDim, Hidden], self_attn.v_proj.bias [KvDim]) -> [B, S, KvDim]   (line 49: Linear(h, VW, VB))
         public struct G8_Linear_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;
@@ -100,8 +100,8 @@ partial class DecoderLayer
         }
 
         // G12_Linear_Add: linear with fused epilogue
-        //   Linear(t20 [B, S, Hidden], self_attn.o_proj.weight [Hidden, Hidden]) -> [B, S, Hidden]   (line 49: Linear(MergeHeads(o), OW))
-        //   Add(x [B, S, Hidden], t22 [B, S, Hidden]) -> [B, S, Hidden]   (line 49: x + Linear(MergeHeads(o), OW))
+        //   Linear(t20 [B, S, Hidden], self_attn.o_proj.weight [Hidden, Hidden]) -> [B, S, Hidden]   (line 51: Linear(MergeHeads(o), OW))
+        //   Add(x [B, S, Hidden], t22 [B, S, Hidden]) -> [B, S, Hidden]   (line 51: x + Linear(MergeHeads(o), OW))
         public struct G12_Linear_Add_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;
@@ -115,7 +115,7 @@ partial class DecoderLayer
         }
 
         // G13_RmsNorm: norm
-        //   RmsNorm(t23 [B, S, Hidden], post_attention_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 50: RmsNorm(x, PostNormW, 1e-6f))
+        //   RmsNorm(t23 [B, S, Hidden], post_attention_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 52: RmsNorm(x, PostNormW, Eps))
         public static void G13_RmsNorm(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<float> weight, int rows, int d, float eps)
         {
             int offset = index * d;
@@ -126,8 +126,8 @@ partial class DecoderLayer
         }
 
         // G14_Linear_Silu: linear with fused epilogue
-        //   Linear(t25 [B, S, Hidden], mlp.gate_proj.weight [Intermediate, Hidden]) -> [B, S, Intermediate]   (line 51: Linear(g, GateW))
-        //   Silu(t27 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 51: Silu(Linear(g, GateW)))
+        //   Linear(t25 [B, S, Hidden], mlp.gate_proj.weight [Intermediate, Hidden]) -> [B, S, Intermediate]   (line 53: Linear(g, GateW))
+        //   Silu(t27 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 53: Silu(Linear(g, GateW)))
         public struct G14_Linear_Silu_Epilogue : IGemmEpilogue
         {
             public int Cols;
@@ -140,8 +140,8 @@ partial class DecoderLayer
         }
 
         // G15_Linear_Mul: linear with fused epilogue
-        //   Linear(t25 [B, S, Hidden], mlp.up_proj.weight [Intermediate, Hidden]) -> [B, S, Intermediate]   (line 51: Linear(g, UpW))
-        //   Mul(t28 [B, S, Intermediate], t30 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 51: Silu(Linear(g, GateW)) * Linear(g, UpW))
+        //   Linear(t25 [B, S, Hidden], mlp.up_proj.weight [Intermediate, Hidden]) -> [B, S, Intermediate]   (line 53: Linear(g, UpW))
+        //   Mul(t28 [B, S, Intermediate], t30 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 53: Silu(Linear(g, GateW)) * Linear(g, UpW))
         public struct G15_Linear_Mul_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;
@@ -155,8 +155,8 @@ partial class DecoderLayer
         }
 
         // G16_Linear_Add: linear with fused epilogue
-        //   Linear(t31 [B, S, Intermediate], mlp.down_proj.weight [Hidden, Intermediate]) -> [B, S, Hidden]   (line 52: Linear(m, DownW))
-        //   Add(t23 [B, S, Hidden], t33 [B, S, Hidden]) -> [B, S, Hidden]   (line 52: x + Linear(m, DownW))
+        //   Linear(t31 [B, S, Intermediate], mlp.down_proj.weight [Hidden, Intermediate]) -> [B, S, Hidden]   (line 54: Linear(m, DownW))
+        //   Add(t23 [B, S, Hidden], t33 [B, S, Hidden]) -> [B, S, Hidden]   (line 54: x + Linear(m, DownW))
         public struct G16_Linear_Add_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;

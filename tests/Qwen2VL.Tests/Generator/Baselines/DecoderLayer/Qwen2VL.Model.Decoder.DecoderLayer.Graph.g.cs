@@ -24,42 +24,45 @@ dims
   KvDim: = KvHeads * HeadDim
   B: input 0 axis 0
   S: input 0 axis 1
+consts
+  Eps: config rms_norm_eps (default 1E-06)
+  RopeTheta: config rope_theta (default 1000000d)
 graph
-  %0 = input x() {0} : [B, S, Hidden] F32   ; line 40
-  %1 = input pos() {1} : [3, B, S] I64   ; line 41
-  %2 = input mask() {2} : [B, S] I64   ; line 42
-  %3 = param InputNormW() {input_layernorm.weight} : [Hidden] F32   ; line 26
-  %4 = op RmsNorm(%0, %3) {1e-6f} : [B, S, Hidden] F32   ; line 44
-  %5 = param QW() {self_attn.q_proj.weight} : [Hidden, Hidden] F32   ; line 27
-  %6 = param QB() {self_attn.q_proj.bias} : [Hidden] F32   ; line 28
-  %7 = op Linear(%4, %5, %6) : [B, S, Hidden] F32   ; line 45
-  %8 = op SplitHeads(%7) : [B, S, Heads, HeadDim] F32   ; line 45
-  %9 = op MRope(%8, %1) {1e6f, SectionT, SectionH, SectionW} : [B, S, Heads, HeadDim] F32   ; line 45
-  %10 = param KW() {self_attn.k_proj.weight} : [KvDim, Hidden] F32   ; line 29
-  %11 = param KB() {self_attn.k_proj.bias} : [KvDim] F32   ; line 30
-  %12 = op Linear(%4, %10, %11) : [B, S, KvDim] F32   ; line 46
-  %13 = op SplitHeads(%12) : [B, S, KvHeads, HeadDim] F32   ; line 46
-  %14 = op MRope(%13, %1) {1e6f, SectionT, SectionH, SectionW} : [B, S, KvHeads, HeadDim] F32   ; line 46
-  %15 = param VW() {self_attn.v_proj.weight} : [KvDim, Hidden] F32   ; line 31
-  %16 = param VB() {self_attn.v_proj.bias} : [KvDim] F32   ; line 32
-  %17 = op Linear(%4, %15, %16) : [B, S, KvDim] F32   ; line 47
-  %18 = op SplitHeads(%17) : [B, S, KvHeads, HeadDim] F32   ; line 47
-  %19 = op CausalAttention(%9, %14, %18, %2) : [B, S, Heads, HeadDim] F32   ; line 48
-  %20 = op MergeHeads(%19) : [B, S, Hidden] F32   ; line 49
-  %21 = param OW() {self_attn.o_proj.weight} : [Hidden, Hidden] F32   ; line 33
-  %22 = op Linear(%20, %21) : [B, S, Hidden] F32   ; line 49
-  %23 = op Add(%0, %22) : [B, S, Hidden] F32   ; line 49
-  %24 = param PostNormW() {post_attention_layernorm.weight} : [Hidden] F32   ; line 34
-  %25 = op RmsNorm(%23, %24) {1e-6f} : [B, S, Hidden] F32   ; line 50
-  %26 = param GateW() {mlp.gate_proj.weight} : [Intermediate, Hidden] F32   ; line 35
-  %27 = op Linear(%25, %26) : [B, S, Intermediate] F32   ; line 51
-  %28 = op Silu(%27) : [B, S, Intermediate] F32   ; line 51
-  %29 = param UpW() {mlp.up_proj.weight} : [Intermediate, Hidden] F32   ; line 36
-  %30 = op Linear(%25, %29) : [B, S, Intermediate] F32   ; line 51
-  %31 = op Mul(%28, %30) : [B, S, Intermediate] F32   ; line 51
-  %32 = param DownW() {mlp.down_proj.weight} : [Hidden, Intermediate] F32   ; line 37
-  %33 = op Linear(%31, %32) : [B, S, Hidden] F32   ; line 52
-  %34 = op Add(%23, %33) : [B, S, Hidden] F32   ; line 52
+  %0 = input x() {0} : [B, S, Hidden] F32   ; line 42
+  %1 = input pos() {1} : [3, B, S] I64   ; line 43
+  %2 = input mask() {2} : [B, S] I64   ; line 44
+  %3 = param InputNormW() {input_layernorm.weight} : [Hidden] F32   ; line 28
+  %4 = op RmsNorm(%0, %3) {Eps} : [B, S, Hidden] F32   ; line 46
+  %5 = param QW() {self_attn.q_proj.weight} : [Hidden, Hidden] F32   ; line 29
+  %6 = param QB() {self_attn.q_proj.bias} : [Hidden] F32   ; line 30
+  %7 = op Linear(%4, %5, %6) : [B, S, Hidden] F32   ; line 47
+  %8 = op SplitHeads(%7) : [B, S, Heads, HeadDim] F32   ; line 47
+  %9 = op MRope(%8, %1) {RopeTheta, SectionT, SectionH, SectionW} : [B, S, Heads, HeadDim] F32   ; line 47
+  %10 = param KW() {self_attn.k_proj.weight} : [KvDim, Hidden] F32   ; line 31
+  %11 = param KB() {self_attn.k_proj.bias} : [KvDim] F32   ; line 32
+  %12 = op Linear(%4, %10, %11) : [B, S, KvDim] F32   ; line 48
+  %13 = op SplitHeads(%12) : [B, S, KvHeads, HeadDim] F32   ; line 48
+  %14 = op MRope(%13, %1) {RopeTheta, SectionT, SectionH, SectionW} : [B, S, KvHeads, HeadDim] F32   ; line 48
+  %15 = param VW() {self_attn.v_proj.weight} : [KvDim, Hidden] F32   ; line 33
+  %16 = param VB() {self_attn.v_proj.bias} : [KvDim] F32   ; line 34
+  %17 = op Linear(%4, %15, %16) : [B, S, KvDim] F32   ; line 49
+  %18 = op SplitHeads(%17) : [B, S, KvHeads, HeadDim] F32   ; line 49
+  %19 = op CausalAttention(%9, %14, %18, %2) : [B, S, Heads, HeadDim] F32   ; line 50
+  %20 = op MergeHeads(%19) : [B, S, Hidden] F32   ; line 51
+  %21 = param OW() {self_attn.o_proj.weight} : [Hidden, Hidden] F32   ; line 35
+  %22 = op Linear(%20, %21) : [B, S, Hidden] F32   ; line 51
+  %23 = op Add(%0, %22) : [B, S, Hidden] F32   ; line 51
+  %24 = param PostNormW() {post_attention_layernorm.weight} : [Hidden] F32   ; line 36
+  %25 = op RmsNorm(%23, %24) {Eps} : [B, S, Hidden] F32   ; line 52
+  %26 = param GateW() {mlp.gate_proj.weight} : [Intermediate, Hidden] F32   ; line 37
+  %27 = op Linear(%25, %26) : [B, S, Intermediate] F32   ; line 53
+  %28 = op Silu(%27) : [B, S, Intermediate] F32   ; line 53
+  %29 = param UpW() {mlp.up_proj.weight} : [Intermediate, Hidden] F32   ; line 38
+  %30 = op Linear(%25, %29) : [B, S, Intermediate] F32   ; line 53
+  %31 = op Mul(%28, %30) : [B, S, Intermediate] F32   ; line 53
+  %32 = param DownW() {mlp.down_proj.weight} : [Hidden, Intermediate] F32   ; line 39
+  %33 = op Linear(%31, %32) : [B, S, Hidden] F32   ; line 54
+  %34 = op Add(%23, %33) : [B, S, Hidden] F32   ; line 54
   return %34
 fusion
   G1_RmsNorm [norm] nodes %4 -> %4

@@ -28,6 +28,8 @@ partial class DecoderLayer
         public readonly int SectionW;
         public readonly int HeadDim;
         public readonly int KvDim;
+        public readonly float Eps;
+        public readonly float RopeTheta;
         private readonly DeviceTensor _inputNormW;
         private readonly DeviceTensor _qW;
         private readonly DeviceTensor _qB;
@@ -45,7 +47,7 @@ partial class DecoderLayer
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>? _g7;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _g13;
 
-        /// <summary>Binds the dims from <paramref name="config"/> and loads the weights under <paramref name="prefix"/>.</summary>
+        /// <summary>Binds the dims and float consts from <paramref name="config"/> and loads the weights under <paramref name="prefix"/>.</summary>
         public Runner(ComputeContext ctx, WeightStore weights, ModelConfig config, string prefix = "")
         {
             _ctx = ctx;
@@ -59,6 +61,8 @@ partial class DecoderLayer
             SectionW = config.GetInt("rope_scaling.mrope_section.2");
             HeadDim = Hidden / Heads;
             KvDim = KvHeads * HeadDim;
+            Eps = (float)config.GetDouble("rms_norm_eps", 1E-06);
+            RopeTheta = (float)config.GetDouble("rope_theta", 1000000d);
             _inputNormW = weights.Load(ctx, prefix + "input_layernorm.weight", Hidden);
             _qW = weights.Load(ctx, prefix + "self_attn.q_proj.weight", Hidden, Hidden);
             _qB = weights.Load(ctx, prefix + "self_attn.q_proj.bias", Hidden);
@@ -94,67 +98,67 @@ partial class DecoderLayer
             else
                 ShapeCheck.Expect("DecoderLayer", "mask", mask, true, B, cache.Capacity);
 
-            // G1_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 44)
+            // G1_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 46)
             var t4 = Slot(0, B, S, Hidden);
             if (_ctx.IsCpu)
-                CpuKernels.G1_RmsNorm(t4, x, _inputNormW, B * S, Hidden, 1e-6f);
+                CpuKernels.G1_RmsNorm(t4, x, _inputNormW, B * S, Hidden, Eps);
             else
             {
                 _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.G1_RmsNorm);
-                _g1(B * S, t4.View, x.View, _inputNormW.View, B * S, Hidden, 1e-6f);
+                _g1(B * S, t4.View, x.View, _inputNormW.View, B * S, Hidden, Eps);
             }
 
-            // G2_Linear: Linear -> [B, S, Hidden]   (line 45)
+            // G2_Linear: Linear -> [B, S, Hidden]   (line 47)
             var t7 = Slot(1, B, S, Hidden);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t4, _qW, t7, B * S, Hidden, Hidden, new CpuKernels.G2_Linear_Epilogue(_qB));
             else
                 _ctx.Gemm(t4, _qW, t7, B * S, Hidden, Hidden, new GpuKernels.G2_Linear_Epilogue { In0 = _qB.View, Cols = Hidden });
 
-            // G3_SplitHeads: SplitHeads -> [B, S, Heads, HeadDim]   (line 45)
+            // G3_SplitHeads: SplitHeads -> [B, S, Heads, HeadDim]   (line 47)
             var t8 = t7.Reshape(B, S, Heads, Hidden / Heads);
 
-            // G4_MRope: MRope -> [B, S, Heads, HeadDim]   (line 45)
+            // G4_MRope: MRope -> [B, S, Heads, HeadDim]   (line 47)
             var t9 = Slot(2, B, S, Heads, Hidden / Heads);
             if (_ctx.IsCpu)
-                CpuKernels.G4_MRope(t9, t8, pos, B * S, Heads, Hidden / Heads, 1e6f, SectionT, SectionH);
+                CpuKernels.G4_MRope(t9, t8, pos, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             else
             {
                 _g4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(GpuKernels.G4_MRope);
-                _g4(B * Hidden * S, t9.View, t8.View, pos.IntView, B * S, Heads, Hidden / Heads, 1e6f, SectionT, SectionH);
+                _g4(B * Hidden * S, t9.View, t8.View, pos.IntView, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             }
 
-            // G5_Linear: Linear -> [B, S, KvDim]   (line 46)
+            // G5_Linear: Linear -> [B, S, KvDim]   (line 48)
             var t12 = Slot(1, B, S, Hidden * KvHeads / Heads);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new CpuKernels.G5_Linear_Epilogue(_kB));
             else
                 _ctx.Gemm(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new GpuKernels.G5_Linear_Epilogue { In0 = _kB.View, Cols = Hidden * KvHeads / Heads });
 
-            // G6_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 46)
+            // G6_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 48)
             var t13 = t12.Reshape(B, S, KvHeads, Hidden / Heads);
 
-            // G7_MRope: MRope -> [B, S, KvHeads, HeadDim]   (line 46)
+            // G7_MRope: MRope -> [B, S, KvHeads, HeadDim]   (line 48)
             var t14 = Slot(3, B, S, KvHeads, Hidden / Heads);
             if (_ctx.IsCpu)
-                CpuKernels.G7_MRope(t14, t13, pos, B * S, KvHeads, Hidden / Heads, 1e6f, SectionT, SectionH);
+                CpuKernels.G7_MRope(t14, t13, pos, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             else
             {
                 _g7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(GpuKernels.G7_MRope);
-                _g7(B * Hidden * KvHeads * S / Heads, t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, 1e6f, SectionT, SectionH);
+                _g7(B * Hidden * KvHeads * S / Heads, t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             }
 
-            // G8_Linear: Linear -> [B, S, KvDim]   (line 47)
+            // G8_Linear: Linear -> [B, S, KvDim]   (line 49)
             var t17 = Slot(1, B, S, Hidden * KvHeads / Heads);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new CpuKernels.G8_Linear_Epilogue(_vB));
             else
                 _ctx.Gemm(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new GpuKernels.G8_Linear_Epilogue { In0 = _vB.View, Cols = Hidden * KvHeads / Heads });
 
-            // G9_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 47)
+            // G9_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 49)
             var t18 = t17.Reshape(B, S, KvHeads, Hidden / Heads);
 
-            // G10_CausalAttention: CausalAttention -> [B, S, Heads, HeadDim]   (line 48)
+            // G10_CausalAttention: CausalAttention -> [B, S, Heads, HeadDim]   (line 50)
             var t19 = Slot(0, B, S, Heads, Hidden / Heads);
             if (cache is null)
                 _ctx.AttentionCausal(t9, t14, t18, t19, mask, B, S, Heads, KvHeads, Hidden / Heads, 1f / MathF.Sqrt(Hidden / Heads));
@@ -164,41 +168,41 @@ partial class DecoderLayer
                 _ctx.AttentionCausalCached(t9, cache.Keys(0), cache.Values(0), t19, mask, B, S, cache.Length + S, cache.Capacity, Heads, KvHeads, Hidden / Heads, 1f / MathF.Sqrt(Hidden / Heads));
             }
 
-            // G11_MergeHeads: MergeHeads -> [B, S, Hidden]   (line 49)
+            // G11_MergeHeads: MergeHeads -> [B, S, Hidden]   (line 51)
             var t20 = t19.Reshape(B, S, Hidden);
 
-            // G12_Linear_Add: Linear + Add -> [B, S, Hidden]   (line 49)
+            // G12_Linear_Add: Linear + Add -> [B, S, Hidden]   (line 51)
             var t23 = Slot(1, B, S, Hidden);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t20, _oW, t23, B * S, Hidden, Hidden, new CpuKernels.G12_Linear_Add_Epilogue(x, Hidden));
             else
                 _ctx.Gemm(t20, _oW, t23, B * S, Hidden, Hidden, new GpuKernels.G12_Linear_Add_Epilogue { In0 = x.View, Cols = Hidden });
 
-            // G13_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 50)
+            // G13_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 52)
             var t25 = Slot(0, B, S, Hidden);
             if (_ctx.IsCpu)
-                CpuKernels.G13_RmsNorm(t25, t23, _postNormW, B * S, Hidden, 1e-6f);
+                CpuKernels.G13_RmsNorm(t25, t23, _postNormW, B * S, Hidden, Eps);
             else
             {
                 _g13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.G13_RmsNorm);
-                _g13(B * S, t25.View, t23.View, _postNormW.View, B * S, Hidden, 1e-6f);
+                _g13(B * S, t25.View, t23.View, _postNormW.View, B * S, Hidden, Eps);
             }
 
-            // G14_Linear_Silu: Linear + Silu -> [B, S, Intermediate]   (line 51)
+            // G14_Linear_Silu: Linear + Silu -> [B, S, Intermediate]   (line 53)
             var t28 = Slot(2, B, S, Intermediate);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t25, _gateW, t28, B * S, Intermediate, Hidden, new CpuKernels.G14_Linear_Silu_Epilogue());
             else
                 _ctx.Gemm(t25, _gateW, t28, B * S, Intermediate, Hidden, new GpuKernels.G14_Linear_Silu_Epilogue { Cols = Intermediate });
 
-            // G15_Linear_Mul: Linear + Mul -> [B, S, Intermediate]   (line 51)
+            // G15_Linear_Mul: Linear + Mul -> [B, S, Intermediate]   (line 53)
             var t31 = Slot(3, B, S, Intermediate);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t25, _upW, t31, B * S, Intermediate, Hidden, new CpuKernels.G15_Linear_Mul_Epilogue(t28, Intermediate));
             else
                 _ctx.Gemm(t25, _upW, t31, B * S, Intermediate, Hidden, new GpuKernels.G15_Linear_Mul_Epilogue { In0 = t28.View, Cols = Intermediate });
 
-            // G16_Linear_Add: Linear + Add -> [B, S, Hidden]   (line 52)
+            // G16_Linear_Add: Linear + Add -> [B, S, Hidden]   (line 54)
             var t34 = Slot(4, B, S, Hidden);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t31, _downW, t34, B * S, Hidden, Intermediate, new CpuKernels.G16_Linear_Add_Epilogue(t23, Hidden));

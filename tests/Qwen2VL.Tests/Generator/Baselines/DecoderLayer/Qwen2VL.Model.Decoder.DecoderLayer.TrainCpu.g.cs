@@ -17,7 +17,7 @@ partial class DecoderLayer
     public static class TrainCpuKernels
     {
         // T1_RmsNorm: norm
-        //   RmsNorm(x [B, S, Hidden], input_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 44: RmsNorm(x, InputNormW, 1e-6f))
+        //   RmsNorm(x [B, S, Hidden], input_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 46: RmsNorm(x, InputNormW, Eps))
         public static void T1_RmsNorm(DeviceTensor output, DeviceTensor x, DeviceTensor weight, int rows, int d, float eps)
         {
             void Row(int r)
@@ -33,7 +33,7 @@ partial class DecoderLayer
         }
 
         // T2_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.q_proj.weight [Hidden, Hidden], self_attn.q_proj.bias [Hidden]) -> [B, S, Hidden]   (line 45: Linear(h, QW, QB))
+        //   Linear(t4 [B, S, Hidden], self_attn.q_proj.weight [Hidden, Hidden], self_attn.q_proj.bias [Hidden]) -> [B, S, Hidden]   (line 47: Linear(h, QW, QB))
         public readonly struct T2_Linear_Epilogue(DeviceTensor in0) : ICpuGemmEpilogue
         {
             public void ApplyRow(int row, Span<float> c)
@@ -57,7 +57,7 @@ partial class DecoderLayer
         }
 
         // T4_MRope: rotary
-        //   MRope(t8 [B, S, Heads, HeadDim], pos [3, B, S]) -> [B, S, Heads, HeadDim]   (line 45: MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, 1e6f, SectionT, Se...)
+        //   MRope(t8 [B, S, Heads, HeadDim], pos [3, B, S]) -> [B, S, Heads, HeadDim]   (line 47: MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, RopeTheta, Section...)
         public static void T4_MRope(DeviceTensor output, DeviceTensor x, DeviceTensor pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             void Position(int p)
@@ -92,7 +92,7 @@ partial class DecoderLayer
         }
 
         // T5_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.k_proj.weight [KvDim, Hidden], self_attn.k_proj.bias [KvDim]) -> [B, S, KvDim]   (line 46: Linear(h, KW, KB))
+        //   Linear(t4 [B, S, Hidden], self_attn.k_proj.weight [KvDim, Hidden], self_attn.k_proj.bias [KvDim]) -> [B, S, KvDim]   (line 48: Linear(h, KW, KB))
         public readonly struct T5_Linear_Epilogue(DeviceTensor in0) : ICpuGemmEpilogue
         {
             public void ApplyRow(int row, Span<float> c)
@@ -116,7 +116,7 @@ partial class DecoderLayer
         }
 
         // T7_MRope: rotary
-        //   MRope(t13 [B, S, KvHeads, HeadDim], pos [3, B, S]) -> [B, S, KvHeads, HeadDim]   (line 46: MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, 1e6f, SectionT, ...)
+        //   MRope(t13 [B, S, KvHeads, HeadDim], pos [3, B, S]) -> [B, S, KvHeads, HeadDim]   (line 48: MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, RopeTheta, Secti...)
         public static void T7_MRope(DeviceTensor output, DeviceTensor x, DeviceTensor pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             void Position(int p)
@@ -151,7 +151,7 @@ partial class DecoderLayer
         }
 
         // T8_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.v_proj.weight [KvDim, Hidden], self_attn.v_proj.bias [KvDim]) -> [B, S, KvDim]   (line 47: Linear(h, VW, VB))
+        //   Linear(t4 [B, S, Hidden], self_attn.v_proj.weight [KvDim, Hidden], self_attn.v_proj.bias [KvDim]) -> [B, S, KvDim]   (line 49: Linear(h, VW, VB))
         public readonly struct T8_Linear_Epilogue(DeviceTensor in0) : ICpuGemmEpilogue
         {
             public void ApplyRow(int row, Span<float> c)
@@ -175,7 +175,7 @@ partial class DecoderLayer
         }
 
         // T13_Add: elementwise
-        //   Add(x [B, S, Hidden], t22 [B, S, Hidden]) -> [B, S, Hidden]   (line 49: x + Linear(MergeHeads(o), OW))
+        //   Add(x [B, S, Hidden], t22 [B, S, Hidden]) -> [B, S, Hidden]   (line 51: x + Linear(MergeHeads(o), OW))
         public static void T13_Add(DeviceTensor output, DeviceTensor in0, DeviceTensor in1, int size)
         {
             int segment = Math.Max(1, Math.Min(size, 16384));
@@ -207,7 +207,7 @@ partial class DecoderLayer
         }
 
         // T14_RmsNorm: norm
-        //   RmsNorm(t23 [B, S, Hidden], post_attention_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 50: RmsNorm(x, PostNormW, 1e-6f))
+        //   RmsNorm(t23 [B, S, Hidden], post_attention_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 52: RmsNorm(x, PostNormW, Eps))
         public static void T14_RmsNorm(DeviceTensor output, DeviceTensor x, DeviceTensor weight, int rows, int d, float eps)
         {
             void Row(int r)
@@ -223,7 +223,7 @@ partial class DecoderLayer
         }
 
         // T16_Silu: elementwise
-        //   Silu(t27 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 51: Silu(Linear(g, GateW)))
+        //   Silu(t27 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 53: Silu(Linear(g, GateW)))
         public static void T16_Silu(DeviceTensor output, DeviceTensor in0, int size)
         {
             int segment = Math.Max(1, Math.Min(size, 16384));
@@ -252,7 +252,7 @@ partial class DecoderLayer
         }
 
         // T18_Mul: elementwise
-        //   Mul(t28 [B, S, Intermediate], t30 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 51: Silu(Linear(g, GateW)) * Linear(g, UpW))
+        //   Mul(t28 [B, S, Intermediate], t30 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 53: Silu(Linear(g, GateW)) * Linear(g, UpW))
         public static void T18_Mul(DeviceTensor output, DeviceTensor in0, DeviceTensor in1, int size)
         {
             int segment = Math.Max(1, Math.Min(size, 16384));
@@ -284,7 +284,7 @@ partial class DecoderLayer
         }
 
         // T20_Add: elementwise
-        //   Add(t23 [B, S, Hidden], t33 [B, S, Hidden]) -> [B, S, Hidden]   (line 52: x + Linear(m, DownW))
+        //   Add(t23 [B, S, Hidden], t33 [B, S, Hidden]) -> [B, S, Hidden]   (line 54: x + Linear(m, DownW))
         public static void T20_Add(DeviceTensor output, DeviceTensor in0, DeviceTensor in1, int size)
         {
             int segment = Math.Max(1, Math.Min(size, 16384));
@@ -315,7 +315,7 @@ partial class DecoderLayer
             else Parallel.For(0, segments, Segment);
         }
 
-        // B34_Add_a: gradient of Add (line 52) with respect to 'a': da += dy
+        // B34_Add_a: gradient of Add (line 54) with respect to 'a': da += dy
         public static void B34_Add_a(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int size)
         {
             void Chunk(int c)
@@ -335,7 +335,7 @@ partial class DecoderLayer
             else Parallel.For(0, chunks, Chunk);
         }
 
-        // B34_Add_b: gradient of Add (line 52) with respect to 'b': db += dy
+        // B34_Add_b: gradient of Add (line 54) with respect to 'b': db += dy
         public static void B34_Add_b(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int size)
         {
             void Chunk(int c)
@@ -355,7 +355,7 @@ partial class DecoderLayer
             else Parallel.For(0, chunks, Chunk);
         }
 
-        // B31_Mul_a: gradient of Mul (line 51) with respect to 'a': da += dy * b
+        // B31_Mul_a: gradient of Mul (line 53) with respect to 'a': da += dy * b
         public static void B31_Mul_a(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int size)
         {
             void Chunk(int c)
@@ -375,7 +375,7 @@ partial class DecoderLayer
             else Parallel.For(0, chunks, Chunk);
         }
 
-        // B31_Mul_b: gradient of Mul (line 51) with respect to 'b': db += dy * a
+        // B31_Mul_b: gradient of Mul (line 53) with respect to 'b': db += dy * a
         public static void B31_Mul_b(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int size)
         {
             void Chunk(int c)
@@ -395,7 +395,7 @@ partial class DecoderLayer
             else Parallel.For(0, chunks, Chunk);
         }
 
-        // B28_Silu_x: gradient of Silu (line 51) with respect to 'x': dx += dy * (1f / (1f + Exp(-x))) * (1f + x * (1f - 1f / (1f + Exp(-x))))
+        // B28_Silu_x: gradient of Silu (line 53) with respect to 'x': dx += dy * (1f / (1f + Exp(-x))) * (1f + x * (1f - 1f / (1f + Exp(-x))))
         public static void B28_Silu_x(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, int size)
         {
             void Chunk(int c)
@@ -414,7 +414,7 @@ partial class DecoderLayer
             else Parallel.For(0, chunks, Chunk);
         }
 
-        // B25_RmsNorm: backward of RmsNorm (line 50): dx += …, rows of dy·x̂ for the weight gradient
+        // B25_RmsNorm: backward of RmsNorm (line 52): dx += …, rows of dy·x̂ for the weight gradient
         public static void B25_RmsNorm(DeviceTensor dx, DeviceTensor dwRows, DeviceTensor dy, DeviceTensor x, DeviceTensor w, int rows, int d, float eps)
         {
             void Row(int r)
@@ -432,7 +432,7 @@ partial class DecoderLayer
             else Parallel.For(0, rows, Row);
         }
 
-        // B23_Add_a: gradient of Add (line 49) with respect to 'a': da += dy
+        // B23_Add_a: gradient of Add (line 51) with respect to 'a': da += dy
         public static void B23_Add_a(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int size)
         {
             void Chunk(int c)
@@ -452,7 +452,7 @@ partial class DecoderLayer
             else Parallel.For(0, chunks, Chunk);
         }
 
-        // B23_Add_b: gradient of Add (line 49) with respect to 'b': db += dy
+        // B23_Add_b: gradient of Add (line 51) with respect to 'b': db += dy
         public static void B23_Add_b(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int size)
         {
             void Chunk(int c)
@@ -472,7 +472,7 @@ partial class DecoderLayer
             else Parallel.For(0, chunks, Chunk);
         }
 
-        // B14_MRope: backward of MRope (line 46): dx += rotate(dy, −angle)
+        // B14_MRope: backward of MRope (line 48): dx += rotate(dy, −angle)
         public static void B14_MRope(DeviceTensor output, DeviceTensor x, DeviceTensor pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             void Position(int p)
@@ -506,7 +506,7 @@ partial class DecoderLayer
             else Parallel.For(0, positions, Position);
         }
 
-        // B9_MRope: backward of MRope (line 45): dx += rotate(dy, −angle)
+        // B9_MRope: backward of MRope (line 47): dx += rotate(dy, −angle)
         public static void B9_MRope(DeviceTensor output, DeviceTensor x, DeviceTensor pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             void Position(int p)
@@ -540,7 +540,7 @@ partial class DecoderLayer
             else Parallel.For(0, positions, Position);
         }
 
-        // B4_RmsNorm: backward of RmsNorm (line 44): dx += …, rows of dy·x̂ for the weight gradient
+        // B4_RmsNorm: backward of RmsNorm (line 46): dx += …, rows of dy·x̂ for the weight gradient
         public static void B4_RmsNorm(DeviceTensor dx, DeviceTensor dwRows, DeviceTensor dy, DeviceTensor x, DeviceTensor w, int rows, int d, float eps)
         {
             void Row(int r)

@@ -17,7 +17,7 @@ partial class DecoderLayer
     public static class TrainGpuKernels
     {
         // T1_RmsNorm: norm
-        //   RmsNorm(x [B, S, Hidden], input_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 44: RmsNorm(x, InputNormW, 1e-6f))
+        //   RmsNorm(x [B, S, Hidden], input_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 46: RmsNorm(x, InputNormW, Eps))
         public static void T1_RmsNorm(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<float> weight, int rows, int d, float eps)
         {
             int offset = index * d;
@@ -28,7 +28,7 @@ partial class DecoderLayer
         }
 
         // T2_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.q_proj.weight [Hidden, Hidden], self_attn.q_proj.bias [Hidden]) -> [B, S, Hidden]   (line 45: Linear(h, QW, QB))
+        //   Linear(t4 [B, S, Hidden], self_attn.q_proj.weight [Hidden, Hidden], self_attn.q_proj.bias [Hidden]) -> [B, S, Hidden]   (line 47: Linear(h, QW, QB))
         public struct T2_Linear_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;
@@ -42,7 +42,7 @@ partial class DecoderLayer
         }
 
         // T4_MRope: rotary
-        //   MRope(t8 [B, S, Heads, HeadDim], pos [3, B, S]) -> [B, S, Heads, HeadDim]   (line 45: MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, 1e6f, SectionT, Se...)
+        //   MRope(t8 [B, S, Heads, HeadDim], pos [3, B, S]) -> [B, S, Heads, HeadDim]   (line 47: MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, RopeTheta, Section...)
         public static void T4_MRope(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<int> pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             int dd = index % d;
@@ -57,7 +57,7 @@ partial class DecoderLayer
         }
 
         // T5_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.k_proj.weight [KvDim, Hidden], self_attn.k_proj.bias [KvDim]) -> [B, S, KvDim]   (line 46: Linear(h, KW, KB))
+        //   Linear(t4 [B, S, Hidden], self_attn.k_proj.weight [KvDim, Hidden], self_attn.k_proj.bias [KvDim]) -> [B, S, KvDim]   (line 48: Linear(h, KW, KB))
         public struct T5_Linear_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;
@@ -71,7 +71,7 @@ partial class DecoderLayer
         }
 
         // T7_MRope: rotary
-        //   MRope(t13 [B, S, KvHeads, HeadDim], pos [3, B, S]) -> [B, S, KvHeads, HeadDim]   (line 46: MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, 1e6f, SectionT, ...)
+        //   MRope(t13 [B, S, KvHeads, HeadDim], pos [3, B, S]) -> [B, S, KvHeads, HeadDim]   (line 48: MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, RopeTheta, Secti...)
         public static void T7_MRope(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<int> pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             int dd = index % d;
@@ -86,7 +86,7 @@ partial class DecoderLayer
         }
 
         // T8_Linear: linear with fused epilogue
-        //   Linear(t4 [B, S, Hidden], self_attn.v_proj.weight [KvDim, Hidden], self_attn.v_proj.bias [KvDim]) -> [B, S, KvDim]   (line 47: Linear(h, VW, VB))
+        //   Linear(t4 [B, S, Hidden], self_attn.v_proj.weight [KvDim, Hidden], self_attn.v_proj.bias [KvDim]) -> [B, S, KvDim]   (line 49: Linear(h, VW, VB))
         public struct T8_Linear_Epilogue : IGemmEpilogue
         {
             public ArrayView<float> In0;
@@ -100,7 +100,7 @@ partial class DecoderLayer
         }
 
         // T13_Add: elementwise
-        //   Add(x [B, S, Hidden], t22 [B, S, Hidden]) -> [B, S, Hidden]   (line 49: x + Linear(MergeHeads(o), OW))
+        //   Add(x [B, S, Hidden], t22 [B, S, Hidden]) -> [B, S, Hidden]   (line 51: x + Linear(MergeHeads(o), OW))
         public static void T13_Add(Index1D index, ArrayView<float> output, ArrayView<float> in0, ArrayView<float> in1, int size)
         {
             float vin0 = in0[index];
@@ -110,7 +110,7 @@ partial class DecoderLayer
         }
 
         // T14_RmsNorm: norm
-        //   RmsNorm(t23 [B, S, Hidden], post_attention_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 50: RmsNorm(x, PostNormW, 1e-6f))
+        //   RmsNorm(t23 [B, S, Hidden], post_attention_layernorm.weight [Hidden]) -> [B, S, Hidden]   (line 52: RmsNorm(x, PostNormW, Eps))
         public static void T14_RmsNorm(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<float> weight, int rows, int d, float eps)
         {
             int offset = index * d;
@@ -121,7 +121,7 @@ partial class DecoderLayer
         }
 
         // T16_Silu: elementwise
-        //   Silu(t27 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 51: Silu(Linear(g, GateW)))
+        //   Silu(t27 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 53: Silu(Linear(g, GateW)))
         public static void T16_Silu(Index1D index, ArrayView<float> output, ArrayView<float> in0, int size)
         {
             float vin0 = in0[index];
@@ -130,7 +130,7 @@ partial class DecoderLayer
         }
 
         // T18_Mul: elementwise
-        //   Mul(t28 [B, S, Intermediate], t30 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 51: Silu(Linear(g, GateW)) * Linear(g, UpW))
+        //   Mul(t28 [B, S, Intermediate], t30 [B, S, Intermediate]) -> [B, S, Intermediate]   (line 53: Silu(Linear(g, GateW)) * Linear(g, UpW))
         public static void T18_Mul(Index1D index, ArrayView<float> output, ArrayView<float> in0, ArrayView<float> in1, int size)
         {
             float vin0 = in0[index];
@@ -140,7 +140,7 @@ partial class DecoderLayer
         }
 
         // T20_Add: elementwise
-        //   Add(t23 [B, S, Hidden], t33 [B, S, Hidden]) -> [B, S, Hidden]   (line 52: x + Linear(m, DownW))
+        //   Add(t23 [B, S, Hidden], t33 [B, S, Hidden]) -> [B, S, Hidden]   (line 54: x + Linear(m, DownW))
         public static void T20_Add(Index1D index, ArrayView<float> output, ArrayView<float> in0, ArrayView<float> in1, int size)
         {
             float vin0 = in0[index];
@@ -149,37 +149,37 @@ partial class DecoderLayer
             output[index] = v34;
         }
 
-        // B34_Add_a: gradient of Add (line 52) with respect to 'a': da += dy
+        // B34_Add_a: gradient of Add (line 54) with respect to 'a': da += dy
         public static void B34_Add_a(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
         {
             grad[index] += dy[index];
         }
 
-        // B34_Add_b: gradient of Add (line 52) with respect to 'b': db += dy
+        // B34_Add_b: gradient of Add (line 54) with respect to 'b': db += dy
         public static void B34_Add_b(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
         {
             grad[index] += dy[index];
         }
 
-        // B31_Mul_a: gradient of Mul (line 51) with respect to 'a': da += dy * b
+        // B31_Mul_a: gradient of Mul (line 53) with respect to 'a': da += dy * b
         public static void B31_Mul_a(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
         {
             grad[index] += dy[index] * in1[index];
         }
 
-        // B31_Mul_b: gradient of Mul (line 51) with respect to 'b': db += dy * a
+        // B31_Mul_b: gradient of Mul (line 53) with respect to 'b': db += dy * a
         public static void B31_Mul_b(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
         {
             grad[index] += dy[index] * in0[index];
         }
 
-        // B28_Silu_x: gradient of Silu (line 51) with respect to 'x': dx += dy * (1f / (1f + Exp(-x))) * (1f + x * (1f - 1f / (1f + Exp(-x))))
+        // B28_Silu_x: gradient of Silu (line 53) with respect to 'x': dx += dy * (1f / (1f + Exp(-x))) * (1f + x * (1f - 1f / (1f + Exp(-x))))
         public static void B28_Silu_x(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, int size)
         {
             grad[index] += dy[index] * (1f / (1f + XMath.Exp(-in0[index]))) * (1f + in0[index] * (1f - 1f / (1f + XMath.Exp(-in0[index]))));
         }
 
-        // B25_RmsNorm: backward of RmsNorm (line 50): dx += …, rows of dy·x̂ for the weight gradient
+        // B25_RmsNorm: backward of RmsNorm (line 52): dx += …, rows of dy·x̂ for the weight gradient
         public static void B25_RmsNorm(Index1D index, ArrayView<float> dx, ArrayView<float> dwRows, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> w, int rows, int d, float eps)
         {
             int r = index;
@@ -192,19 +192,19 @@ partial class DecoderLayer
             for (int j = 0; j < d; j++) dx[o + j] += rstd * dy[o + j] * w[j] - x[o + j] * rstd * rstd * rstd * sumGX;
         }
 
-        // B23_Add_a: gradient of Add (line 49) with respect to 'a': da += dy
+        // B23_Add_a: gradient of Add (line 51) with respect to 'a': da += dy
         public static void B23_Add_a(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
         {
             grad[index] += dy[index];
         }
 
-        // B23_Add_b: gradient of Add (line 49) with respect to 'b': db += dy
+        // B23_Add_b: gradient of Add (line 51) with respect to 'b': db += dy
         public static void B23_Add_b(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
         {
             grad[index] += dy[index];
         }
 
-        // B14_MRope: backward of MRope (line 46): dx += rotate(dy, −angle)
+        // B14_MRope: backward of MRope (line 48): dx += rotate(dy, −angle)
         public static void B14_MRope(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<int> pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             int dd = index % d;
@@ -218,7 +218,7 @@ partial class DecoderLayer
             output[index] += x[index] * XMath.Cos(angle) + partner * XMath.Sin(angle);
         }
 
-        // B9_MRope: backward of MRope (line 45): dx += rotate(dy, −angle)
+        // B9_MRope: backward of MRope (line 47): dx += rotate(dy, −angle)
         public static void B9_MRope(Index1D index, ArrayView<float> output, ArrayView<float> x, ArrayView<int> pos, int positions, int heads, int d, float theta, int sectionT, int sectionH)
         {
             int dd = index % d;
@@ -232,7 +232,7 @@ partial class DecoderLayer
             output[index] += x[index] * XMath.Cos(angle) + partner * XMath.Sin(angle);
         }
 
-        // B4_RmsNorm: backward of RmsNorm (line 44): dx += …, rows of dy·x̂ for the weight gradient
+        // B4_RmsNorm: backward of RmsNorm (line 46): dx += …, rows of dy·x̂ for the weight gradient
         public static void B4_RmsNorm(Index1D index, ArrayView<float> dx, ArrayView<float> dwRows, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> w, int rows, int d, float eps)
         {
             int r = index;

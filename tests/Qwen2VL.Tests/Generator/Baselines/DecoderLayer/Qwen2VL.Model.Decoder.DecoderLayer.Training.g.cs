@@ -53,67 +53,67 @@ partial class DecoderLayer
             _saved_mask = mask;
             KvCache? cache = null;
 
-            // T1_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 44)
+            // T1_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 46)
             var t4 = TrainSlot(0, B, S, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T1_RmsNorm(t4, x, _inputNormW, B * S, Hidden, 1e-6f);
+                TrainCpuKernels.T1_RmsNorm(t4, x, _inputNormW, B * S, Hidden, Eps);
             else
             {
                 _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T1_RmsNorm);
-                _t1(B * S, t4.View, x.View, _inputNormW.View, B * S, Hidden, 1e-6f);
+                _t1(B * S, t4.View, x.View, _inputNormW.View, B * S, Hidden, Eps);
             }
 
-            // T2_Linear: Linear -> [B, S, Hidden]   (line 45)
+            // T2_Linear: Linear -> [B, S, Hidden]   (line 47)
             var t7 = TrainSlot(1, B, S, Hidden);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t4, _qW, t7, B * S, Hidden, Hidden, new TrainCpuKernels.T2_Linear_Epilogue(_qB));
             else
                 _ctx.Gemm(t4, _qW, t7, B * S, Hidden, Hidden, new TrainGpuKernels.T2_Linear_Epilogue { In0 = _qB.View, Cols = Hidden });
 
-            // T3_SplitHeads: SplitHeads -> [B, S, Heads, HeadDim]   (line 45)
+            // T3_SplitHeads: SplitHeads -> [B, S, Heads, HeadDim]   (line 47)
             var t8 = t7.Reshape(B, S, Heads, Hidden / Heads);
 
-            // T4_MRope: MRope -> [B, S, Heads, HeadDim]   (line 45)
+            // T4_MRope: MRope -> [B, S, Heads, HeadDim]   (line 47)
             var t9 = TrainSlot(2, B, S, Heads, Hidden / Heads);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T4_MRope(t9, t8, pos, B * S, Heads, Hidden / Heads, 1e6f, SectionT, SectionH);
+                TrainCpuKernels.T4_MRope(t9, t8, pos, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             else
             {
                 _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(TrainGpuKernels.T4_MRope);
-                _t4(B * Hidden * S, t9.View, t8.View, pos.IntView, B * S, Heads, Hidden / Heads, 1e6f, SectionT, SectionH);
+                _t4(B * Hidden * S, t9.View, t8.View, pos.IntView, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             }
 
-            // T5_Linear: Linear -> [B, S, KvDim]   (line 46)
+            // T5_Linear: Linear -> [B, S, KvDim]   (line 48)
             var t12 = TrainSlot(3, B, S, Hidden * KvHeads / Heads);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new TrainCpuKernels.T5_Linear_Epilogue(_kB));
             else
                 _ctx.Gemm(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new TrainGpuKernels.T5_Linear_Epilogue { In0 = _kB.View, Cols = Hidden * KvHeads / Heads });
 
-            // T6_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 46)
+            // T6_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 48)
             var t13 = t12.Reshape(B, S, KvHeads, Hidden / Heads);
 
-            // T7_MRope: MRope -> [B, S, KvHeads, HeadDim]   (line 46)
+            // T7_MRope: MRope -> [B, S, KvHeads, HeadDim]   (line 48)
             var t14 = TrainSlot(4, B, S, KvHeads, Hidden / Heads);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T7_MRope(t14, t13, pos, B * S, KvHeads, Hidden / Heads, 1e6f, SectionT, SectionH);
+                TrainCpuKernels.T7_MRope(t14, t13, pos, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             else
             {
                 _t7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(TrainGpuKernels.T7_MRope);
-                _t7(B * Hidden * KvHeads * S / Heads, t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, 1e6f, SectionT, SectionH);
+                _t7(B * Hidden * KvHeads * S / Heads, t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             }
 
-            // T8_Linear: Linear -> [B, S, KvDim]   (line 47)
+            // T8_Linear: Linear -> [B, S, KvDim]   (line 49)
             var t17 = TrainSlot(5, B, S, Hidden * KvHeads / Heads);
             if (_ctx.IsCpu)
                 CpuGemm.Run(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new TrainCpuKernels.T8_Linear_Epilogue(_vB));
             else
                 _ctx.Gemm(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new TrainGpuKernels.T8_Linear_Epilogue { In0 = _vB.View, Cols = Hidden * KvHeads / Heads });
 
-            // T9_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 47)
+            // T9_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 49)
             var t18 = t17.Reshape(B, S, KvHeads, Hidden / Heads);
 
-            // T10_CausalAttention: CausalAttention -> [B, S, Heads, HeadDim]   (line 48)
+            // T10_CausalAttention: CausalAttention -> [B, S, Heads, HeadDim]   (line 50)
             var t19 = TrainSlot(6, B, S, Heads, Hidden / Heads);
             if (cache is null)
                 _ctx.AttentionCausal(t9, t14, t18, t19, mask, B, S, Heads, KvHeads, Hidden / Heads, 1f / MathF.Sqrt(Hidden / Heads));
@@ -123,14 +123,14 @@ partial class DecoderLayer
                 _ctx.AttentionCausalCached(t9, cache.Keys(0), cache.Values(0), t19, mask, B, S, cache.Length + S, cache.Capacity, Heads, KvHeads, Hidden / Heads, 1f / MathF.Sqrt(Hidden / Heads));
             }
 
-            // T11_MergeHeads: MergeHeads -> [B, S, Hidden]   (line 49)
+            // T11_MergeHeads: MergeHeads -> [B, S, Hidden]   (line 51)
             var t20 = t19.Reshape(B, S, Hidden);
 
-            // T12_Linear: Linear -> [B, S, Hidden]   (line 49)
+            // T12_Linear: Linear -> [B, S, Hidden]   (line 51)
             var t22 = TrainSlot(7, B, S, Hidden);
             _ctx.Gemm(t20, _oW, t22, B * S, Hidden, Hidden);
 
-            // T13_Add: Add -> [B, S, Hidden]   (line 49)
+            // T13_Add: Add -> [B, S, Hidden]   (line 51)
             var t23 = TrainSlot(8, B, S, Hidden);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T13_Add(t23, x, t22, B * Hidden * S);
@@ -140,21 +140,21 @@ partial class DecoderLayer
                 _t13(B * Hidden * S, t23.View, x.View, t22.View, B * Hidden * S);
             }
 
-            // T14_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 50)
+            // T14_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 52)
             var t25 = TrainSlot(9, B, S, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T14_RmsNorm(t25, t23, _postNormW, B * S, Hidden, 1e-6f);
+                TrainCpuKernels.T14_RmsNorm(t25, t23, _postNormW, B * S, Hidden, Eps);
             else
             {
                 _t14 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T14_RmsNorm);
-                _t14(B * S, t25.View, t23.View, _postNormW.View, B * S, Hidden, 1e-6f);
+                _t14(B * S, t25.View, t23.View, _postNormW.View, B * S, Hidden, Eps);
             }
 
-            // T15_Linear: Linear -> [B, S, Intermediate]   (line 51)
+            // T15_Linear: Linear -> [B, S, Intermediate]   (line 53)
             var t27 = TrainSlot(10, B, S, Intermediate);
             _ctx.Gemm(t25, _gateW, t27, B * S, Intermediate, Hidden);
 
-            // T16_Silu: Silu -> [B, S, Intermediate]   (line 51)
+            // T16_Silu: Silu -> [B, S, Intermediate]   (line 53)
             var t28 = TrainSlot(11, B, S, Intermediate);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T16_Silu(t28, t27, B * Intermediate * S);
@@ -164,11 +164,11 @@ partial class DecoderLayer
                 _t16(B * Intermediate * S, t28.View, t27.View, B * Intermediate * S);
             }
 
-            // T17_Linear: Linear -> [B, S, Intermediate]   (line 51)
+            // T17_Linear: Linear -> [B, S, Intermediate]   (line 53)
             var t30 = TrainSlot(12, B, S, Intermediate);
             _ctx.Gemm(t25, _upW, t30, B * S, Intermediate, Hidden);
 
-            // T18_Mul: Mul -> [B, S, Intermediate]   (line 51)
+            // T18_Mul: Mul -> [B, S, Intermediate]   (line 53)
             var t31 = TrainSlot(13, B, S, Intermediate);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T18_Mul(t31, t28, t30, B * Intermediate * S);
@@ -178,11 +178,11 @@ partial class DecoderLayer
                 _t18(B * Intermediate * S, t31.View, t28.View, t30.View, B * Intermediate * S);
             }
 
-            // T19_Linear: Linear -> [B, S, Hidden]   (line 52)
+            // T19_Linear: Linear -> [B, S, Hidden]   (line 54)
             var t33 = TrainSlot(14, B, S, Hidden);
             _ctx.Gemm(t31, _downW, t33, B * S, Hidden, Intermediate);
 
-            // T20_Add: Add -> [B, S, Hidden]   (line 52)
+            // T20_Add: Add -> [B, S, Hidden]   (line 54)
             var t34 = TrainSlot(15, B, S, Hidden);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T20_Add(t34, t23, t33, B * Hidden * S);
@@ -262,7 +262,7 @@ partial class DecoderLayer
             DeviceTensor? g34 = GradSlot(16, B, S, Hidden);
             _ctx.Copy(dOutput, g34!);
 
-            // d/dAdd (line 52): x + Linear(m, DownW)
+            // d/dAdd (line 54): x + Linear(m, DownW)
             if (g23 is not null)
             {
                 if (_ctx.IsCpu)
@@ -284,11 +284,11 @@ partial class DecoderLayer
                 }
             }
 
-            // d/dLinear (line 52): Linear(m, DownW)
+            // d/dLinear (line 54): Linear(m, DownW)
             if (g31 is not null) _ctx.GemmNN(g33!, _downW, g31, B * S, Intermediate, Hidden, accumulate: true);
             if (g32 is not null) _ctx.GemmTN(g33!, t31, g32, Hidden, Intermediate, B * S, accumulate: true);
 
-            // d/dMul (line 51): Silu(Linear(g, GateW)) * Linear(g, UpW)
+            // d/dMul (line 53): Silu(Linear(g, GateW)) * Linear(g, UpW)
             if (g28 is not null)
             {
                 if (_ctx.IsCpu)
@@ -310,11 +310,11 @@ partial class DecoderLayer
                 }
             }
 
-            // d/dLinear (line 51): Linear(g, UpW)
+            // d/dLinear (line 53): Linear(g, UpW)
             if (g25 is not null) _ctx.GemmNN(g30!, _upW, g25, B * S, Hidden, Intermediate, accumulate: true);
             if (g29 is not null) _ctx.GemmTN(g30!, t25, g29, Intermediate, Hidden, B * S, accumulate: true);
 
-            // d/dSilu (line 51): Silu(Linear(g, GateW))
+            // d/dSilu (line 53): Silu(Linear(g, GateW))
             if (g27 is not null)
             {
                 if (_ctx.IsCpu)
@@ -326,22 +326,22 @@ partial class DecoderLayer
                 }
             }
 
-            // d/dLinear (line 51): Linear(g, GateW)
+            // d/dLinear (line 53): Linear(g, GateW)
             if (g25 is not null) _ctx.GemmNN(g27!, _gateW, g25, B * S, Hidden, Intermediate, accumulate: true);
             if (g26 is not null) _ctx.GemmTN(g27!, t25, g26, Intermediate, Hidden, B * S, accumulate: true);
 
-            // d/dRmsNorm (line 50): RmsNorm(x, PostNormW, 1e-6f)
+            // d/dRmsNorm (line 52): RmsNorm(x, PostNormW, Eps)
             var r25 = GradSlot(17, B, S, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.B25_RmsNorm(g23!, r25, g25!, t23, _postNormW, B * S, Hidden, 1e-6f);
+                TrainCpuKernels.B25_RmsNorm(g23!, r25, g25!, t23, _postNormW, B * S, Hidden, Eps);
             else
             {
                 _b25_rmsnorm ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.B25_RmsNorm);
-                _b25_rmsnorm(B * S, g23!.View, r25.View, g25!.View, t23.View, _postNormW.View, B * S, Hidden, 1e-6f);
+                _b25_rmsnorm(B * S, g23!.View, r25.View, g25!.View, t23.View, _postNormW.View, B * S, Hidden, Eps);
             }
             if (g24 is not null) _ctx.ColumnSum(r25, g24, B * S, Hidden, accumulate: true);
 
-            // d/dAdd (line 49): x + Linear(MergeHeads(o), OW)
+            // d/dAdd (line 51): x + Linear(MergeHeads(o), OW)
             if (g0 is not null)
             {
                 if (_ctx.IsCpu)
@@ -363,11 +363,11 @@ partial class DecoderLayer
                 }
             }
 
-            // d/dLinear (line 49): Linear(MergeHeads(o), OW)
+            // d/dLinear (line 51): Linear(MergeHeads(o), OW)
             if (g20 is not null) _ctx.GemmNN(g22!, _oW, g20, B * S, Hidden, Hidden, accumulate: true);
             if (g21 is not null) _ctx.GemmTN(g22!, t20, g21, Hidden, Hidden, B * S, accumulate: true);
 
-            // d/dCausalAttention (line 48): CausalAttention(q, k, v, mask)
+            // d/dCausalAttention (line 50): CausalAttention(q, k, v, mask)
             var aq19 = GradSlot(18, B, S, Heads, Hidden / Heads);
             var ak19 = GradSlot(19, B, S, KvHeads, Hidden / Heads);
             var av19 = GradSlot(20, B, S, KvHeads, Hidden / Heads);
@@ -376,53 +376,53 @@ partial class DecoderLayer
             if (g14 is not null) GradOps.Add(_ctx, g14, ak19);
             if (g18 is not null) GradOps.Add(_ctx, g18, av19);
 
-            // d/dLinear (line 47): Linear(h, VW, VB)
+            // d/dLinear (line 49): Linear(h, VW, VB)
             if (g4 is not null) _ctx.GemmNN(g17!, _vW, g4, B * S, Hidden, Hidden * KvHeads / Heads, accumulate: true);
             if (g15 is not null) _ctx.GemmTN(g17!, t4, g15, Hidden * KvHeads / Heads, Hidden, B * S, accumulate: true);
             if (g16 is not null) _ctx.ColumnSum(g17!, g16, B * S, Hidden * KvHeads / Heads, accumulate: true);
 
-            // d/dMRope (line 46): MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, 1e6f, SectionT, SectionH, ...
+            // d/dMRope (line 48): MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, RopeTheta, SectionT, Secti...
             if (g13 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B14_MRope(g13!, g14!, pos, B * S, KvHeads, Hidden / Heads, 1e6f, SectionT, SectionH);
+                    TrainCpuKernels.B14_MRope(g13!, g14!, pos, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 else
                 {
                     _b14_mrope ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(TrainGpuKernels.B14_MRope);
-                    _b14_mrope(B * Hidden * KvHeads * S / Heads, g13!.View, g14!.View, pos.IntView, B * S, KvHeads, Hidden / Heads, 1e6f, SectionT, SectionH);
+                    _b14_mrope(B * Hidden * KvHeads * S / Heads, g13!.View, g14!.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 }
             }
 
-            // d/dLinear (line 46): Linear(h, KW, KB)
+            // d/dLinear (line 48): Linear(h, KW, KB)
             if (g4 is not null) _ctx.GemmNN(g12!, _kW, g4, B * S, Hidden, Hidden * KvHeads / Heads, accumulate: true);
             if (g10 is not null) _ctx.GemmTN(g12!, t4, g10, Hidden * KvHeads / Heads, Hidden, B * S, accumulate: true);
             if (g11 is not null) _ctx.ColumnSum(g12!, g11, B * S, Hidden * KvHeads / Heads, accumulate: true);
 
-            // d/dMRope (line 45): MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, 1e6f, SectionT, SectionH, Se...
+            // d/dMRope (line 47): MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, RopeTheta, SectionT, Section...
             if (g8 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B9_MRope(g8!, g9!, pos, B * S, Heads, Hidden / Heads, 1e6f, SectionT, SectionH);
+                    TrainCpuKernels.B9_MRope(g8!, g9!, pos, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 else
                 {
                     _b9_mrope ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(TrainGpuKernels.B9_MRope);
-                    _b9_mrope(B * Hidden * S, g8!.View, g9!.View, pos.IntView, B * S, Heads, Hidden / Heads, 1e6f, SectionT, SectionH);
+                    _b9_mrope(B * Hidden * S, g8!.View, g9!.View, pos.IntView, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 }
             }
 
-            // d/dLinear (line 45): Linear(h, QW, QB)
+            // d/dLinear (line 47): Linear(h, QW, QB)
             if (g4 is not null) _ctx.GemmNN(g7!, _qW, g4, B * S, Hidden, Hidden, accumulate: true);
             if (g5 is not null) _ctx.GemmTN(g7!, t4, g5, Hidden, Hidden, B * S, accumulate: true);
             if (g6 is not null) _ctx.ColumnSum(g7!, g6, B * S, Hidden, accumulate: true);
 
-            // d/dRmsNorm (line 44): RmsNorm(x, InputNormW, 1e-6f)
+            // d/dRmsNorm (line 46): RmsNorm(x, InputNormW, Eps)
             var r4 = GradSlot(21, B, S, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.B4_RmsNorm(g0!, r4, g4!, x, _inputNormW, B * S, Hidden, 1e-6f);
+                TrainCpuKernels.B4_RmsNorm(g0!, r4, g4!, x, _inputNormW, B * S, Hidden, Eps);
             else
             {
                 _b4_rmsnorm ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.B4_RmsNorm);
-                _b4_rmsnorm(B * S, g0!.View, r4.View, g4!.View, x.View, _inputNormW.View, B * S, Hidden, 1e-6f);
+                _b4_rmsnorm(B * S, g0!.View, r4.View, g4!.View, x.View, _inputNormW.View, B * S, Hidden, Eps);
             }
             if (g3 is not null) _ctx.ColumnSum(r4, g3, B * S, Hidden, accumulate: true);
             return new DeviceTensor?[] { g0, null, null };
