@@ -10,6 +10,10 @@ using Qwen2VL.Runtime;
 // memory bandwidth; prefill: 2·params·tokens / measured peak of the CPU GEMM).
 //
 //   dotnet run -c Release --project bench/Qwen2VL.Bench -- [tiny] [2b] [--prompt-tokens N] [--decode-steps N]
+//
+// `startup` instead measures start-up on CUDA with precompiled PTX against ILGPU's JIT (Startup.cs).
+
+if (args.Length > 0 && args[0] is "startup" or "startup-child") return Startup.Run(args);
 
 var models = args.Where(a => a is "tiny" or "2b").ToList();
 if (models.Count == 0) models = ["tiny", "2b"];

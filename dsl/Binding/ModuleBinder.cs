@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 
 namespace Qwen2VL.Dsl;
@@ -13,12 +14,15 @@ public sealed class ModuleBindingException(string message) : Exception(message);
 /// </summary>
 public static class ModuleBinder
 {
+    private const string Rooted = "Rooted in the trimmed bundle (TrimmerRootAssembly in models/qwen2vl/cli/Properties/PublishProfiles/linux-x64.pubxml): every member it reflects over is kept.";
+
     private const BindingFlags Members = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance;
 
     /// <param name="module">the module instance to fill in</param>
     /// <param name="config">dotted config key (array entries by index, e.g. <c>rope_scaling.mrope_section.0</c>) → value, or null when absent</param>
     /// <param name="weights">full checkpoint name → (shape, data), or null when absent</param>
     /// <param name="prefix">the module's checkpoint prefix, ending in '.' (or empty)</param>
+    [UnconditionalSuppressMessage("Trimming", "IL2075", Justification = Rooted)]
     public static void Bind(object module, Func<string, double?> config,
         Func<string, (int[] Shape, double[] Data)?> weights, string prefix)
     {
@@ -53,6 +57,7 @@ public static class ModuleBinder
         return m;
     }
 
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private static void BindDims(object module, Type type, Func<string, double?> config)
     {
         foreach (var f in type.GetFields(Members))
@@ -72,6 +77,7 @@ public static class ModuleBinder
         }
     }
 
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private static void BindConsts(object module, Type type, Func<string, double?> config)
     {
         foreach (var f in type.GetFields(Members))
@@ -116,6 +122,7 @@ public static class ModuleBinder
         return (int)v.Value;
     }
 
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private static Dictionary<string, int> DimValues(object module, Type type)
     {
         var dims = new Dictionary<string, int>();
@@ -175,6 +182,7 @@ public static class ModuleBinder
         return array;
     }
 
+    [UnconditionalSuppressMessage("Trimming", "IL2067", Justification = Rooted)]
     private static object NewModule(Type parent, string member, Type t) =>
         Activator.CreateInstance(t) ?? throw new ModuleBindingException($"{parent.Name}.{member}: cannot create {t.Name}");
 

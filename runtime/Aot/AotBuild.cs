@@ -30,7 +30,7 @@ public static class AotBuild
                 entries.Add(new PtxManifestKernel(
                     kernel.Name, kernel.Module, target.Name, PtxText.Target(compiled.Ptx)!, target.IsaVersion, file,
                     ModuleIdentity.Sha256(bytes), compiled.EntryPoint,
-                    kernel.Grouping == KernelGrouping.Implicit ? "implicit" : "explicit",
+                    kernel.Grouping == KernelGrouping.Implicit ? "implicit" : "explicit", compiled.SharedMemoryBytes,
                     kernel.ParameterTypes, SpecializationConstants: [], kernel.GeneratedCodeHash));
             }
         }

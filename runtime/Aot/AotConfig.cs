@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 
 namespace Qwen2VL.Runtime.Aot;
@@ -8,6 +9,8 @@ namespace Qwen2VL.Runtime.Aot;
 /// </summary>
 public sealed class AotConfig
 {
+    private const string Rooted = "Rooted in the trimmed bundle (TrimmerRootAssembly in models/qwen2vl/cli/Properties/PublishProfiles/linux-x64.pubxml): every member it reflects over is kept.";
+
     private const string DimAttributeName = "Qwen2VL.Dsl.DimAttribute";
     private const string ConstAttributeName = "Qwen2VL.Dsl.ConstAttribute";
 
@@ -54,6 +57,7 @@ public sealed class AotConfig
     }
 
     /// <summary>As the generated runner binds them: the config's number (or the default) narrowed to float.</summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private KeyValuePair<string, float>[] Consts(Type module)
     {
         var consts = new List<KeyValuePair<string, float>>();
@@ -69,6 +73,7 @@ public sealed class AotConfig
         return consts.OrderBy(c => c.Key, StringComparer.Ordinal).ToArray();
     }
 
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private KeyValuePair<string, int>[] Dims(Type module)
     {
         var dims = new List<KeyValuePair<string, int>>();

@@ -40,6 +40,41 @@ public static class ManifestValidator
         }
     }
 
+    /// <summary>
+    /// The check made when a build is loaded: every entry the manifest has must match the current code (the ILGPU
+    /// version, each module's generated-code hash, each kernel's parameter types), or the whole build is refused as
+    /// stale. A kernel or architecture the manifest lacks is not staleness: <see cref="KernelLookup"/> decides about it
+    /// (ILGPU compiles it, or <c>--no-jit</c> refuses).
+    /// </summary>
+    public static void CheckPresent(PtxManifest manifest, IReadOnlyList<AotKernel> currentKernels)
+    {
+        const string fix = "recompile with qwen2vl compile";
+        var current = AotBuild.IlgpuVersion();
+        if (manifest.IlgpuVersion != current)
+            throw new AotException($"PTX manifest was compiled with ILGPU {manifest.IlgpuVersion}, this runtime uses ILGPU {current}; {fix}");
+        var hashes = currentKernels.GroupBy(k => k.Module, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.First().GeneratedCodeHash, StringComparer.Ordinal);
+        foreach (var module in manifest.Modules)
+            if (hashes.TryGetValue(module.Name, out var hash) && hash != module.GeneratedCodeHash)
+                throw new AotException($"PTX manifest is stale: module {module.Name} was compiled from generated-code hash {module.GeneratedCodeHash}, the current hash is {hash}; {fix}");
+        var byKey = currentKernels.ToDictionary(k => k.Key, StringComparer.Ordinal);
+        var seen = new HashSet<(string, string)>();
+        foreach (var entry in manifest.Kernels)
+        {
+            if (!seen.Add((entry.Key, entry.Architecture)))
+                throw new AotException($"PTX manifest lists kernel {entry.Key} twice for {entry.Architecture}");
+            if (!byKey.TryGetValue(entry.Key, out var kernel))
+                continue; // a kernel the code no longer has: its module's hash differs (checked above) or it is never launched
+            if (entry.GeneratedCodeHash != kernel.GeneratedCodeHash)
+                throw new AotException($"PTX manifest is stale: kernel {kernel.Key} ({entry.Architecture}) was compiled from generated-code hash {entry.GeneratedCodeHash}, the current hash is {kernel.GeneratedCodeHash}; {fix}");
+            if (!entry.ParameterTypes.SequenceEqual(kernel.ParameterTypes, StringComparer.Ordinal))
+                throw new AotException($"PTX manifest is stale: kernel {kernel.Key} ({entry.Architecture}) takes ({string.Join(", ", entry.ParameterTypes)}), the current code ({string.Join(", ", kernel.ParameterTypes)}); {fix}");
+            var grouping = kernel.Grouping == KernelGrouping.Implicit ? "implicit" : "explicit";
+            if (entry.Grouping != grouping)
+                throw new AotException($"PTX manifest is stale: kernel {kernel.Key} ({entry.Architecture}) was compiled {entry.Grouping}ly grouped, the runtime launches it {grouping}ly grouped; {fix}");
+        }
+    }
+
     /// <summary>Checks that each PTX file of <paramref name="architecture"/> exists under <paramref name="directory"/> with the manifest's sha256.</summary>
     public static void CheckFiles(PtxManifest manifest, string directory, string architecture)
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 
 namespace Qwen2VL.Runtime.Aot;
@@ -6,10 +7,12 @@ namespace Qwen2VL.Runtime.Aot;
 /// Every kernel the runtime may launch for a model, found by reflection: each public static method of each
 /// generated <c>X.GpuKernels</c> class (launched auto-grouped), the three generic GEMM kernels closed over each
 /// generated epilogue struct <c>X.GpuKernels.*_Epilogue</c>, and the runtime's own kernels (the GEMMs with
-/// <see cref="NoEpilogue"/>, both attention kernels). Ordered by module, then kernel name (ordinal).
+/// <see cref="NoEpilogue"/>, the three attention kernels). Ordered by module, then kernel name (ordinal).
 /// </summary>
 public static class KernelCatalog
 {
+    private const string Rooted = "Rooted in the trimmed bundle (TrimmerRootAssembly in models/qwen2vl/cli/Properties/PublishProfiles/linux-x64.pubxml): every member it reflects over is kept.";
+
     /// <summary>The attribute that marks DSL modules; matched by name because the runtime does not reference the DSL.</summary>
     public const string ModuleAttributeName = "Qwen2VL.Dsl.ModuleAttribute";
 
@@ -20,6 +23,7 @@ public static class KernelCatalog
     public static IReadOnlyList<AotKernel> FromAssembly(Assembly modelAssembly) => Build(ModuleTypes(modelAssembly));
 
     /// <summary>The types of <paramref name="assembly"/> marked [Module], ordered by full name.</summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = Rooted)]
     public static IReadOnlyList<Type> ModuleTypes(Assembly assembly) =>
         assembly.GetTypes()
             .Where(t => t.GetCustomAttributesData().Any(a => a.AttributeType.FullName == ModuleAttributeName))
@@ -53,6 +57,7 @@ public static class KernelCatalog
             .OrderBy(m => m.Name, StringComparer.Ordinal)
             .ToArray();
 
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private static (MethodInfo[] Methods, Type[] Epilogues, string Hash) Generated(Type module)
     {
         var gpu = module.GetNestedType("GpuKernels", BindingFlags.Public)
@@ -85,13 +90,15 @@ public static class KernelCatalog
         foreach (var kernel in GemmKernels(RuntimeModule, typeof(NoEpilogue), hash, withCublasEpilogue: false))
             yield return kernel;
         yield return new AotKernel(RuntimeModule, "AttentionCausal", Static(typeof(AttentionKernels), nameof(AttentionKernels.Causal)), KernelGrouping.Implicit, hash);
+        yield return new AotKernel(RuntimeModule, "AttentionCausalWarp", Static(typeof(AttentionWarpKernel), nameof(AttentionWarpKernel.Causal)), KernelGrouping.Explicit, hash);
         yield return new AotKernel(RuntimeModule, "AttentionSegments", Static(typeof(AttentionKernels), nameof(AttentionKernels.Segments)), KernelGrouping.Implicit, hash);
     }
 
     private static string RuntimeHash() =>
-        ModuleIdentity.ForRuntime([typeof(GemmBlockedKernel), typeof(GemmSkinnyKernel), typeof(GemmEpilogueKernel), typeof(AttentionKernels)]);
+        ModuleIdentity.ForRuntime([typeof(GemmBlockedKernel), typeof(GemmSkinnyKernel), typeof(GemmEpilogueKernel), typeof(AttentionKernels), typeof(AttentionWarpKernel)]);
 
     /// <summary>The GEMM kernels exactly as <see cref="ComputeContext.Gemm{TEpilogue}"/> loads them for one epilogue type.</summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2060", Justification = Rooted)]
     private static IEnumerable<AotKernel> GemmKernels(string module, Type epilogue, string hash, bool withCublasEpilogue)
     {
         yield return new AotKernel(module, "GemmBlocked." + epilogue.Name,
@@ -103,6 +110,7 @@ public static class KernelCatalog
                 Static(typeof(GemmEpilogueKernel), nameof(GemmEpilogueKernel.Run)).MakeGenericMethod(epilogue), KernelGrouping.Implicit, hash);
     }
 
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private static MethodInfo Static(Type type, string name) =>
         type.GetMethod(name, BindingFlags.Public | BindingFlags.Static)
         ?? throw new InvalidOperationException($"{type.Name}.{name} not found");

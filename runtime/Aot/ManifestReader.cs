@@ -72,6 +72,7 @@ internal static class ManifestReader
             String(e, "sha256", where),
             String(e, "entryPoint", where),
             String(e, "grouping", where),
+            Int(e, "sharedMemoryBytes", where),
             Strings(e, "parameterTypes", where),
             Strings(e, "specializationConstants", where),
             String(e, "generatedCodeHash", where));

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using System.Security.Cryptography;
 using System.Text;
@@ -11,6 +12,8 @@ namespace Qwen2VL.Runtime.Aot;
 /// </summary>
 internal static class ModuleIdentity
 {
+    private const string Rooted = "Rooted in the trimmed bundle (TrimmerRootAssembly in models/qwen2vl/cli/Properties/PublishProfiles/linux-x64.pubxml): every member it reflects over is kept.";
+
     /// <summary>Identity of a generated [Module]: its FusedGraph dump plus the names and signatures of its GpuKernels.</summary>
     public static string ForModule(Type module, string fusedGraph, IEnumerable<MethodInfo> kernels, IEnumerable<Type> epilogues)
     {
@@ -30,6 +33,7 @@ internal static class ModuleIdentity
     /// Identity of the runtime's shared kernels (GEMM, attention): each kernel class's method signatures and its
     /// constants (tile sizes, head-dim limit), which the host launch code relies on.
     /// </summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2075", Justification = Rooted)]
     public static string ForRuntime(IEnumerable<Type> kernelClasses)
     {
         var text = new StringBuilder("runtime\n");
@@ -61,6 +65,7 @@ internal static class ModuleIdentity
                string.Join(", ", method.GetParameters().Select(p => (p.ParameterType.IsByRef ? "ref " + TypeNames.Format(p.ParameterType.GetElementType()!) : TypeNames.Format(p.ParameterType)) + " " + p.Name)) + ")";
     }
 
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private static string Fields(Type type)
     {
         var fields = type.GetFields(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance)

@@ -7,7 +7,7 @@ using ILGPU.Runtime.Cuda;
 namespace Qwen2VL.Runtime.Aot;
 
 /// <summary>One kernel compiled to PTX for one architecture.</summary>
-public sealed record CompiledPtx(AotKernel Kernel, PtxTarget Target, string Ptx, string EntryPoint);
+public sealed record CompiledPtx(AotKernel Kernel, PtxTarget Target, string Ptx, string EntryPoint, int SharedMemoryBytes);
 
 /// <summary>
 /// Compiles kernels to PTX with ILGPU's PTX backend directly, so no GPU or CUDA driver is needed. Each kernel is
@@ -27,6 +27,7 @@ public static class PtxCompiler
             ? EntryPointDescription.FromImplicitlyGroupedKernel(kernel.Method)
             : EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method);
         var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
-        return new CompiledPtx(kernel, target, PtxText.Canonicalize(compiled.PTXAssembly, target, compiled.Name), compiled.Name);
+        return new CompiledPtx(kernel, target, PtxText.Canonicalize(compiled.PTXAssembly, target, compiled.Name), compiled.Name,
+            PtxText.StaticSharedBytes(compiled.PTXAssembly));
     }
 }

@@ -7,6 +7,7 @@ namespace Qwen2VL.Runtime.Aot;
 /// <param name="Sha256">sha256 (lower-case hex) of the file's bytes.</param>
 /// <param name="EntryPoint">The <c>.entry</c> name inside the PTX (<c>Kernel_G1_LayerNorm</c>); what the driver looks up.</param>
 /// <param name="Grouping"><c>implicit</c> (auto-grouped, index first) or <c>explicit</c> (grid and group given at launch).</param>
+/// <param name="SharedMemoryBytes">Static shared memory of the kernel in bytes, as ILGPU's entry point records it (the loader rebuilds that entry point).</param>
 /// <param name="Target">The <c>.target</c> written: the architecture, or <c>sm_90a</c> when Hopper-only instructions are used.</param>
 public sealed record PtxManifestKernel(
     string Name,
@@ -18,6 +19,7 @@ public sealed record PtxManifestKernel(
     string Sha256,
     string EntryPoint,
     string Grouping,
+    int SharedMemoryBytes,
     IReadOnlyList<string> ParameterTypes,
     IReadOnlyList<string> SpecializationConstants,
     string GeneratedCodeHash)
@@ -59,7 +61,7 @@ public sealed record PtxManifest(
     IReadOnlyList<PtxManifestModule> Modules,
     IReadOnlyList<PtxManifestKernel> Kernels)
 {
-    public const int CurrentFormat = 1;
+    public const int CurrentFormat = 2; // 2: sharedMemoryBytes per kernel
     public const string FileName = "manifest.json";
 
     private static readonly JsonWriterOptions WriterOptions = new()
@@ -125,6 +127,7 @@ public sealed record PtxManifest(
                 w.WriteString("sha256", k.Sha256);
                 w.WriteString("entryPoint", k.EntryPoint);
                 w.WriteString("grouping", k.Grouping);
+                w.WriteNumber("sharedMemoryBytes", k.SharedMemoryBytes);
                 WriteStrings(w, "parameterTypes", k.ParameterTypes);
                 WriteStrings(w, "specializationConstants", k.SpecializationConstants);
                 w.WriteString("generatedCodeHash", k.GeneratedCodeHash);

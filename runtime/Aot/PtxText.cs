@@ -47,6 +47,10 @@ public static partial class PtxText
         return match.Success ? match.Groups[1].Value : null;
     }
 
+    /// <summary>The bytes of static shared memory a kernel declares: the sum of its <c>.shared … .b8 name[N]</c> arrays.</summary>
+    public static int StaticSharedBytes(string ptx) =>
+        SharedDeclaration().Matches(ptx).Sum(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+
     private static string RenumberIds(string body, string entryPoint)
     {
         var names = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -77,6 +81,9 @@ public static partial class PtxText
 
     [GeneratedRegex(@"^\.target\s+(\S+?)\s*$", RegexOptions.Multiline)]
     private static partial Regex TargetLine();
+
+    [GeneratedRegex(@"^\s*\.shared\s+(?:\.align\s+\d+\s+)?\.b8\s+[\w$]+\[(\d+)\];", RegexOptions.Multiline)]
+    private static partial Regex SharedDeclaration();
 
     [GeneratedRegex(@"\.entry\s+([A-Za-z_$][\w$]*)\s*\(")]
     private static partial Regex EntryDeclaration();

@@ -15,6 +15,7 @@ public sealed partial class ComputeContext : IDisposable
     private readonly Context? _context;
     private readonly Accelerator? _accelerator;
     private readonly Dictionary<(string Kernel, Type Specialization), Delegate> _kernels = new();
+    private readonly List<object> _keptAlive = new();
     private bool _disposed;
 
     /// <summary>Warp size of the ilgpu-cpu simulator (as on NVIDIA GPUs).</summary>
@@ -169,6 +170,9 @@ public sealed partial class ComputeContext : IDisposable
             return (TDelegate)kernel;
         }
     }
+
+    /// <summary>Holds objects as long as this context (ILGPU caches precompiled kernels only weakly).</summary>
+    internal void KeepAlive(object value) => _keptAlive.Add(value);
 
     private DeviceTensor AllocateStorage(int[] shape, bool isInt, bool zero)
     {

@@ -3,6 +3,7 @@ using Qwen2VL.Model.Decoder;
 using Qwen2VL.Model.Reference;
 using Qwen2VL.Model.Vision;
 using Qwen2VL.Runtime;
+using Qwen2VL.Runtime.Aot;
 
 namespace Qwen2VL.Model.Compiled;
 
@@ -68,7 +69,17 @@ public sealed partial class Qwen2VLModel : IDisposable
     /// Loads config.json (flat or with a nested text_config) and the weights (model.safetensors or a sharded
     /// index, legacy or new tensor names) from <paramref name="modelDir"/> onto <paramref name="device"/>.
     /// </summary>
-    public static Qwen2VLModel Load(string modelDir, DeviceKind device) => Load(modelDir, device, training: null);
+    public static Qwen2VLModel Load(string modelDir, DeviceKind device) => Load(modelDir, device, training: null, KernelOptions.Jit);
+
+    /// <summary>
+    /// Loads as <see cref="Load(string, DeviceKind)"/>, taking the GPU kernels from a <c>qwen2vl compile</c> output
+    /// folder (see <see cref="KernelLoader"/>): its manifest is checked against this build's generated code before
+    /// any weight is read onto the device, and a stale or corrupt one is a <see cref="ModelException"/>.
+    /// </summary>
+    public static Qwen2VLModel Load(string modelDir, DeviceKind device, KernelOptions kernels) => Load(modelDir, device, training: null, kernels);
+
+    /// <summary>What <see cref="KernelLoader"/> did with the kernel options, in one line (null without options).</summary>
+    public string? KernelNote { get; private init; }
 
     /// <summary>
     /// Loads the model for training: every weight lives in one <see cref="ParameterSet"/> (f32 master weights, their
@@ -78,9 +89,9 @@ public sealed partial class Qwen2VLModel : IDisposable
     /// masters are what the optimizer updates and checkpoints save.
     /// </summary>
     public static Qwen2VLModel LoadForTraining(string modelDir, DeviceKind device, IEnumerable<string> freeze, bool bf16Compute = false) =>
-        Load(modelDir, device, training: freeze.ToList(), bf16Compute);
+        Load(modelDir, device, training: freeze.ToList(), KernelOptions.Jit, bf16Compute);
 
-    private static Qwen2VLModel Load(string modelDir, DeviceKind device, List<string>? training, bool bf16Compute = false)
+    private static Qwen2VLModel Load(string modelDir, DeviceKind device, List<string>? training, KernelOptions kernels, bool bf16Compute = false)
     {
         if (!Directory.Exists(modelDir))
             throw new ModelException($"model directory not found: {modelDir}");
@@ -92,6 +103,7 @@ public sealed partial class Qwen2VLModel : IDisposable
             var available = weights.Names.ToHashSet(StringComparer.Ordinal);
             weights.Resolver = name => CheckpointNames.Resolve(name, available) ?? name;
             ctx = ComputeContext.Create(device);
+            var kernelNote = KernelLoader.Apply(ctx, kernels, KernelCatalog.FromAssembly(typeof(Qwen2VLModel).Assembly));
             ParameterSet? parameters = null;
             if (training is not null)
             {
@@ -109,7 +121,7 @@ public sealed partial class Qwen2VLModel : IDisposable
                 // The runners bind to the compute weights (the masters themselves unless bf16 compute is on).
                 weights.Destination = name => parameters.ComputeWeight(name);
             }
-            var model = new Qwen2VLModel(ctx, config, weights) { Parameters = parameters };
+            var model = new Qwen2VLModel(ctx, config, weights) { Parameters = parameters, KernelNote = kernelNote };
             if (parameters is { Bf16Compute: true })
             {
                 // The checkpoint's f32 values were read into the compute buffer: they become the masters, then get rounded.

@@ -101,6 +101,8 @@ public sealed class ManifestTests(CompiledModel build)
         Assert.Equal("Kernel_Run", gemm.EntryPoint);
         Assert.Equal("VisionBlock.GpuKernels.G2_Linear_Epilogue", gemm.ParameterTypes[^1]);
         Assert.Equal("7.8", gemm.InstructionSet);
+        Assert.Equal(0, layerNorm.SharedMemoryBytes);
+        Assert.Equal(2 * 16 * (GemmBlockedKernel.Block + 1) * sizeof(float), gemm.SharedMemoryBytes); // two staging tiles [Depth 16, Block + 1]
     }
 
     [Fact]
@@ -155,8 +157,8 @@ public sealed class ManifestTests(CompiledModel build)
     [Theory]
     [InlineData("{", "is not valid JSON")]
     [InlineData("[]", "the manifest must be an object")]
-    [InlineData("{\"format\": 2}", "manifest format 2 is not supported")]
-    [InlineData("{\"format\": 1, \"ilgpuVersion\": \"1.5.3\", \"buildConfiguration\": \"Release\", \"architectures\": [\"sm_80\"], \"config\": null, \"modules\": [], \"kernels\": [{\"name\": 3}]}", "kernels[0].name must be a string")]
+    [InlineData("{\"format\": 1}", "manifest format 1 is not supported")]
+    [InlineData("{\"format\": 2, \"ilgpuVersion\": \"1.5.3\", \"buildConfiguration\": \"Release\", \"architectures\": [\"sm_80\"], \"config\": null, \"modules\": [], \"kernels\": [{\"name\": 3}]}", "kernels[0].name must be a string")]
     public void MalformedManifest_IsOneLineNamingTheProblem(string json, string expected)
     {
         var e = Assert.Throws<AotException>(() => PtxManifest.Parse(System.Text.Encoding.UTF8.GetBytes(json), "m.json"));

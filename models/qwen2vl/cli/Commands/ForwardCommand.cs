@@ -5,6 +5,7 @@ using Qwen2VL.Model.Generation;
 using Qwen2VL.Model.Processing;
 using Qwen2VL.Model.Text;
 using Qwen2VL.Runtime;
+using Qwen2VL.Runtime.Aot;
 
 namespace Qwen2VL.Cli;
 
@@ -25,12 +26,15 @@ internal static class ForwardCommand
         var withGrads = new Option<bool>("--grads") { Description = "Also run the backward pass and write grad.<checkpoint name> (f32) for every parameter; needs labels." };
         var command = new Command("forward", "Run the compiled model on a batch of inputs and write position ids, embeddings, hidden states, logits, loss.");
         foreach (var option in new Option[] { model, inputs, output, generate, device, withGrads }) command.Options.Add(option);
+        var kernels = new KernelFlags();
+        kernels.AddTo(command);
         command.SetAction(parse => CliErrors.Guard(() => Run(
-            parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), parse.GetValue(device)!, parse.GetValue(withGrads))));
+            parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), parse.GetValue(device)!, parse.GetValue(withGrads),
+            kernels.Read(parse))));
         return command;
     }
 
-    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, string deviceName, bool withGrads)
+    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, string deviceName, bool withGrads, KernelOptions kernels)
     {
         var device = DeviceKinds.Parse(deviceName);
         bool example = inputsPath is null;
@@ -38,6 +42,8 @@ internal static class ForwardCommand
             throw new ModelException("--inputs is required with --model (only the embedded model has example inputs)");
         if (!example && outPath is null)
             throw new ModelException("--out is required with --inputs");
+        if (withGrads && kernels.NoJit && device == DeviceKind.Cuda)
+            throw new ModelException("--no-jit covers the inference kernels; --grads also launches training kernels, which are not precompiled");
         if (generate is < 0)
             throw new ModelException($"--generate must be ≥ 0, got {generate}");
         modelDir ??= DefaultModel.Directory;
@@ -45,7 +51,8 @@ internal static class ForwardCommand
         int steps = generate ?? (example ? 8 : 0);
 
         var batch = ForwardFiles.ReadInputs(inputsPath);
-        using var qwen = Qwen2VLModel.Load(modelDir, device);
+        using var qwen = Qwen2VLModel.Load(modelDir, device, kernels);
+        if (qwen.KernelNote is { } note) Console.Error.WriteLine(note);
         var result = qwen.Forward(batch);
         GenerationOutput? generated = steps == 0 ? null : TextGenerator.Generate(qwen, batch,
             new GenerationOptions(steps, SamplingOptions.Greedy, qwen.EosTokenIds, qwen.PadTokenId));

@@ -4,6 +4,7 @@ using Qwen2VL.Model.Generation;
 using Qwen2VL.Model.Processing;
 using Qwen2VL.Model.Text;
 using Qwen2VL.Runtime;
+using Qwen2VL.Runtime.Aot;
 
 namespace Qwen2VL.Cli;
 
@@ -29,6 +30,8 @@ internal static class GenerateCommand
         var command = new Command("generate", "Answer a prompt about images / videos, streaming the generated text.");
         foreach (var option in new Option[] { model, images, videos, prompt, maxNew, temperature, topK, topP, penalty, seed, device })
             command.Options.Add(option);
+        var kernels = new KernelFlags();
+        kernels.AddTo(command);
         command.SetAction(parse => CliErrors.Guard(() =>
         {
             var sampling = new SamplingOptions
@@ -49,13 +52,13 @@ internal static class GenerateCommand
                 Console.Error.WriteLine($"(embedded shapes model; image {DefaultModel.ShapesImage}; prompt \"{question}\")");
             }
             return Run(parse.GetValue(model) ?? DefaultModel.ShapesDirectory, imagePaths, videoPaths,
-                question, parse.GetValue(maxNew), sampling, parse.GetValue(device)!);
+                question, parse.GetValue(maxNew), sampling, parse.GetValue(device)!, kernels.Read(parse));
         }));
         return command;
     }
 
     private static int Run(string modelDir, string[] imagePaths, string[] videoPaths, string prompt, int maxNewTokens,
-        SamplingOptions sampling, string deviceName)
+        SamplingOptions sampling, string deviceName, KernelOptions kernels)
     {
         var device = DeviceKinds.Parse(deviceName);
         sampling.Validate();
@@ -70,7 +73,8 @@ internal static class GenerateCommand
         var videos = videoPaths.Select(p => VideoLoader.LoadGif(p)).ToList();
 
         var inputs = ChatInputs.Build(tokenizer, processor, images, videos, prompt);
-        using var qwen = Qwen2VLModel.Load(modelDir, device);
+        using var qwen = Qwen2VLModel.Load(modelDir, device, kernels);
+        if (qwen.KernelNote is { } note) Console.Error.WriteLine(note);
         var stream = new TokenStreamDecoder(tokenizer, skipSpecialTokens: true);
         var options = new GenerationOptions(maxNewTokens, sampling, ChatInputs.StopIds(tokenizer, qwen.EosTokenIds), qwen.PadTokenId);
         TextGenerator.Generate(qwen, inputs, options, (_, tokens) => Console.Write(stream.Add(checked((int)tokens[0]))));
