@@ -48,6 +48,10 @@ public static class DiagnosticDescriptors
         "QVL0009", "Module must be a top-level class",
         "Module '{0}' is nested in '{1}': declare [Module] classes directly in a namespace");
 
+    public static readonly DiagnosticDescriptor InvalidRecomputePolicy = Error(
+        "QVL0301", "Invalid recompute policy",
+        "Module '{0}' has Recompute = {1}, which is not a combination of RecomputeOps flags (Norms, Activations, Softmax, Rotary)");
+
     public static readonly DiagnosticDescriptor ShapeMismatch = Error(
         "QVL0101", "Shape mismatch",
         "{0}: {1}");
