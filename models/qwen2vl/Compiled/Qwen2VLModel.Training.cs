@@ -10,7 +10,8 @@ public sealed record TrainingLoss(float Loss, int Tokens);
 public sealed partial class Qwen2VLModel
 {
     /// <summary>
-    /// One training pass: the forward of <see cref="Forward"/> on the generated training runners (every value kept),
+    /// One training pass: the forward of <see cref="Forward"/> on the generated training runners (every value kept, or
+    /// with <see cref="Recompute"/> on all but the recomputed ones),
     /// the mean shifted cross-entropy over labels ≠ −100 (spec §9.1), and the backward pass, which adds the gradient
     /// of every trainable parameter into <paramref name="grads"/> under its checkpoint name (tied embeddings: the
     /// lookup's and the head's gradients add into <c>model.embed_tokens.weight</c>). <paramref name="positionIds"/>
@@ -33,6 +34,7 @@ public sealed partial class Qwen2VLModel
         var vision = inputs.Images ?? inputs.Videos;
         var visionToken = inputs.Images is not null ? TokenIds.Image : TokenIds.Video;
         float[]? visionRows = null;
+        _visionTrained = vision is not null;
         if (vision is not null)
             visionRows = Context.Download(VisionTrain(vision));                                      // [tokens, Hidden]
         using var idsT = Context.UploadInt(ToInt(inputs.InputIds), b, s);
@@ -91,6 +93,40 @@ public sealed partial class Qwen2VLModel
     }
 
     /// <summary>
+    /// Selective activation checkpointing for <see cref="ForwardBackward"/>: when on, every module's training forward
+    /// drops the outputs of the ops its recompute policy covers (<c>[Module(Recompute = …)]</c>, default: norms,
+    /// activations, softmax, rotary) and its backward pass recomputes them. Same loss and gradients, fewer kept floats
+    /// (<see cref="SavedActivationFloats"/>). Off by default.
+    /// </summary>
+    public bool Recompute
+    {
+        get => _recompute;
+        set
+        {
+            _recompute = value;
+            _vision.Recompute = value;
+            _embed.Recompute = value;
+            foreach (var layer in _layers)
+                layer.Recompute = value;
+            _norm.Recompute = value;
+            _head.Recompute = value;
+        }
+    }
+
+    private bool _recompute;
+
+    /// <summary>
+    /// Floats the last <see cref="ForwardBackward"/>'s training forward kept for its backward pass (every module, the
+    /// vision tower only when the batch had pixels), as planned with recomputation on or off, at that batch's dims.
+    /// </summary>
+    public long SavedActivationFloats(bool recompute) =>
+        (_visionTrained ? _vision.SavedActivationFloats(recompute) : 0)
+        + _embed.SavedActivationFloats(recompute)
+        + _layers.Sum(l => l.SavedActivationFloats(recompute))
+        + _norm.SavedActivationFloats(recompute)
+        + _head.SavedActivationFloats(recompute);
+
+    /// <summary>
     /// A gradient sink for this model's parameters (checkpoint names, shapes from the checkpoint); parameters for which
     /// <paramref name="trainable"/> is false get no gradient (frozen).
     /// </summary>
@@ -119,6 +155,7 @@ public sealed partial class Qwen2VLModel
     }
 
     private DeviceTensor? _trainPixels, _trainPos, _trainCu;
+    private bool _visionTrained;
 
     /// <summary>Mean shifted cross-entropy in double over float32 logits, and dLoss/dLogits scaled by <paramref name="scale"/>.</summary>
     private (float Loss, int Count, float[] DLogits) CrossEntropyGradient(float[] logits, long[] labels, int batch, int seq, float scale)

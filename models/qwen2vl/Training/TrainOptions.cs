@@ -23,6 +23,9 @@ public sealed record TrainOptions
     public int? MaxPixels { get; init; }
     public DeviceKind Device { get; init; } = DeviceKind.Cpu;
 
+    /// <summary>Selective activation checkpointing (<see cref="Compiled.Qwen2VLModel.Recompute"/>): less kept memory, more compute.</summary>
+    public bool Recompute { get; init; }
+
     /// <summary>Stop (with a checkpoint) after this many steps of the schedule, as an interrupted run would; rerun to resume.</summary>
     public int? StopAfter { get; init; }
 }

@@ -9,25 +9,30 @@ namespace Qwen2VL.Tests.Training;
 
 /// <summary>
 /// The generated backward passes of the whole model against the gradients transformers computed for the fixtures:
-/// the loss within 1e-5 and every parameter's gradient (grad.&lt;name&gt;) within 1e-5 + 1e-3·max|expected|.
+/// the loss within 1e-5 and every parameter's gradient (grad.&lt;name&gt;) within 1e-5 + 1e-3·max|expected|, with
+/// selective activation checkpointing off and on; and recomputation changes no gradient and keeps fewer floats.
 /// </summary>
 public sealed class GradientParityTests(ITestOutputHelper log)
 {
     [Theory]
-    [InlineData("a_image_text", DeviceKind.Cpu)]
-    [InlineData("b_batch2_two_images_leftpad", DeviceKind.Cpu)]
-    [InlineData("c_video_text", DeviceKind.Cpu)]
-    [InlineData("d_text_only", DeviceKind.Cpu)]
-    [InlineData("a_image_text", DeviceKind.IlgpuCpu)]
-    public void LossAndEveryGradientMatchTransformers(string caseName, DeviceKind device)
+    [InlineData("a_image_text", DeviceKind.Cpu, false)]
+    [InlineData("b_batch2_two_images_leftpad", DeviceKind.Cpu, false)]
+    [InlineData("c_video_text", DeviceKind.Cpu, false)]
+    [InlineData("d_text_only", DeviceKind.Cpu, false)]
+    [InlineData("a_image_text", DeviceKind.IlgpuCpu, false)]
+    [InlineData("a_image_text", DeviceKind.Cpu, true)]
+    [InlineData("b_batch2_two_images_leftpad", DeviceKind.Cpu, true)]
+    [InlineData("c_video_text", DeviceKind.Cpu, true)]
+    [InlineData("d_text_only", DeviceKind.Cpu, true)]
+    [InlineData("a_image_text", DeviceKind.IlgpuCpu, true)]
+    public void LossAndEveryGradientMatchTransformers(string caseName, DeviceKind device, bool recompute)
     {
         using var golden = new GoldenCase(caseName);
         using var model = Qwen2VLModel.Load(FixturePaths.Root, device);
         using var weights = WeightStore.OpenFile(FixturePaths.Model);
-        using var grads = new GradientMap(model.Context);
-        foreach (var name in weights.Names)
-            grads.Declare(name, weights.Info(name).Shape.Select(d => (int)d).ToArray());
+        using var grads = Declared(model, weights);
 
+        model.Recompute = recompute;
         var result = model.ForwardBackward(golden.Inputs, grads);
 
         var expectedLoss = golden.Expected.ReadFloat32("loss")[0];
@@ -55,6 +60,57 @@ public sealed class GradientParityTests(ITestOutputHelper log)
             checkedCount++;
         }
         Assert.True(checkedCount > 20, $"only {checkedCount} gradients were compared");
-        log.WriteLine($"{caseName} ({device}): loss {result.Loss} vs {expectedLoss}; {checkedCount} gradients, worst diff/tolerance {worst:F3}");
+        log.WriteLine($"{caseName} ({device}, recompute {recompute}): loss {result.Loss} vs {expectedLoss}; {checkedCount} gradients, worst diff/tolerance {worst:F3}");
+    }
+
+    /// <summary>
+    /// Recomputed values come from the same kernels on the same kept inputs, so the loss and every gradient are
+    /// bit-identical with recomputation on; the kept floats go down.
+    /// </summary>
+    [Theory]
+    [InlineData("a_image_text", DeviceKind.Cpu)]
+    [InlineData("b_batch2_two_images_leftpad", DeviceKind.Cpu)]
+    [InlineData("c_video_text", DeviceKind.Cpu)]
+    [InlineData("d_text_only", DeviceKind.Cpu)]
+    [InlineData("a_image_text", DeviceKind.IlgpuCpu)]
+    public void RecomputeGivesIdenticalGradientsAndKeepsFewerFloats(string caseName, DeviceKind device)
+    {
+        using var golden = new GoldenCase(caseName);
+        using var model = Qwen2VLModel.Load(FixturePaths.Root, device);
+        using var weights = WeightStore.OpenFile(FixturePaths.Model);
+        using var kept = Declared(model, weights);
+        using var recomputed = Declared(model, weights);
+
+        var plain = model.ForwardBackward(golden.Inputs, kept);
+        var keptFloats = model.SavedActivationFloats(recompute: false);
+        Assert.Equal(0, model.Context.TrainingWorkspaceFloats);
+        model.Recompute = true;
+        var again = model.ForwardBackward(golden.Inputs, recomputed);
+        var fewerFloats = model.SavedActivationFloats(recompute: true);
+        var workspace = model.Context.TrainingWorkspaceFloats;
+
+        Assert.Equal(plain.Loss, again.Loss);
+        Assert.Equal(kept.Gradients.Keys.Order(), recomputed.Gradients.Keys.Order());
+        foreach (var (name, tensor) in kept.Gradients)
+        {
+            var a = model.Context.Download(tensor);
+            var b = model.Context.Download(recomputed.Gradients[name]);
+            var diff = Compare.MaxAbsDiff(b, a, out var at);
+            Assert.True(diff == 0, $"grad.{name} ({caseName}, {device}): recomputation changed it by {diff:E3} at {at} ({b[at]} vs {a[at]})");
+        }
+        Assert.Equal(keptFloats, model.SavedActivationFloats(recompute: false));
+        Assert.True(fewerFloats < keptFloats, $"{caseName}: {fewerFloats} kept floats with recomputation, {keptFloats} without");
+        Assert.True(workspace > 0 && workspace < keptFloats - fewerFloats,
+            $"{caseName}: the shared recompute workspace ({workspace} floats) should be smaller than the saving ({keptFloats - fewerFloats})");
+        log.WriteLine($"{caseName} ({device}): saved activations {keptFloats} floats ({keptFloats * 4} bytes) without recomputation, "
+            + $"{fewerFloats} ({fewerFloats * 4} bytes, {100.0 * fewerFloats / keptFloats:F1}%) with, plus a shared workspace of {workspace} floats");
+    }
+
+    private static GradientMap Declared(Qwen2VLModel model, WeightStore weights)
+    {
+        var grads = new GradientMap(model.Context);
+        foreach (var name in weights.Names)
+            grads.Declare(name, weights.Info(name).Shape.Select(d => (int)d).ToArray());
+        return grads;
     }
 }
