@@ -72,7 +72,6 @@ public sealed class GradientParityTests(ITestOutputHelper log)
     [InlineData("b_batch2_two_images_leftpad", DeviceKind.Cpu)]
     [InlineData("c_video_text", DeviceKind.Cpu)]
     [InlineData("d_text_only", DeviceKind.Cpu)]
-    [InlineData("a_image_text", DeviceKind.IlgpuCpu)]
     public void RecomputeGivesIdenticalGradientsAndKeepsFewerFloats(string caseName, DeviceKind device)
     {
         using var golden = new GoldenCase(caseName);
@@ -96,7 +95,8 @@ public sealed class GradientParityTests(ITestOutputHelper log)
             var a = model.Context.Download(tensor);
             var b = model.Context.Download(recomputed.Gradients[name]);
             var diff = Compare.MaxAbsDiff(b, a, out var at);
-            Assert.True(diff == 0, $"grad.{name} ({caseName}, {device}): recomputation changed it by {diff:E3} at {at} ({b[at]} vs {a[at]})");
+            if (diff != 0)
+                Assert.Fail($"grad.{name} ({caseName}, {device}): recomputation changed it by {diff:E3} at {at} ({b[at]} vs {a[at]})");
         }
         Assert.Equal(keptFloats, model.SavedActivationFloats(recompute: false));
         Assert.True(fewerFloats < keptFloats, $"{caseName}: {fewerFloats} kept floats with recomputation, {keptFloats} without");
