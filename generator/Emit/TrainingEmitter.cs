@@ -87,7 +87,7 @@ internal sealed class TrainingEmitter
     private void ForwardTrain(CodeWriter w, List<Node> inputs)
     {
         var graph = _graph;
-        w.Line("/// <summary>The forward pass for training: keeps every intermediate value until <see cref=\"Backward\"/>.</summary>");
+        w.Line("/// <summary>The forward pass for training: keeps every intermediate value until <see cref=\"Backward\"/> (with <see cref=\"Recompute\"/>: all but the recomputed ones).</summary>");
         w.Open($"public DeviceTensor ForwardTrain({string.Join(", ", inputs.Select(i => "DeviceTensor " + i.Op))})");
         Prologue(w, inputs, saved: false);
         foreach (var input in inputs)
