@@ -61,7 +61,8 @@ public sealed class RecomputePolicyTests
     {
         var code = Training("[Module(Recompute = RecomputeOps.None)]");
         Assert.Contains("policy: None", code);
-        Assert.DoesNotContain("recomputed", code);
+        Assert.DoesNotContain(": recomputed", code);
+        Assert.DoesNotContain("Recomputed for the rule below", code);
         Assert.DoesNotContain("Workspace.", code);
         Assert.DoesNotContain("if (_recompute)", code);
     }
