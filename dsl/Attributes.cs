@@ -7,7 +7,15 @@ namespace Qwen2VL.Dsl;
 /// Run as plain C#, the same class is the slow float64 reference of itself.
 /// </summary>
 [AttributeUsage(AttributeTargets.Class, Inherited = false)]
-public sealed class ModuleAttribute : Attribute;
+public sealed class ModuleAttribute : Attribute
+{
+    /// <summary>
+    /// Which op groups the generated training code recomputes in <c>Backward</c> instead of keeping their outputs from
+    /// <c>ForwardTrain</c>, when the runner's <c>Recompute</c> option is on (selective activation checkpointing).
+    /// Default: <see cref="RecomputeOps.CheapOps"/>.
+    /// </summary>
+    public RecomputeOps Recompute { get; set; } = RecomputeOps.CheapOps;
+}
 
 /// <summary>
 /// A size bound from <c>config.json</c> at load time (<paramref name="configKey"/> is a dotted path such as

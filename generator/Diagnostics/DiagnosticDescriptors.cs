@@ -56,6 +56,10 @@ public static class DiagnosticDescriptors
         "QVL0011", "Const needs a config key",
         "'{0}': a [Const] needs a non-empty config key ([Const(\"rope_theta\", Default = 1e6)])");
 
+    public static readonly DiagnosticDescriptor InvalidRecomputePolicy = Error(
+        "QVL0301", "Invalid recompute policy",
+        "Module '{0}' has Recompute = {1}, which is not a combination of RecomputeOps flags (Norms, Activations, Softmax, Rotary)");
+
     public static readonly DiagnosticDescriptor ShapeMismatch = Error(
         "QVL0101", "Shape mismatch",
         "{0}: {1}");

@@ -158,14 +158,20 @@ internal static class RunnerEmitter
     internal static List<int> CausalSites(Graph graph) =>
         graph.Nodes.Where(n => n.Kind == NodeKinds.Op && n.Op == "CausalAttention").Select(n => n.Id).ToList();
 
-    internal static void HostGroup(CodeWriter w, FusedGraph fused, KernelGroup group, HostTarget target)
+    /// <param name="allocate">
+    /// Where a materialised value's buffer comes from (C# for its declaration, or null when it is already declared);
+    /// by default its arena slot.
+    /// </param>
+    internal static void HostGroup(CodeWriter w, FusedGraph fused, KernelGroup group, HostTarget target, System.Func<int, string?>? allocate = null)
     {
         var graph = fused.Graph;
         var output = graph[group.Output];
         var summary = string.Join(" + ", group.Nodes.Select(n => graph[n].Op));
         w.Line($"// {group.Name}: {summary} -> {Passes.ShapeInference.ScopeOf(graph).Display(output.Shape)}   (line {graph[group.Nodes[0]].Line})");
+        allocate ??= value => $"{target.Slot}({fused.Plan.SlotOfNode[value]}, {string.Join(", ", graph[value].Shape.Select(d => d.ToCSharp()))})";
         foreach (var value in new[] { group.Residual, group.Output }.Where(v => v >= 0 && fused.Plan.SlotOfNode[v] >= 0))
-            w.Line($"var {EmitNames.Var(graph, value)} = {target.Slot}({fused.Plan.SlotOfNode[value]}, {string.Join(", ", graph[value].Shape.Select(d => d.ToCSharp()))});");
+            if (allocate(value) is { } buffer)
+                w.Line($"var {EmitNames.Var(graph, value)} = {buffer};");
         switch (group.Kind)
         {
             case GroupKinds.View:

@@ -9,9 +9,12 @@ namespace Qwen2VL.Generator.Emit;
 /// Emits the training half of a runner: <c>ForwardTrain</c> (every op its own kernel, every value kept in a
 /// dedicated slot for the backward pass) and <c>Backward</c> (the gradient rules in reverse program order,
 /// accumulating parameter gradients into an <c>IGradientSink</c> and returning the float inputs' gradients), plus the
-/// training kernels (the unfused forward kernels and the backward kernels) in both forms.
+/// training kernels (the unfused forward kernels and the backward kernels) in both forms. With the runner's
+/// <c>Recompute</c> option on, the values the module's recompute policy covers are not kept: they live in a workspace
+/// shared by the runners of the module's type, and <c>Backward</c> recomputes them with the same forward kernels just
+/// before the first gradient rule that reads them (<see cref="MemoryPlanner.Training"/>).
 /// </summary>
-internal sealed class TrainingEmitter
+internal sealed partial class TrainingEmitter
 {
     private readonly FusedGraph _train;
     private readonly Graph _graph;
@@ -20,6 +23,7 @@ internal sealed class TrainingEmitter
     private readonly List<KernelSpec> _kernels = new();
     private readonly Dictionary<int, int> _gradSlot = new();
     private int _slots;
+    private TrainingPlan _plan = null!;
 
     private TrainingEmitter(FusedGraph train)
     {
@@ -49,6 +53,9 @@ internal sealed class TrainingEmitter
         w.Open("public sealed partial class Runner");
         w.Line($"private readonly DeviceTensor?[] _trainSlots = new DeviceTensor?[{_train.Plan.SlotCount}];");
         w.Line($"private readonly DeviceTensor?[] _gradSlots = new DeviceTensor?[{_slots}];");
+        w.Line("private bool _recompute;");
+        if (_plan.Any)
+            w.Line("private TrainingWorkspace? _workspace;");
         foreach (var input in inputs)
             w.Line($"private DeviceTensor? _saved_{input.Op};");
         foreach (var group in _train.Groups.Where(g => g.Kind is GroupKinds.Call or GroupKinds.Loop))
@@ -56,6 +63,10 @@ internal sealed class TrainingEmitter
         RunnerEmitter.KernelFields(w, _train);
         foreach (var spec in _kernels)
             w.Line($"private Action<{spec.GpuTypeArguments}>? {KernelField(spec)};");
+        w.Line();
+        RecomputeOption(w);
+        w.Line();
+        SavedActivations(w, inputs);
         w.Line();
         ForwardTrain(w, inputs);
         w.Line();
@@ -75,17 +86,18 @@ internal sealed class TrainingEmitter
     private void ForwardTrain(CodeWriter w, List<Node> inputs)
     {
         var graph = _graph;
-        w.Line("/// <summary>The forward pass for training: keeps every intermediate value until <see cref=\"Backward\"/>.</summary>");
+        w.Line("/// <summary>The forward pass for training: keeps every intermediate value until <see cref=\"Backward\"/> (with <see cref=\"Recompute\"/>: all but the recomputed ones).</summary>");
         w.Open($"public DeviceTensor ForwardTrain({string.Join(", ", inputs.Select(i => "DeviceTensor " + i.Op))})");
         Prologue(w, inputs, saved: false);
         foreach (var input in inputs)
             w.Line($"_saved_{input.Op} = {input.Op};");
         if (RunnerEmitter.CausalSites(graph).Count > 0)
             w.Line("KvCache? cache = null;");
+        ReserveWorkspace(w);
         foreach (var group in _train.Groups)
         {
             w.Line();
-            RunnerEmitter.HostGroup(w, _train, group, RunnerEmitter.Training);
+            RunnerEmitter.HostGroup(w, _train, group, RunnerEmitter.Training, value => Buffer(value, _plan.ForwardWork[value]));
             if (group.Kind is GroupKinds.Call or GroupKinds.Loop)
                 w.Line($"_saved_t{group.Output} = t{group.Output};");
         }
@@ -116,38 +128,77 @@ internal sealed class TrainingEmitter
         w.Line("/// (null for integer inputs), valid until the next call.");
         w.Line("/// </summary>");
         w.Open("public DeviceTensor?[] Backward(DeviceTensor dOutput, IGradientSink grads)");
-        Prologue(w, inputs, saved: true);
-        // The saved values: the same dedicated slots ForwardTrain wrote.
-        foreach (var group in _train.Groups)
-        {
-            var o = graph[group.Output];
-            if (group.Kind is GroupKinds.Call or GroupKinds.Loop)
-                w.Line($"var t{o.Id} = _saved_t{o.Id}!;");
-            else if (group.Kind == GroupKinds.View)
-                w.Line($"var t{o.Id} = {EmitNames.Var(graph, o.Inputs[0])}.Reshape({Dims(o)});");
-            else
-                w.Line($"var t{o.Id} = TrainSlot({_train.Plan.SlotOfNode[o.Id]}, {Dims(o)});");
-        }
-        w.Line($"ShapeCheck.Expect(\"{graph.Name}\", \"dOutput\", dOutput, false, {ShapeOf(output)});");
         // Gradient buffers: views share their source's; parameters come from the sink.
+        var gradients = new CodeWriter();
         foreach (var node in graph.Nodes.Where(n => _needs[n.Id]))
         {
             if (_root[node.Id] != node.Id)
-                w.Line($"var g{node.Id} = g{_root[node.Id]}?.Reshape({Dims(node)});");
+                gradients.Line($"var g{node.Id} = g{_root[node.Id]}?.Reshape({Dims(node)});");
             else if (node.Kind == NodeKinds.Param)
-                w.Line($"var g{node.Id} = grads.GradientOf(_prefix + \"{node.Attrs[0]}\");");
+                gradients.Line($"var g{node.Id} = grads.GradientOf(_prefix + \"{node.Attrs[0]}\");");
             else
-                w.Line($"DeviceTensor? g{node.Id} = {NewGrad(node)};");
+                gradients.Line($"DeviceTensor? g{node.Id} = {NewGrad(node)};");
         }
-        w.Line($"_ctx.Copy(dOutput, g{graph.Output}!);");
+        // The rules, in reverse program order; what each reads decides what is recomputed before it.
+        var rules = new List<(Node Node, string Code)>();
         for (var id = graph.Nodes.Count - 1; id >= 0; id--)
         {
             var node = graph[id];
             if (!_needs[id] || node.Kind is NodeKinds.Input or NodeKinds.Param || Autodiff.IsView(node))
                 continue;
+            var rule = new CodeWriter();
+            Rule(rule, node);
+            rules.Add((node, rule.ToString()));
+        }
+        _plan = MemoryPlanner.Training(_train, Autodiff.Recomputable(_train), rules.Select(r => (ISet<int>)ReadsOf(r.Code)).ToList());
+        var read = new bool[graph.Nodes.Count];
+        foreach (var (_, code) in rules)
+            foreach (var v in ReadsOf(code))
+                read[_train.Plan.AliasOf[v]] = true;
+        foreach (var v in _plan.RecomputeBefore.SelectMany(r => r))
+            foreach (var input in graph[v].Inputs)
+                read[_train.Plan.AliasOf[input]] = true;
+
+        Prologue(w, inputs, saved: true);
+        ReserveWorkspace(w);
+        // The kept values (the slots ForwardTrain wrote) and the buffers of the recomputed ones; values no rule reads are skipped.
+        foreach (var group in _train.Groups)
+        {
+            var o = graph[group.Output];
+            if (group.Kind is GroupKinds.Call or GroupKinds.Loop)
+                w.Line($"var t{o.Id} = _saved_t{o.Id}!;");
+            else if (!read[_train.Plan.AliasOf[o.Id]])
+                continue;
+            else if (group.Kind == GroupKinds.View)
+                w.Line($"var t{o.Id} = {EmitNames.Var(graph, o.Inputs[0])}.Reshape({Dims(o)});");
+            else
+                w.Line($"var t{o.Id} = {Buffer(o.Id, _plan.BackwardWork[o.Id])};");
+        }
+        w.Line($"ShapeCheck.Expect(\"{graph.Name}\", \"dOutput\", dOutput, false, {ShapeOf(output)});");
+        foreach (var line in gradients.ToString().TrimEnd('\n').Split('\n'))
+            w.Line(line);
+        w.Line($"_ctx.Copy(dOutput, g{graph.Output}!);");
+        for (var r = 0; r < rules.Count; r++)
+        {
+            var node = rules[r].Node;
+            if (_plan.RecomputeBefore[r].Count > 0)
+            {
+                w.Line();
+                w.Line("// Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).");
+                w.Open("if (_recompute)");
+                for (var k = 0; k < _plan.RecomputeBefore[r].Count; k++)
+                {
+                    if (k > 0)
+                        w.Line();
+                    var value = _plan.RecomputeBefore[r][k];
+                    RunnerEmitter.HostGroup(w, _train, _train.Groups.First(g => g.Output == value), RunnerEmitter.Training, _ => null);
+                }
+                w.Close();
+            }
             w.Line();
             w.Line($"// d/d{node.Op} (line {node.Line}): {Clip(node.Source)}");
-            Rule(w, node);
+            foreach (var line in rules[r].Code.TrimEnd('\n').Split('\n'))
+                w.Line(line);
         }
         w.Line($"return new DeviceTensor?[] {{ {string.Join(", ", inputs.Select(i => _needs[i.Id] ? $"g{i.Id}" : "null"))} }};");
         w.Close();

@@ -15,7 +15,8 @@ public sealed record Graph(
     int Output,
     EquatableArray<SubmoduleDecl> Submodules,
     EquatableArray<OpInfo> Ops,
-    EquatableArray<DiagnosticInfo> Diagnostics)
+    EquatableArray<DiagnosticInfo> Diagnostics,
+    int Recompute = RecomputePolicy.CheapOps)
 {
     public Node this[int id] => Nodes[id];
 

@@ -14,7 +14,8 @@ public sealed record ModuleModel(
     EquatableArray<ParamDecl> Params,
     EquatableArray<SubmoduleDecl> Submodules,
     ForwardDecl? Forward,
-    EquatableArray<DiagnosticInfo> Diagnostics);
+    EquatableArray<DiagnosticInfo> Diagnostics,
+    int Recompute = RecomputePolicy.CheapOps);
 
 /// <summary>A [Dim]: bound from config (<see cref="ConfigKey"/>) or derived (<see cref="Expression"/>).</summary>
 public sealed record DimDecl(string Name, string? ConfigKey, int? Default, string? Expression, LocationInfo? Location);

@@ -52,12 +52,32 @@ internal static class ModuleParser
             }
         }
 
+        var recompute = ParseRecompute(context, type.Name, diagnostics);
         var forward = ParseForward(type, context.SemanticModel, diagnostics, cancellationToken);
         var ns = type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString();
         return new ModuleModel(
             ns, type.Name, type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat), isPartial, location,
             dims.ToEquatableArray(), consts.ToEquatableArray(), parameters.ToEquatableArray(), submodules.ToEquatableArray(), forward,
-            diagnostics.ToEquatableArray());
+            diagnostics.ToEquatableArray(), recompute);
+    }
+
+    /// <summary>
+    /// <c>[Module(Recompute = …)]</c>: the recompute policy (default: cheap ops). A value with bits outside the
+    /// declared <c>RecomputeOps</c> flags (a cast integer) is QVL0301.
+    /// </summary>
+    private static int ParseRecompute(GeneratorAttributeSyntaxContext context, string typeName, List<DiagnosticInfo> diagnostics)
+    {
+        foreach (var attribute in context.Attributes)
+            foreach (var named in attribute.NamedArguments)
+            {
+                if (named.Key != "Recompute" || named.Value.Value is not int value)
+                    continue;
+                if ((value & ~RecomputePolicy.CheapOps) == 0)
+                    return value;
+                var location = LocationInfo.From(attribute.ApplicationSyntaxReference?.GetSyntax().GetLocation());
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidRecomputePolicy, location, typeName, value.ToString()));
+            }
+        return RecomputePolicy.CheapOps;
     }
 
     private static void ParseDim(

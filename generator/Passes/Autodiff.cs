@@ -33,5 +33,30 @@ internal static class Autodiff
         return (needs, root);
     }
 
+    /// <summary>
+    /// The values the module's recompute policy lets the training code recompute instead of keeping: outputs of single
+    /// ops of the policy's groups (norm, elementwise, softmax, rotary), except the module's output (its caller reads
+    /// it) and values a submodule call reads (the child keeps a reference to its inputs for its own backward pass).
+    /// </summary>
+    public static bool[] Recomputable(FusedGraph train)
+    {
+        var graph = train.Graph;
+        var alias = train.Plan.AliasOf;
+        var recompute = new bool[graph.Nodes.Count];
+        foreach (var group in train.Groups)
+        {
+            var node = graph[group.Output];
+            recompute[node.Id] = group.Nodes.Count == 1 && group.Residual < 0 && node.Kind == NodeKinds.Op && node.DType != "I64"
+                && group.Kind is GroupKinds.Elementwise or GroupKinds.Norm or GroupKinds.Softmax or GroupKinds.Rotary
+                && (graph.Recompute & RecomputePolicy.BitOf(node.Group)) != 0;
+        }
+        if (graph.Output >= 0)
+            recompute[alias[graph.Output]] = false;
+        foreach (var node in graph.Nodes.Where(n => n.Kind is NodeKinds.Call or NodeKinds.Loop))
+            foreach (var input in node.Inputs)
+                recompute[alias[input]] = false;
+        return recompute;
+    }
+
     public static bool IsView(Node node) => node.Kind == NodeKinds.Op && node.Op is "Reshape" or "SplitHeads" or "MergeHeads";
 }

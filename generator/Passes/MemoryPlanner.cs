@@ -10,7 +10,7 @@ namespace Qwen2VL.Generator.Passes;
 /// output gets a slot of its own so it survives until the next call. Slot capacities are the largest size
 /// assigned, computed by the runner when the dims are bound, so a steady-state Forward allocates nothing.
 /// </summary>
-internal static class MemoryPlanner
+internal static partial class MemoryPlanner
 {
     public static MemoryPlan Run(Graph graph, IReadOnlyList<KernelGroup> groups, bool reuse = true)
     {

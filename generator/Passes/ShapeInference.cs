@@ -43,7 +43,8 @@ internal sealed partial class ShapeInference
                 output = pass.RunBody(forward);
         }
         return new Graph(module.Namespace, module.Name, pass._dims.ToEquatableArray(), module.Consts, pass._nodes.ToEquatableArray(), output,
-            module.Submodules, pass._ops.Values.OrderBy(o => o.Name).ToEquatableArray(), module.Diagnostics.Concat(pass._diagnostics).ToEquatableArray());
+            module.Submodules, pass._ops.Values.OrderBy(o => o.Name).ToEquatableArray(), module.Diagnostics.Concat(pass._diagnostics).ToEquatableArray(),
+            module.Recompute);
     }
 
     /// <summary>The canonical-to-name map for dumps and diagnostics of this module.</summary>

@@ -17,7 +17,8 @@ public sealed record TrainingLoss(float Loss, int Tokens)
 public sealed partial class Qwen2VLModel
 {
     /// <summary>
-    /// One training pass: the forward of <see cref="Forward"/> on the generated training runners (every value kept),
+    /// One training pass: the forward of <see cref="Forward"/> on the generated training runners (every value kept, or
+    /// with <see cref="Recompute"/> on all but the recomputed ones),
     /// the mean shifted cross-entropy over labels ≠ −100 (spec §9.1), and the backward pass, which adds the gradient
     /// of every trainable parameter into <paramref name="grads"/> under its checkpoint name (tied embeddings: the
     /// lookup's and the head's gradients add into <c>model.embed_tokens.weight</c>). <paramref name="positionIds"/>
@@ -40,6 +41,7 @@ public sealed partial class Qwen2VLModel
         var vision = inputs.Images ?? inputs.Videos;
         var visionToken = inputs.Images is not null ? TokenIds.Image : TokenIds.Video;
         float[]? visionRows = null;
+        _visionTrained = vision is not null;
         if (vision is not null)
             visionRows = Context.Download(VisionTrain(vision));                                      // [tokens, Hidden]
         using var idsT = Context.UploadInt(ToInt(inputs.InputIds), b, s);
@@ -95,6 +97,41 @@ public sealed partial class Qwen2VLModel
     }
 
     /// <summary>
+    /// Selective activation checkpointing for <see cref="ForwardBackward"/>: when on, every module's training forward
+    /// drops the outputs of the ops its recompute policy covers (<c>[Module(Recompute = …)]</c>, default: norms,
+    /// activations, softmax, rotary) and its backward pass recomputes them. Same loss and gradients, fewer kept floats
+    /// (<see cref="SavedActivationFloats"/>). Off by default.
+    /// </summary>
+    public bool Recompute
+    {
+        get => _recompute;
+        set
+        {
+            _recompute = value;
+            _vision.Recompute = value;
+            _embed.Recompute = value;
+            foreach (var layer in _layers)
+                layer.Recompute = value;
+            _norm.Recompute = value;
+            _head.Recompute = value;
+        }
+    }
+
+    private bool _recompute;
+
+    /// <summary>
+    /// Floats the last <see cref="ForwardBackward"/>'s training forward kept for its backward pass (every module, the
+    /// vision tower only when the batch had pixels; the fused loss keeps none), as planned with recomputation on or off, at that batch's dims.
+    /// </summary>
+    public long SavedActivationFloats(bool recompute) =>
+        (_visionTrained ? _vision.SavedActivationFloats(recompute) : 0)
+        + _embed.SavedActivationFloats(recompute)
+        + _layers.Sum(l => l.SavedActivationFloats(recompute))
+        + _norm.SavedActivationFloats(recompute);
+        // No head term: the training loss is the fused chunked lm_head cross-entropy, which keeps no logits between its
+        // forward and backward (only per-row statistics); the head runner's own training forward serves the reference path.
+
+    /// <summary>
     /// A gradient sink for this model's parameters (checkpoint names, shapes from the checkpoint); parameters for which
     /// <paramref name="trainable"/> is false get no gradient (frozen).
     /// </summary>
@@ -123,4 +160,5 @@ public sealed partial class Qwen2VLModel
     }
 
     private DeviceTensor? _trainPixels, _trainPos, _trainCu;
+    private bool _visionTrained;
 }

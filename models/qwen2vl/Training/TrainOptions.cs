@@ -36,6 +36,9 @@ public sealed record TrainOptions
     /// <summary>The token budget of a packed row (a longer sample is an error).</summary>
     public int MaxLength { get; init; } = 2048;
 
+    /// <summary>Selective activation checkpointing (<see cref="Compiled.Qwen2VLModel.Recompute"/>): less kept memory, more compute.</summary>
+    public bool Recompute { get; init; }
+
     /// <summary>Stop (with a checkpoint) after this many steps of the schedule, as an interrupted run would; rerun to resume.</summary>
     public int? StopAfter { get; init; }
 }

@@ -33,6 +33,7 @@ public static class Trainer
         var resume = TrainingCheckpoint.LoadLatest(o.OutDir);
         var sourceDir = resume is not null ? TrainingCheckpoint.LatestPath(o.OutDir)! : modelDir;
         using var model = Qwen2VLModel.LoadForTraining(sourceDir, o.Device, o.Freeze, o.Bf16);
+        model.Recompute = o.Recompute;
         var parameters = model.Parameters!;
         var ctx = model.Context;
 

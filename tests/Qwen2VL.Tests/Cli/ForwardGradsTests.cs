@@ -4,7 +4,10 @@ using Xunit;
 
 namespace Qwen2VL.Tests.Cli;
 
-/// <summary><c>forward --grads</c> writes the loss and grad.&lt;name&gt; of every parameter, matching transformers.</summary>
+/// <summary>
+/// <c>forward --grads</c> writes the loss and grad.&lt;name&gt; of every parameter, matching transformers, with and without
+/// <c>--recompute</c> (selective activation checkpointing).
+/// </summary>
 public sealed class ForwardGradsTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("qvl-grads-").FullName;
@@ -12,13 +15,15 @@ public sealed class ForwardGradsTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     [Theory]
-    [InlineData("b_batch2_two_images_leftpad")]
-    [InlineData("c_video_text")]
-    public void WritesEveryGradientLikeTransformers(string caseName)
+    [InlineData("b_batch2_two_images_leftpad", false)]
+    [InlineData("c_video_text", false)]
+    [InlineData("a_image_text", true)]
+    [InlineData("d_text_only", true)]
+    public void WritesEveryGradientLikeTransformers(string caseName, bool recompute)
     {
         var output = Path.Combine(_dir, "out.safetensors");
-        var r = CliRunner.Run("forward", "--model", FixturePaths.Root, "--inputs", FixturePaths.Case(caseName, "inputs.safetensors"),
-            "--out", output, "--grads");
+        string[] args = ["forward", "--model", FixturePaths.Root, "--inputs", FixturePaths.Case(caseName, "inputs.safetensors"), "--out", output, "--grads"];
+        var r = CliRunner.Run(recompute ? [.. args, "--recompute"] : args);
         Assert.True(r.ExitCode == 0, r.Stderr);
         using var actual = SafetensorsFile.Open(output);
         using var expected = SafetensorsFile.Open(FixturePaths.Case(caseName, "expected.safetensors"));
@@ -32,6 +37,15 @@ public sealed class ForwardGradsTests : IDisposable
             var tolerance = 1e-5 + 1e-3 * want.Max(Math.Abs);
             Compare.Close(name, actual.Tensors[name].Shape.Select(d => (int)d).ToArray(), actual.ReadFloat32(name), want, tolerance);
         }
+    }
+
+    [Fact]
+    public void RecomputeWithoutGradsIsAnError()
+    {
+        var r = CliRunner.Run("forward", "--model", FixturePaths.Root, "--inputs", FixturePaths.Case("d_text_only", "inputs.safetensors"),
+            "--out", Path.Combine(_dir, "o.safetensors"), "--recompute");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--grads", r.Stderr);
     }
 
     [Fact]

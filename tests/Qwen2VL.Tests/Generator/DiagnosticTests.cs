@@ -121,6 +121,13 @@ public sealed class DiagnosticTests
     }
 
     [Fact]
+    public void QVL0301_InvalidRecomputePolicy()
+    {
+        var body = Module("        return x;").Replace("[Module]", "[Module(Recompute = (RecomputeOps)16)]");
+        Assert.Equal(6, Line(Single(body, "QVL0301")));
+    }
+
+    [Fact]
     public void QVL0007_UnknownName()
     {
         var body = Module("""

@@ -21,20 +21,23 @@ public sealed class GradientCheckTests(ITestOutputHelper log) : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    public static TheoryData<string, DeviceKind> Cases()
+    public static TheoryData<string, DeviceKind, bool> Cases()
     {
-        var data = new TheoryData<string, DeviceKind>();
+        var data = new TheoryData<string, DeviceKind, bool>();
         foreach (var name in new[] { "Gate", "Residual", "Mixer", "Tempered", "VisionBlock", "DecoderLayer", "DecoderLayerConsts", "PatchMerger", "VisionTower" })
         {
-            data.Add(name, DeviceKind.Cpu);
-            data.Add(name, DeviceKind.IlgpuCpu);
+            data.Add(name, DeviceKind.Cpu, false);
+            data.Add(name, DeviceKind.IlgpuCpu, false);
+            // With recomputation: every module here has norms, activations, softmax or rotary to recompute.
+            data.Add(name, DeviceKind.Cpu, true);
+            data.Add(name, DeviceKind.IlgpuCpu, true);
         }
         return data;
     }
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void BackwardMatchesFiniteDifferences(string name, DeviceKind device)
+    public void BackwardMatchesFiniteDifferences(string name, DeviceKind device, bool recompute)
     {
         var c = Build(name);
         ModuleBinder.Bind(c.Module, k => c.Config.TryGetValue(k, out var v) ? v : null,
@@ -53,7 +56,7 @@ public sealed class GradientCheckTests(ITestOutputHelper log) : IDisposable
         var uploads = c.Inputs.Select(t => t.DType == DType.I64
             ? ctx.UploadInt(t.Data.Select(x => (int)x).ToArray(), t.Shape)
             : ctx.Upload(t.Data.Select(x => (float)x).ToArray(), t.Shape)).ToArray();
-        var (forwardTrain, backward) = c.Runner(ctx, store, config);
+        var (forwardTrain, backward) = c.Runner(ctx, store, config, recompute);
         var output = forwardTrain(uploads);
         Assert.Equal(c.OutputLength, output.Length);
         var inputGrads = backward(ctx.Upload(r.Select(x => (float)x).ToArray(), output.Shape), grads);
@@ -79,7 +82,7 @@ public sealed class GradientCheckTests(ITestOutputHelper log) : IDisposable
             var numeric = (up - down) / (2 * h);
             var error = Math.Abs(analytic - numeric) / Math.Max(1.0, Math.Abs(numeric));
             worst = Math.Max(worst, error);
-            Assert.True(error < 2e-3, $"{name} ({device}) d loss / d {what}[{index}]: backward {analytic}, finite difference {numeric}");
+            Assert.True(error < 2e-3, $"{name} ({device}, recompute {recompute}) d loss / d {what}[{index}]: backward {analytic}, finite difference {numeric}");
         }
 
         foreach (var (key, value) in c.Weights)
@@ -101,7 +104,7 @@ public sealed class GradientCheckTests(ITestOutputHelper log) : IDisposable
             foreach (var index in Sample(c.Inputs[i].Data.Length, 4))
                 CheckEntry($"input {i}", c.Inputs[i].Data, index, grad[index]);
         }
-        log.WriteLine($"{name} ({device}): worst relative error {worst:E2}");
+        log.WriteLine($"{name} ({device}, recompute {recompute}): worst relative error {worst:E2}");
     }
 
     /// <summary>Dotted keys as nested JSON ("a.b": 1 → {"a": {"b": 1}}; numeric segments become arrays).</summary>
@@ -130,7 +133,7 @@ public sealed class GradientCheckTests(ITestOutputHelper log) : IDisposable
         int OutputLength,
         Func<object, Tensor[], Tensor> Reference,
         Func<object, string, double[]> ParamData,
-        Func<ComputeContext, WeightStore, ModelConfig, (Func<DeviceTensor[], DeviceTensor>, Func<DeviceTensor, IGradientSink, DeviceTensor?[]>)> Runner);
+        Func<ComputeContext, WeightStore, ModelConfig, bool, (Func<DeviceTensor[], DeviceTensor>, Func<DeviceTensor, IGradientSink, DeviceTensor?[]>)> Runner);
 
     private Dictionary<string, (int[] Shape, double[] Data)> Weights(params (string Name, int[] Shape)[] specs) =>
         specs.ToDictionary(s => s.Name, s => (s.Shape, Random(s.Shape.Aggregate(1, (a, b) => a * b)).Select(x => x * 0.5 + (s.Name.Contains("norm") || s.Name.EndsWith("ln_q.weight") || s.Name.EndsWith("layernorm.weight") ? 1.0 : 0.0)).ToArray()));
@@ -165,24 +168,24 @@ public sealed class GradientCheckTests(ITestOutputHelper log) : IDisposable
                 return new Case(new Gate(), new() { ["width"] = 12 }, Weights(("scale", [12]), ("shift", [12])),
                     [RandomTensor(3, 12), RandomTensor(3, 12)], 36,
                     (m, i) => ((Gate)m).Forward(i[0], i[1]), ParamOf,
-                    (ctx, w, c) => { var r = new Gate.Runner(ctx, w, c); return (i => r.ForwardTrain(i[0], i[1]), r.Backward); });
+                    (ctx, w, c, recompute) => { var r = new Gate.Runner(ctx, w, c) { Recompute = recompute }; return (i => r.ForwardTrain(i[0], i[1]), r.Backward); });
             case "Residual":
                 return new Case(new Residual(), new() { ["hidden"] = 10 },
                     Weights(("norm.weight", [10]), ("ln.weight", [10]), ("ln.bias", [10]), ("proj.weight", [10, 10])),
                     [RandomTensor(4, 10), RandomTensor(4, 10)], 40,
                     (m, i) => ((Residual)m).Forward(i[0], i[1]), ParamOf,
-                    (ctx, w, c) => { var r = new Residual.Runner(ctx, w, c); return (i => r.ForwardTrain(i[0], i[1]), r.Backward); });
+                    (ctx, w, c, recompute) => { var r = new Residual.Runner(ctx, w, c) { Recompute = recompute }; return (i => r.ForwardTrain(i[0], i[1]), r.Backward); });
             case "Mixer":
                 return new Case(new Mixer(), new() { ["heads"] = 2, ["width"] = 8, ["vocab"] = 5 }, Weights(("embed", [5, 8])),
                     [RandomTensor(3, 8), Tensor.FromInt64([4, 1, 4], 3)], 3 * 12,
                     (m, i) => ((Mixer)m).Forward(i[0], i[1]), ParamOf,
-                    (ctx, w, c) => { var r = new Mixer.Runner(ctx, w, c); return (i => r.ForwardTrain(i[0], i[1]), r.Backward); });
+                    (ctx, w, c, recompute) => { var r = new Mixer.Runner(ctx, w, c) { Recompute = recompute }; return (i => r.ForwardTrain(i[0], i[1]), r.Backward); });
             case "Tempered":
                 // Non-default consts: the backward kernels (norm eps, the Scale gradients) take them as arguments too.
                 return new Case(new Tempered(), new() { ["width"] = 12, ["norm_eps"] = 0.3, ["temperature"] = 1.7, ["mix"] = -0.6 },
                     Weights(("norm.weight", [12])), [RandomTensor(3, 12)], 36,
                     (m, i) => ((Tempered)m).Forward(i[0]), ParamOf,
-                    (ctx, w, c) => { var r = new Tempered.Runner(ctx, w, c); return (i => r.ForwardTrain(i[0]), r.Backward); });
+                    (ctx, w, c, recompute) => { var r = new Tempered.Runner(ctx, w, c) { Recompute = recompute }; return (i => r.ForwardTrain(i[0]), r.Backward); });
             case "VisionBlock":
             {
                 var pos = Tensor.FromInt64([0, 0, 0, 1, 1, 0, 1, 1, 0, 0, 0, 1], 6, 2);
@@ -192,7 +195,7 @@ public sealed class GradientCheckTests(ITestOutputHelper log) : IDisposable
                         ("mlp.fc1.weight", [16, 8]), ("mlp.fc1.bias", [16]), ("mlp.fc2.weight", [8, 16]), ("mlp.fc2.bias", [8])),
                     [RandomTensor(6, 8), pos, Tensor.FromInt64([0, 4, 6], 3)], 48,
                     (m, i) => ((VisionBlock)m).Forward(i[0], i[1], i[2]), ParamOf,
-                    (ctx, w, c) => { var r = new VisionBlock.Runner(ctx, w, c); return (i => r.ForwardTrain(i[0], i[1], i[2]), r.Backward); });
+                    (ctx, w, c, recompute) => { var r = new VisionBlock.Runner(ctx, w, c) { Recompute = recompute }; return (i => r.ForwardTrain(i[0], i[1], i[2]), r.Backward); });
             }
             case "DecoderLayer" or "DecoderLayerConsts":
             {
@@ -216,14 +219,14 @@ public sealed class GradientCheckTests(ITestOutputHelper log) : IDisposable
                         ("mlp.gate_proj.weight", [12, 8]), ("mlp.up_proj.weight", [12, 8]), ("mlp.down_proj.weight", [8, 12])),
                     [RandomTensor(2, 3, 8), pos, Tensor.FromInt64([1, 1, 1, 1, 0, 1], 2, 3)], 48,
                     (m, i) => ((DecoderLayer)m).Forward(i[0], i[1], i[2]), ParamOf,
-                    (ctx, w, c) => { var r = new DecoderLayer.Runner(ctx, w, c); return (i => r.ForwardTrain(i[0], i[1], i[2]), r.Backward); });
+                    (ctx, w, c, recompute) => { var r = new DecoderLayer.Runner(ctx, w, c) { Recompute = recompute }; return (i => r.ForwardTrain(i[0], i[1], i[2]), r.Backward); });
             }
             case "PatchMerger":
                 return new Case(new PatchMerger(), new() { ["vision_config.embed_dim"] = 4, ["vision_config.spatial_merge_size"] = 2, ["vision_config.hidden_size"] = 6 },
                     Weights(("ln_q.weight", [4]), ("ln_q.bias", [4]), ("mlp.0.weight", [16, 16]), ("mlp.0.bias", [16]), ("mlp.2.weight", [6, 16]), ("mlp.2.bias", [6])),
                     [RandomTensor(8, 4)], 12,
                     (m, i) => ((PatchMerger)m).Forward(i[0]), ParamOf,
-                    (ctx, w, c) => { var r = new PatchMerger.Runner(ctx, w, c); return (i => r.ForwardTrain(i[0]), r.Backward); });
+                    (ctx, w, c, recompute) => { var r = new PatchMerger.Runner(ctx, w, c) { Recompute = recompute }; return (i => r.ForwardTrain(i[0]), r.Backward); });
             case "VisionTower":
             {
                 var config = new Dictionary<string, double>
@@ -245,7 +248,7 @@ public sealed class GradientCheckTests(ITestOutputHelper log) : IDisposable
                 return new Case(new VisionTower(), config, Weights(specs.ToArray()),
                     [RandomTensor(8, 4), pos, Tensor.FromInt64([0, 8], 2)], 12,
                     (m, i) => ((VisionTower)m).Forward(i[0], i[1], i[2]), ParamOf,
-                    (ctx, w, c) => { var r = new VisionTower.Runner(ctx, w, c); return (i => r.ForwardTrain(i[0], i[1], i[2]), r.Backward); });
+                    (ctx, w, c, recompute) => { var r = new VisionTower.Runner(ctx, w, c) { Recompute = recompute }; return (i => r.ForwardTrain(i[0], i[1], i[2]), r.Backward); });
             }
         }
         throw new ArgumentException(name);

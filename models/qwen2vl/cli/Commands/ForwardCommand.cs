@@ -24,18 +24,21 @@ internal static class ForwardCommand
         var generate = new Option<int?>("--generate") { Description = "Also generate N tokens greedily (generated_new_tokens [B, N]). Default: 0, or 8 for the embedded example." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or ilgpu-cpu", DefaultValueFactory = _ => "cpu" };
         var withGrads = new Option<bool>("--grads") { Description = "Also run the backward pass and write grad.<checkpoint name> (f32) for every parameter; needs labels." };
+        var recompute = new Option<bool>("--recompute") { Description = "With --grads: selective activation checkpointing (recompute norms, activations, softmax and rotary in the backward pass)." };
         var command = new Command("forward", "Run the compiled model on a batch of inputs and write position ids, embeddings, hidden states, logits, loss.");
-        foreach (var option in new Option[] { model, inputs, output, generate, device, withGrads }) command.Options.Add(option);
+        foreach (var option in new Option[] { model, inputs, output, generate, device, withGrads, recompute }) command.Options.Add(option);
         var kernels = new KernelFlags();
         kernels.AddTo(command);
         command.SetAction(parse => CliErrors.Guard(() => Run(
             parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), parse.GetValue(device)!, parse.GetValue(withGrads),
-            kernels.Read(parse))));
+            parse.GetValue(recompute), kernels.Read(parse))));
         return command;
     }
 
-    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, string deviceName, bool withGrads, KernelOptions kernels)
+    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, string deviceName, bool withGrads, bool recompute, KernelOptions kernels)
     {
+        if (recompute && !withGrads)
+            throw new ModelException("--recompute applies to the backward pass: use it with --grads");
         var device = DeviceKinds.Parse(deviceName);
         bool example = inputsPath is null;
         if (example && modelDir is not null)
@@ -62,6 +65,7 @@ internal static class ForwardCommand
             if (batch.Labels is null)
                 throw new ModelException($"{inputsPath}: --grads needs 'labels' in the inputs");
             using var sink = qwen.CreateGradients();
+            qwen.Recompute = recompute;
             qwen.ForwardBackward(batch, sink);
             gradients = sink.Gradients.ToDictionary(g => g.Key, g => qwen.Context.Download(g.Value));
         }

@@ -17,6 +17,8 @@ partial class Tempered
     {
         private readonly DeviceTensor?[] _trainSlots = new DeviceTensor?[6];
         private readonly DeviceTensor?[] _gradSlots = new DeviceTensor?[8];
+        private bool _recompute;
+        private TrainingWorkspace? _workspace;
         private DeviceTensor? _saved_x;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _t1;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int, float>? _t2;
@@ -32,15 +34,58 @@ partial class Tempered
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _b3_scale_x;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _b2_rmsnorm;
 
-        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/>.</summary>
+        /// <summary>
+        /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
+        /// keep the outputs of the ops the policy covers and <see cref="Backward"/> recomputes them just before their first use.
+        /// Off by default; setting it sets it on every submodule runner. Gradients are the same either way (the same kernels).
+        /// </summary>
+        public bool Recompute
+        {
+            get => _recompute;
+            set
+            {
+                _recompute = value;
+            }
+        }
+
+        private TrainingWorkspace Workspace => _workspace ??= _ctx.TrainingWorkspace("Qwen2VL.Tests.Generator.Samples.Tempered");
+
+        /// <summary>
+        /// Floats of the values <see cref="ForwardTrain"/> keeps for <see cref="Backward"/> (this module's and its submodules'),
+        /// at the dims of the last ForwardTrain, with recomputation on or off. Inputs are counted by whoever made them; the
+        /// recompute workspace, one per module type, is <see cref="ComputeContext.TrainingWorkspaceFloats"/>.
+        /// </summary>
+        public long SavedActivationFloats(bool recompute)
+        {
+            var x = _saved_x ?? throw new InvalidOperationException("Tempered.Backward needs a ForwardTrain first");
+            int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
+            long floats = 0;
+            if (!recompute) floats += (long)(N * Width); // t2 RmsNorm: recomputed
+            if (!recompute) floats += (long)(N * Width); // t3 Scale: recomputed
+            if (!recompute) floats += (long)(N * Width); // t4 Silu: recomputed
+            if (!recompute) floats += (long)(N * Width); // t5 Scale: recomputed
+            if (!recompute) floats += (long)(N * Width); // t6 Scale: recomputed
+            floats += (long)(N * Width); // t7 Add
+            return floats;
+        }
+
+        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/> (with <see cref="Recompute"/>: all but the recomputed ones).</summary>
         public DeviceTensor ForwardTrain(DeviceTensor x)
         {
             int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
             ShapeCheck.Expect("Tempered", "x", x, false, N, Width);
             _saved_x = x;
+            if (_recompute)
+            {
+                Workspace.Reserve(0, N * Width);
+                Workspace.Reserve(1, N * Width);
+                Workspace.Reserve(2, N * Width);
+                Workspace.Reserve(3, N * Width);
+                Workspace.Reserve(4, N * Width);
+            }
 
             // T1_RmsNorm: RmsNorm -> [N, Width]   (line 21)
-            var t2 = TrainSlot(0, N, Width);
+            var t2 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(0, N, Width);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T1_RmsNorm(t2, x, _normW, N, Width, Eps);
             else
@@ -50,7 +95,7 @@ partial class Tempered
             }
 
             // T2_Scale: Scale -> [N, Width]   (line 22)
-            var t3 = TrainSlot(1, N, Width);
+            var t3 = _recompute ? Workspace.Slot(1, N, Width) : TrainSlot(1, N, Width);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T2_Scale(t3, t2, N * Width, Temperature);
             else
@@ -60,7 +105,7 @@ partial class Tempered
             }
 
             // T3_Silu: Silu -> [N, Width]   (line 22)
-            var t4 = TrainSlot(2, N, Width);
+            var t4 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(2, N, Width);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T3_Silu(t4, t3, N * Width);
             else
@@ -70,7 +115,7 @@ partial class Tempered
             }
 
             // T4_Scale: Scale -> [N, Width]   (line 22)
-            var t5 = TrainSlot(3, N, Width);
+            var t5 = _recompute ? Workspace.Slot(1, N, Width) : TrainSlot(3, N, Width);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T4_Scale(t5, t4, N * Width, Mix);
             else
@@ -80,7 +125,7 @@ partial class Tempered
             }
 
             // T5_Scale: Scale -> [N, Width]   (line 22)
-            var t6 = TrainSlot(4, N, Width);
+            var t6 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(4, N, Width);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T5_Scale(t6, x, N * Width, Temperature);
             else
@@ -110,12 +155,19 @@ partial class Tempered
         {
             var x = _saved_x ?? throw new InvalidOperationException("Tempered.Backward needs a ForwardTrain first");
             int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
-            var t2 = TrainSlot(0, N, Width);
-            var t3 = TrainSlot(1, N, Width);
-            var t4 = TrainSlot(2, N, Width);
-            var t5 = TrainSlot(3, N, Width);
-            var t6 = TrainSlot(4, N, Width);
-            var t7 = TrainSlot(5, N, Width);
+            if (_recompute)
+            {
+                Workspace.Reserve(0, N * Width);
+                Workspace.Reserve(1, N * Width);
+                Workspace.Reserve(2, N * Width);
+                Workspace.Reserve(3, N * Width);
+                Workspace.Reserve(4, N * Width);
+            }
+            var t2 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(0, N, Width);
+            var t3 = _recompute ? Workspace.Slot(1, N, Width) : TrainSlot(1, N, Width);
+            var t4 = _recompute ? Workspace.Slot(2, N, Width) : TrainSlot(2, N, Width);
+            var t5 = _recompute ? Workspace.Slot(3, N, Width) : TrainSlot(3, N, Width);
+            var t6 = _recompute ? Workspace.Slot(4, N, Width) : TrainSlot(4, N, Width);
             ShapeCheck.Expect("Tempered", "dOutput", dOutput, false, N, Width);
             DeviceTensor? g0 = GradSlot(0, N, Width);
             var g1 = grads.GradientOf(_prefix + "norm.weight");
@@ -126,6 +178,55 @@ partial class Tempered
             DeviceTensor? g6 = GradSlot(5, N, Width);
             DeviceTensor? g7 = GradSlot(6, N, Width);
             _ctx.Copy(dOutput, g7!);
+
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T1_RmsNorm: RmsNorm -> [N, Width]   (line 21)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T1_RmsNorm(t2, x, _normW, N, Width, Eps);
+                else
+                {
+                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T1_RmsNorm);
+                    _t1(N, t2.View, x.View, _normW.View, N, Width, Eps);
+                }
+
+                // T2_Scale: Scale -> [N, Width]   (line 22)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T2_Scale(t3, t2, N * Width, Temperature);
+                else
+                {
+                    _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(TrainGpuKernels.T2_Scale);
+                    _t2(N * Width, t3.View, t2.View, N * Width, Temperature);
+                }
+
+                // T3_Silu: Silu -> [N, Width]   (line 22)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T3_Silu(t4, t3, N * Width);
+                else
+                {
+                    _t3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T3_Silu);
+                    _t3(N * Width, t4.View, t3.View, N * Width);
+                }
+
+                // T4_Scale: Scale -> [N, Width]   (line 22)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T4_Scale(t5, t4, N * Width, Mix);
+                else
+                {
+                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(TrainGpuKernels.T4_Scale);
+                    _t4(N * Width, t5.View, t4.View, N * Width, Mix);
+                }
+
+                // T5_Scale: Scale -> [N, Width]   (line 22)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T5_Scale(t6, x, N * Width, Temperature);
+                else
+                {
+                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(TrainGpuKernels.T5_Scale);
+                    _t5(N * Width, t6.View, x.View, N * Width, Temperature);
+                }
+            }
 
             // d/dAdd (line 22): Scale(Silu(Scale(n, Temperature)), Mix) + Scale(x, Temperature)
             if (g5 is not null)

@@ -17,6 +17,8 @@ partial class DecoderLayer
     {
         private readonly DeviceTensor?[] _trainSlots = new DeviceTensor?[16];
         private readonly DeviceTensor?[] _gradSlots = new DeviceTensor?[22];
+        private bool _recompute;
+        private TrainingWorkspace? _workspace;
         private DeviceTensor? _saved_x;
         private DeviceTensor? _saved_pos;
         private DeviceTensor? _saved_mask;
@@ -40,7 +42,55 @@ partial class DecoderLayer
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>? _b9_mrope;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _b4_rmsnorm;
 
-        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/>.</summary>
+        /// <summary>
+        /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
+        /// keep the outputs of the ops the policy covers and <see cref="Backward"/> recomputes them just before their first use.
+        /// Off by default; setting it sets it on every submodule runner. Gradients are the same either way (the same kernels).
+        /// </summary>
+        public bool Recompute
+        {
+            get => _recompute;
+            set
+            {
+                _recompute = value;
+            }
+        }
+
+        private TrainingWorkspace Workspace => _workspace ??= _ctx.TrainingWorkspace("Qwen2VL.Model.Decoder.DecoderLayer");
+
+        /// <summary>
+        /// Floats of the values <see cref="ForwardTrain"/> keeps for <see cref="Backward"/> (this module's and its submodules'),
+        /// at the dims of the last ForwardTrain, with recomputation on or off. Inputs are counted by whoever made them; the
+        /// recompute workspace, one per module type, is <see cref="ComputeContext.TrainingWorkspaceFloats"/>.
+        /// </summary>
+        public long SavedActivationFloats(bool recompute)
+        {
+            var x = _saved_x ?? throw new InvalidOperationException("DecoderLayer.Backward needs a ForwardTrain first");
+            var pos = _saved_pos ?? throw new InvalidOperationException("DecoderLayer.Backward needs a ForwardTrain first");
+            var mask = _saved_mask ?? throw new InvalidOperationException("DecoderLayer.Backward needs a ForwardTrain first");
+            int B = x.Shape.Length > 0 ? x.Shape[0] : -1;
+            int S = x.Shape.Length > 1 ? x.Shape[1] : -1;
+            long floats = 0;
+            if (!recompute) floats += (long)(B * Hidden * S); // t4 RmsNorm: recomputed
+            floats += (long)(B * Hidden * S); // t7 Linear
+            if (!recompute) floats += (long)(B * Hidden * S); // t9 MRope: recomputed
+            floats += (long)(B * Hidden * KvHeads * S / Heads); // t12 Linear
+            if (!recompute) floats += (long)(B * Hidden * KvHeads * S / Heads); // t14 MRope: recomputed
+            floats += (long)(B * Hidden * KvHeads * S / Heads); // t17 Linear
+            floats += (long)(B * Hidden * S); // t19 CausalAttention
+            floats += (long)(B * Hidden * S); // t22 Linear
+            if (!recompute) floats += (long)(B * Hidden * S); // t23 Add: recomputed
+            if (!recompute) floats += (long)(B * Hidden * S); // t25 RmsNorm: recomputed
+            floats += (long)(B * Intermediate * S); // t27 Linear
+            if (!recompute) floats += (long)(B * Intermediate * S); // t28 Silu: recomputed
+            floats += (long)(B * Intermediate * S); // t30 Linear
+            if (!recompute) floats += (long)(B * Intermediate * S); // t31 Mul: recomputed
+            floats += (long)(B * Hidden * S); // t33 Linear
+            floats += (long)(B * Hidden * S); // t34 Add
+            return floats;
+        }
+
+        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/> (with <see cref="Recompute"/>: all but the recomputed ones).</summary>
         public DeviceTensor ForwardTrain(DeviceTensor x, DeviceTensor pos, DeviceTensor mask)
         {
             int B = x.Shape.Length > 0 ? x.Shape[0] : -1;
@@ -52,9 +102,15 @@ partial class DecoderLayer
             _saved_pos = pos;
             _saved_mask = mask;
             KvCache? cache = null;
+            if (_recompute)
+            {
+                Workspace.Reserve(0, B * Hidden * S);
+                Workspace.Reserve(1, Math.Max(Math.Max(B * Hidden * S, B * Hidden * KvHeads * S / Heads), B * Intermediate * S));
+                Workspace.Reserve(2, Math.Max(B * Hidden * KvHeads * S / Heads, B * Intermediate * S));
+            }
 
             // T1_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 46)
-            var t4 = TrainSlot(0, B, S, Hidden);
+            var t4 = _recompute ? Workspace.Slot(0, B, S, Hidden) : TrainSlot(0, B, S, Hidden);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T1_RmsNorm(t4, x, _inputNormW, B * S, Hidden, Eps);
             else
@@ -74,7 +130,7 @@ partial class DecoderLayer
             var t8 = t7.Reshape(B, S, Heads, Hidden / Heads);
 
             // T4_MRope: MRope -> [B, S, Heads, HeadDim]   (line 47)
-            var t9 = TrainSlot(2, B, S, Heads, Hidden / Heads);
+            var t9 = _recompute ? Workspace.Slot(1, B, S, Heads, Hidden / Heads) : TrainSlot(2, B, S, Heads, Hidden / Heads);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T4_MRope(t9, t8, pos, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             else
@@ -94,7 +150,7 @@ partial class DecoderLayer
             var t13 = t12.Reshape(B, S, KvHeads, Hidden / Heads);
 
             // T7_MRope: MRope -> [B, S, KvHeads, HeadDim]   (line 48)
-            var t14 = TrainSlot(4, B, S, KvHeads, Hidden / Heads);
+            var t14 = _recompute ? Workspace.Slot(2, B, S, KvHeads, Hidden / Heads) : TrainSlot(4, B, S, KvHeads, Hidden / Heads);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T7_MRope(t14, t13, pos, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             else
@@ -131,7 +187,7 @@ partial class DecoderLayer
             _ctx.Gemm(t20, _oW, t22, B * S, Hidden, Hidden);
 
             // T13_Add: Add -> [B, S, Hidden]   (line 51)
-            var t23 = TrainSlot(8, B, S, Hidden);
+            var t23 = _recompute ? Workspace.Slot(0, B, S, Hidden) : TrainSlot(8, B, S, Hidden);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T13_Add(t23, x, t22, B * Hidden * S);
             else
@@ -141,7 +197,7 @@ partial class DecoderLayer
             }
 
             // T14_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 52)
-            var t25 = TrainSlot(9, B, S, Hidden);
+            var t25 = _recompute ? Workspace.Slot(1, B, S, Hidden) : TrainSlot(9, B, S, Hidden);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T14_RmsNorm(t25, t23, _postNormW, B * S, Hidden, Eps);
             else
@@ -155,7 +211,7 @@ partial class DecoderLayer
             _ctx.Gemm(t25, _gateW, t27, B * S, Intermediate, Hidden);
 
             // T16_Silu: Silu -> [B, S, Intermediate]   (line 53)
-            var t28 = TrainSlot(11, B, S, Intermediate);
+            var t28 = _recompute ? Workspace.Slot(2, B, S, Intermediate) : TrainSlot(11, B, S, Intermediate);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T16_Silu(t28, t27, B * Intermediate * S);
             else
@@ -169,7 +225,7 @@ partial class DecoderLayer
             _ctx.Gemm(t25, _upW, t30, B * S, Intermediate, Hidden);
 
             // T18_Mul: Mul -> [B, S, Intermediate]   (line 53)
-            var t31 = TrainSlot(13, B, S, Intermediate);
+            var t31 = _recompute ? Workspace.Slot(1, B, S, Intermediate) : TrainSlot(13, B, S, Intermediate);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T18_Mul(t31, t28, t30, B * Intermediate * S);
             else
@@ -206,26 +262,31 @@ partial class DecoderLayer
             var mask = _saved_mask ?? throw new InvalidOperationException("DecoderLayer.Backward needs a ForwardTrain first");
             int B = x.Shape.Length > 0 ? x.Shape[0] : -1;
             int S = x.Shape.Length > 1 ? x.Shape[1] : -1;
-            var t4 = TrainSlot(0, B, S, Hidden);
+            if (_recompute)
+            {
+                Workspace.Reserve(0, B * Hidden * S);
+                Workspace.Reserve(1, Math.Max(Math.Max(B * Hidden * S, B * Hidden * KvHeads * S / Heads), B * Intermediate * S));
+                Workspace.Reserve(2, Math.Max(B * Hidden * KvHeads * S / Heads, B * Intermediate * S));
+            }
+            var t4 = _recompute ? Workspace.Slot(0, B, S, Hidden) : TrainSlot(0, B, S, Hidden);
             var t7 = TrainSlot(1, B, S, Hidden);
             var t8 = t7.Reshape(B, S, Heads, Hidden / Heads);
-            var t9 = TrainSlot(2, B, S, Heads, Hidden / Heads);
+            var t9 = _recompute ? Workspace.Slot(0, B, S, Heads, Hidden / Heads) : TrainSlot(2, B, S, Heads, Hidden / Heads);
             var t12 = TrainSlot(3, B, S, Hidden * KvHeads / Heads);
             var t13 = t12.Reshape(B, S, KvHeads, Hidden / Heads);
-            var t14 = TrainSlot(4, B, S, KvHeads, Hidden / Heads);
+            var t14 = _recompute ? Workspace.Slot(1, B, S, KvHeads, Hidden / Heads) : TrainSlot(4, B, S, KvHeads, Hidden / Heads);
             var t17 = TrainSlot(5, B, S, Hidden * KvHeads / Heads);
             var t18 = t17.Reshape(B, S, KvHeads, Hidden / Heads);
             var t19 = TrainSlot(6, B, S, Heads, Hidden / Heads);
             var t20 = t19.Reshape(B, S, Hidden);
             var t22 = TrainSlot(7, B, S, Hidden);
-            var t23 = TrainSlot(8, B, S, Hidden);
-            var t25 = TrainSlot(9, B, S, Hidden);
+            var t23 = _recompute ? Workspace.Slot(0, B, S, Hidden) : TrainSlot(8, B, S, Hidden);
+            var t25 = _recompute ? Workspace.Slot(1, B, S, Hidden) : TrainSlot(9, B, S, Hidden);
             var t27 = TrainSlot(10, B, S, Intermediate);
-            var t28 = TrainSlot(11, B, S, Intermediate);
+            var t28 = _recompute ? Workspace.Slot(1, B, S, Intermediate) : TrainSlot(11, B, S, Intermediate);
             var t30 = TrainSlot(12, B, S, Intermediate);
-            var t31 = TrainSlot(13, B, S, Intermediate);
+            var t31 = _recompute ? Workspace.Slot(2, B, S, Intermediate) : TrainSlot(13, B, S, Intermediate);
             var t33 = TrainSlot(14, B, S, Hidden);
-            var t34 = TrainSlot(15, B, S, Hidden);
             ShapeCheck.Expect("DecoderLayer", "dOutput", dOutput, false, B, S, Hidden);
             DeviceTensor? g0 = GradSlot(0, B, S, Hidden);
             var g3 = grads.GradientOf(_prefix + "input_layernorm.weight");
@@ -262,6 +323,19 @@ partial class DecoderLayer
             DeviceTensor? g34 = GradSlot(16, B, S, Hidden);
             _ctx.Copy(dOutput, g34!);
 
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T13_Add: Add -> [B, S, Hidden]   (line 51)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T13_Add(t23, x, t22, B * Hidden * S);
+                else
+                {
+                    _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T13_Add);
+                    _t13(B * Hidden * S, t23.View, x.View, t22.View, B * Hidden * S);
+                }
+            }
+
             // d/dAdd (line 54): x + Linear(m, DownW)
             if (g23 is not null)
             {
@@ -281,6 +355,28 @@ partial class DecoderLayer
                 {
                     _b34_add_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B34_Add_b);
                     _b34_add_b(B * Hidden * S, g33!.View, g34!.View, t23.View, t33.View, B * Hidden * S);
+                }
+            }
+
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T16_Silu: Silu -> [B, S, Intermediate]   (line 53)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T16_Silu(t28, t27, B * Intermediate * S);
+                else
+                {
+                    _t16 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T16_Silu);
+                    _t16(B * Intermediate * S, t28.View, t27.View, B * Intermediate * S);
+                }
+
+                // T18_Mul: Mul -> [B, S, Intermediate]   (line 53)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T18_Mul(t31, t28, t30, B * Intermediate * S);
+                else
+                {
+                    _t18 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T18_Mul);
+                    _t18(B * Intermediate * S, t31.View, t28.View, t30.View, B * Intermediate * S);
                 }
             }
 
@@ -307,6 +403,19 @@ partial class DecoderLayer
                 {
                     _b31_mul_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B31_Mul_b);
                     _b31_mul_b(B * Intermediate * S, g30!.View, g31!.View, t28.View, t30.View, B * Intermediate * S);
+                }
+            }
+
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T14_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 52)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T14_RmsNorm(t25, t23, _postNormW, B * S, Hidden, Eps);
+                else
+                {
+                    _t14 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T14_RmsNorm);
+                    _t14(B * S, t25.View, t23.View, _postNormW.View, B * S, Hidden, Eps);
                 }
             }
 
@@ -367,6 +476,28 @@ partial class DecoderLayer
             if (g20 is not null) _ctx.GemmNN(g22!, _oW, g20, B * S, Hidden, Hidden, accumulate: true);
             if (g21 is not null) _ctx.GemmTN(g22!, t20, g21, Hidden, Hidden, B * S, accumulate: true);
 
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T4_MRope: MRope -> [B, S, Heads, HeadDim]   (line 47)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T4_MRope(t9, t8, pos, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                else
+                {
+                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(TrainGpuKernels.T4_MRope);
+                    _t4(B * Hidden * S, t9.View, t8.View, pos.IntView, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                }
+
+                // T7_MRope: MRope -> [B, S, KvHeads, HeadDim]   (line 48)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T7_MRope(t14, t13, pos, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                else
+                {
+                    _t7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(TrainGpuKernels.T7_MRope);
+                    _t7(B * Hidden * KvHeads * S / Heads, t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                }
+            }
+
             // d/dCausalAttention (line 50): CausalAttention(q, k, v, mask)
             var aq19 = GradSlot(18, B, S, Heads, Hidden / Heads);
             var ak19 = GradSlot(19, B, S, KvHeads, Hidden / Heads);
@@ -375,6 +506,19 @@ partial class DecoderLayer
             if (g9 is not null) GradOps.Add(_ctx, g9, aq19);
             if (g14 is not null) GradOps.Add(_ctx, g14, ak19);
             if (g18 is not null) GradOps.Add(_ctx, g18, av19);
+
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T1_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 46)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T1_RmsNorm(t4, x, _inputNormW, B * S, Hidden, Eps);
+                else
+                {
+                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T1_RmsNorm);
+                    _t1(B * S, t4.View, x.View, _inputNormW.View, B * S, Hidden, Eps);
+                }
+            }
 
             // d/dLinear (line 49): Linear(h, VW, VB)
             if (g4 is not null) _ctx.GemmNN(g17!, _vW, g4, B * S, Hidden, Hidden * KvHeads / Heads, accumulate: true);

@@ -17,6 +17,8 @@ partial class Gate
     {
         private readonly DeviceTensor?[] _trainSlots = new DeviceTensor?[6];
         private readonly DeviceTensor?[] _gradSlots = new DeviceTensor?[10];
+        private bool _recompute;
+        private TrainingWorkspace? _workspace;
         private DeviceTensor? _saved_x;
         private DeviceTensor? _saved_y;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t1;
@@ -35,7 +37,43 @@ partial class Gate
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _b4_mul_b;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b2_gelu_x;
 
-        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/>.</summary>
+        /// <summary>
+        /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
+        /// keep the outputs of the ops the policy covers and <see cref="Backward"/> recomputes them just before their first use.
+        /// Off by default; setting it sets it on every submodule runner. Gradients are the same either way (the same kernels).
+        /// </summary>
+        public bool Recompute
+        {
+            get => _recompute;
+            set
+            {
+                _recompute = value;
+            }
+        }
+
+        private TrainingWorkspace Workspace => _workspace ??= _ctx.TrainingWorkspace("Qwen2VL.Tests.Generator.Samples.Gate");
+
+        /// <summary>
+        /// Floats of the values <see cref="ForwardTrain"/> keeps for <see cref="Backward"/> (this module's and its submodules'),
+        /// at the dims of the last ForwardTrain, with recomputation on or off. Inputs are counted by whoever made them; the
+        /// recompute workspace, one per module type, is <see cref="ComputeContext.TrainingWorkspaceFloats"/>.
+        /// </summary>
+        public long SavedActivationFloats(bool recompute)
+        {
+            var x = _saved_x ?? throw new InvalidOperationException("Gate.Backward needs a ForwardTrain first");
+            var y = _saved_y ?? throw new InvalidOperationException("Gate.Backward needs a ForwardTrain first");
+            int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
+            long floats = 0;
+            if (!recompute) floats += (long)(N * Width); // t2 Gelu: recomputed
+            if (!recompute) floats += (long)(N * Width); // t4 Mul: recomputed
+            if (!recompute) floats += (long)(N * Width); // t6 Add: recomputed
+            if (!recompute) floats += (long)(N * Width); // t7 Sigmoid: recomputed
+            if (!recompute) floats += (long)(N * Width); // t8 Mul: recomputed
+            floats += (long)(N * Width); // t9 Scale
+            return floats;
+        }
+
+        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/> (with <see cref="Recompute"/>: all but the recomputed ones).</summary>
         public DeviceTensor ForwardTrain(DeviceTensor x, DeviceTensor y)
         {
             int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
@@ -43,9 +81,17 @@ partial class Gate
             ShapeCheck.Expect("Gate", "y", y, false, N, Width);
             _saved_x = x;
             _saved_y = y;
+            if (_recompute)
+            {
+                Workspace.Reserve(0, N * Width);
+                Workspace.Reserve(1, N * Width);
+                Workspace.Reserve(2, N * Width);
+                Workspace.Reserve(3, N * Width);
+                Workspace.Reserve(4, N * Width);
+            }
 
             // T1_Gelu: Gelu -> [N, Width]   (line 16)
-            var t2 = TrainSlot(0, N, Width);
+            var t2 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(0, N, Width);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T1_Gelu(t2, x, N * Width);
             else
@@ -55,7 +101,7 @@ partial class Gate
             }
 
             // T2_Mul: Mul -> [N, Width]   (line 16)
-            var t4 = TrainSlot(1, N, Width);
+            var t4 = _recompute ? Workspace.Slot(1, N, Width) : TrainSlot(1, N, Width);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T2_Mul(t4, t2, _scaleW, Width, N * Width);
             else
@@ -65,7 +111,7 @@ partial class Gate
             }
 
             // T3_Add: Add -> [N, Width]   (line 16)
-            var t6 = TrainSlot(2, N, Width);
+            var t6 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(2, N, Width);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T3_Add(t6, t4, _shift, Width, N * Width);
             else
@@ -75,7 +121,7 @@ partial class Gate
             }
 
             // T4_Sigmoid: Sigmoid -> [N, Width]   (line 17)
-            var t7 = TrainSlot(3, N, Width);
+            var t7 = _recompute ? Workspace.Slot(1, N, Width) : TrainSlot(3, N, Width);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T4_Sigmoid(t7, t6, N * Width);
             else
@@ -85,7 +131,7 @@ partial class Gate
             }
 
             // T5_Mul: Mul -> [N, Width]   (line 17)
-            var t8 = TrainSlot(4, N, Width);
+            var t8 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(4, N, Width);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T5_Mul(t8, t7, y, N * Width);
             else
@@ -116,12 +162,19 @@ partial class Gate
             var x = _saved_x ?? throw new InvalidOperationException("Gate.Backward needs a ForwardTrain first");
             var y = _saved_y ?? throw new InvalidOperationException("Gate.Backward needs a ForwardTrain first");
             int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
-            var t2 = TrainSlot(0, N, Width);
-            var t4 = TrainSlot(1, N, Width);
-            var t6 = TrainSlot(2, N, Width);
-            var t7 = TrainSlot(3, N, Width);
-            var t8 = TrainSlot(4, N, Width);
-            var t9 = TrainSlot(5, N, Width);
+            if (_recompute)
+            {
+                Workspace.Reserve(0, N * Width);
+                Workspace.Reserve(1, N * Width);
+                Workspace.Reserve(2, N * Width);
+                Workspace.Reserve(3, N * Width);
+                Workspace.Reserve(4, N * Width);
+            }
+            var t2 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(0, N, Width);
+            var t4 = _recompute ? Workspace.Slot(1, N, Width) : TrainSlot(1, N, Width);
+            var t6 = _recompute ? Workspace.Slot(2, N, Width) : TrainSlot(2, N, Width);
+            var t7 = _recompute ? Workspace.Slot(3, N, Width) : TrainSlot(3, N, Width);
+            var t8 = _recompute ? Workspace.Slot(4, N, Width) : TrainSlot(4, N, Width);
             ShapeCheck.Expect("Gate", "dOutput", dOutput, false, N, Width);
             DeviceTensor? g0 = GradSlot(0, N, Width);
             DeviceTensor? g1 = GradSlot(1, N, Width);
@@ -134,6 +187,55 @@ partial class Gate
             DeviceTensor? g8 = GradSlot(6, N, Width);
             DeviceTensor? g9 = GradSlot(7, N, Width);
             _ctx.Copy(dOutput, g9!);
+
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T1_Gelu: Gelu -> [N, Width]   (line 16)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T1_Gelu(t2, x, N * Width);
+                else
+                {
+                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T1_Gelu);
+                    _t1(N * Width, t2.View, x.View, N * Width);
+                }
+
+                // T2_Mul: Mul -> [N, Width]   (line 16)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T2_Mul(t4, t2, _scaleW, Width, N * Width);
+                else
+                {
+                    _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.T2_Mul);
+                    _t2(N * Width, t4.View, t2.View, _scaleW.View, Width, N * Width);
+                }
+
+                // T3_Add: Add -> [N, Width]   (line 16)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T3_Add(t6, t4, _shift, Width, N * Width);
+                else
+                {
+                    _t3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.T3_Add);
+                    _t3(N * Width, t6.View, t4.View, _shift.View, Width, N * Width);
+                }
+
+                // T4_Sigmoid: Sigmoid -> [N, Width]   (line 17)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T4_Sigmoid(t7, t6, N * Width);
+                else
+                {
+                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T4_Sigmoid);
+                    _t4(N * Width, t7.View, t6.View, N * Width);
+                }
+
+                // T5_Mul: Mul -> [N, Width]   (line 17)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T5_Mul(t8, t7, y, N * Width);
+                else
+                {
+                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T5_Mul);
+                    _t5(N * Width, t8.View, t7.View, y.View, N * Width);
+                }
+            }
 
             // d/dScale (line 17): Scale(Sigmoid(a) * y, 0.5f)
             if (g8 is not null)

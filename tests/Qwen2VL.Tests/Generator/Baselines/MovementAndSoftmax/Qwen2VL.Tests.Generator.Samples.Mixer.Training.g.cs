@@ -17,6 +17,8 @@ partial class Mixer
     {
         private readonly DeviceTensor?[] _trainSlots = new DeviceTensor?[7];
         private readonly DeviceTensor?[] _gradSlots = new DeviceTensor?[8];
+        private bool _recompute;
+        private TrainingWorkspace? _workspace;
         private DeviceTensor? _saved_x;
         private DeviceTensor? _saved_ids;
         private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>? _t1;
@@ -36,7 +38,44 @@ partial class Mixer
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b4_add_b;
         private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>? _b3_embedding;
 
-        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/>.</summary>
+        /// <summary>
+        /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
+        /// keep the outputs of the ops the policy covers and <see cref="Backward"/> recomputes them just before their first use.
+        /// Off by default; setting it sets it on every submodule runner. Gradients are the same either way (the same kernels).
+        /// </summary>
+        public bool Recompute
+        {
+            get => _recompute;
+            set
+            {
+                _recompute = value;
+            }
+        }
+
+        private TrainingWorkspace Workspace => _workspace ??= _ctx.TrainingWorkspace("Qwen2VL.Tests.Generator.Samples.Mixer");
+
+        /// <summary>
+        /// Floats of the values <see cref="ForwardTrain"/> keeps for <see cref="Backward"/> (this module's and its submodules'),
+        /// at the dims of the last ForwardTrain, with recomputation on or off. Inputs are counted by whoever made them; the
+        /// recompute workspace, one per module type, is <see cref="ComputeContext.TrainingWorkspaceFloats"/>.
+        /// </summary>
+        public long SavedActivationFloats(bool recompute)
+        {
+            var x = _saved_x ?? throw new InvalidOperationException("Mixer.Backward needs a ForwardTrain first");
+            var ids = _saved_ids ?? throw new InvalidOperationException("Mixer.Backward needs a ForwardTrain first");
+            int T = x.Shape.Length > 0 ? x.Shape[0] : -1;
+            long floats = 0;
+            floats += (long)(T * Width); // t3 Embedding
+            if (!recompute) floats += (long)(T * Width); // t4 Add: recomputed
+            floats += (long)(T * Width); // t6 Transpose
+            if (!recompute) floats += (long)(T * Width); // t7 Softmax: recomputed
+            floats += (long)(T * Width); // t8 Transpose
+            floats += (long)(T * Width / Heads); // t11 Select
+            floats += (long)((T * Width / Heads + T * Width)); // t12 Concat
+            return floats;
+        }
+
+        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/> (with <see cref="Recompute"/>: all but the recomputed ones).</summary>
         public DeviceTensor ForwardTrain(DeviceTensor x, DeviceTensor ids)
         {
             int T = x.Shape.Length > 0 ? x.Shape[0] : -1;
@@ -44,6 +83,10 @@ partial class Mixer
             ShapeCheck.Expect("Mixer", "ids", ids, true, T);
             _saved_x = x;
             _saved_ids = ids;
+            if (_recompute)
+            {
+                Workspace.Reserve(0, T * Width);
+            }
 
             // T1_Embedding: Embedding -> [T, Width]   (line 18)
             var t3 = TrainSlot(0, T, Width);
@@ -56,7 +99,7 @@ partial class Mixer
             }
 
             // T2_Add: Add -> [T, Width]   (line 18)
-            var t4 = TrainSlot(1, T, Width);
+            var t4 = _recompute ? Workspace.Slot(0, T, Width) : TrainSlot(1, T, Width);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T2_Add(t4, x, t3, T * Width);
             else
@@ -79,7 +122,7 @@ partial class Mixer
             }
 
             // T5_Softmax: Softmax -> [Heads, T, HeadDim]   (line 19)
-            var t7 = TrainSlot(3, Heads, T, Width / Heads);
+            var t7 = _recompute ? Workspace.Slot(0, Heads, T, Width / Heads) : TrainSlot(3, Heads, T, Width / Heads);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T5_Softmax(t7, t6, Heads * T, Width / Heads);
             else
@@ -136,16 +179,17 @@ partial class Mixer
             var x = _saved_x ?? throw new InvalidOperationException("Mixer.Backward needs a ForwardTrain first");
             var ids = _saved_ids ?? throw new InvalidOperationException("Mixer.Backward needs a ForwardTrain first");
             int T = x.Shape.Length > 0 ? x.Shape[0] : -1;
+            if (_recompute)
+            {
+                Workspace.Reserve(0, T * Width);
+            }
             var t3 = TrainSlot(0, T, Width);
-            var t4 = TrainSlot(1, T, Width);
-            var t5 = t4.Reshape(T, Heads, Width / Heads);
             var t6 = TrainSlot(2, Heads, T, Width / Heads);
-            var t7 = TrainSlot(3, Heads, T, Width / Heads);
+            var t7 = _recompute ? Workspace.Slot(0, Heads, T, Width / Heads) : TrainSlot(3, Heads, T, Width / Heads);
             var t8 = TrainSlot(4, T, Heads, Width / Heads);
             var t9 = t8.Reshape(T, Width);
             var t10 = t9.Reshape(T, Heads, Width / Heads);
             var t11 = TrainSlot(5, T, Width / Heads);
-            var t12 = TrainSlot(6, T, (Width / Heads + Width));
             ShapeCheck.Expect("Mixer", "dOutput", dOutput, false, T, (Width / Heads + Width));
             DeviceTensor? g0 = GradSlot(0, T, Width);
             var g2 = grads.GradientOf(_prefix + "embed");
@@ -204,6 +248,19 @@ partial class Mixer
                 {
                     _b8_transpose ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.B8_Transpose);
                     _b8_transpose(T * Width, g8!.View, g7!.View, Heads, 1, T, Width / Heads);
+                }
+            }
+
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T5_Softmax: Softmax -> [Heads, T, HeadDim]   (line 19)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T5_Softmax(t7, t6, Heads * T, Width / Heads);
+                else
+                {
+                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.T5_Softmax);
+                    _t5(Heads * T, t7.View, t6.View, Heads * T, Width / Heads);
                 }
             }
 

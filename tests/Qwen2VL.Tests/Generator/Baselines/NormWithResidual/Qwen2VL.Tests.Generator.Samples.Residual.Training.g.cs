@@ -17,6 +17,8 @@ partial class Residual
     {
         private readonly DeviceTensor?[] _trainSlots = new DeviceTensor?[6];
         private readonly DeviceTensor?[] _gradSlots = new DeviceTensor?[10];
+        private bool _recompute;
+        private TrainingWorkspace? _workspace;
         private DeviceTensor? _saved_x;
         private DeviceTensor? _saved_update;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t1;
@@ -32,7 +34,43 @@ partial class Residual
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b2_add_a;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b2_add_b;
 
-        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/>.</summary>
+        /// <summary>
+        /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
+        /// keep the outputs of the ops the policy covers and <see cref="Backward"/> recomputes them just before their first use.
+        /// Off by default; setting it sets it on every submodule runner. Gradients are the same either way (the same kernels).
+        /// </summary>
+        public bool Recompute
+        {
+            get => _recompute;
+            set
+            {
+                _recompute = value;
+            }
+        }
+
+        private TrainingWorkspace Workspace => _workspace ??= _ctx.TrainingWorkspace("Qwen2VL.Tests.Generator.Samples.Residual");
+
+        /// <summary>
+        /// Floats of the values <see cref="ForwardTrain"/> keeps for <see cref="Backward"/> (this module's and its submodules'),
+        /// at the dims of the last ForwardTrain, with recomputation on or off. Inputs are counted by whoever made them; the
+        /// recompute workspace, one per module type, is <see cref="ComputeContext.TrainingWorkspaceFloats"/>.
+        /// </summary>
+        public long SavedActivationFloats(bool recompute)
+        {
+            var x = _saved_x ?? throw new InvalidOperationException("Residual.Backward needs a ForwardTrain first");
+            var update = _saved_update ?? throw new InvalidOperationException("Residual.Backward needs a ForwardTrain first");
+            int T = x.Shape.Length > 0 ? x.Shape[0] : -1;
+            long floats = 0;
+            if (!recompute) floats += (long)(Hidden * T); // t2 Add: recomputed
+            if (!recompute) floats += (long)(Hidden * T); // t4 RmsNorm: recomputed
+            floats += (long)(Hidden * T); // t6 Linear
+            if (!recompute) floats += (long)(Hidden * T); // t7 Silu: recomputed
+            if (!recompute) floats += (long)(Hidden * T); // t10 LayerNorm: recomputed
+            floats += (long)(Hidden * T); // t11 Add
+            return floats;
+        }
+
+        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/> (with <see cref="Recompute"/>: all but the recomputed ones).</summary>
         public DeviceTensor ForwardTrain(DeviceTensor x, DeviceTensor update)
         {
             int T = x.Shape.Length > 0 ? x.Shape[0] : -1;
@@ -40,9 +78,15 @@ partial class Residual
             ShapeCheck.Expect("Residual", "update", update, false, T, Hidden);
             _saved_x = x;
             _saved_update = update;
+            if (_recompute)
+            {
+                Workspace.Reserve(0, Hidden * T);
+                Workspace.Reserve(1, Hidden * T);
+                Workspace.Reserve(2, Hidden * T);
+            }
 
             // T1_Add: Add -> [T, Hidden]   (line 18)
-            var t2 = TrainSlot(0, T, Hidden);
+            var t2 = _recompute ? Workspace.Slot(0, T, Hidden) : TrainSlot(0, T, Hidden);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T1_Add(t2, x, update, Hidden * T);
             else
@@ -52,7 +96,7 @@ partial class Residual
             }
 
             // T2_RmsNorm: RmsNorm -> [T, Hidden]   (line 19)
-            var t4 = TrainSlot(1, T, Hidden);
+            var t4 = _recompute ? Workspace.Slot(1, T, Hidden) : TrainSlot(1, T, Hidden);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T2_RmsNorm(t4, t2, _normW, T, Hidden, 1e-6f);
             else
@@ -66,7 +110,7 @@ partial class Residual
             _ctx.Gemm(t4, _projW, t6, T, Hidden, Hidden);
 
             // T4_Silu: Silu -> [T, Hidden]   (line 20)
-            var t7 = TrainSlot(3, T, Hidden);
+            var t7 = _recompute ? Workspace.Slot(1, T, Hidden) : TrainSlot(3, T, Hidden);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T4_Silu(t7, t6, Hidden * T);
             else
@@ -76,7 +120,7 @@ partial class Residual
             }
 
             // T5_LayerNorm: LayerNorm -> [T, Hidden]   (line 20)
-            var t10 = TrainSlot(4, T, Hidden);
+            var t10 = _recompute ? Workspace.Slot(2, T, Hidden) : TrainSlot(4, T, Hidden);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T5_LayerNorm(t10, t7, _lnW, _lnB, T, Hidden, 1e-5f);
             else
@@ -107,12 +151,17 @@ partial class Residual
             var x = _saved_x ?? throw new InvalidOperationException("Residual.Backward needs a ForwardTrain first");
             var update = _saved_update ?? throw new InvalidOperationException("Residual.Backward needs a ForwardTrain first");
             int T = x.Shape.Length > 0 ? x.Shape[0] : -1;
-            var t2 = TrainSlot(0, T, Hidden);
-            var t4 = TrainSlot(1, T, Hidden);
+            if (_recompute)
+            {
+                Workspace.Reserve(0, Hidden * T);
+                Workspace.Reserve(1, Hidden * T);
+                Workspace.Reserve(2, Hidden * T);
+            }
+            var t2 = _recompute ? Workspace.Slot(0, T, Hidden) : TrainSlot(0, T, Hidden);
+            var t4 = _recompute ? Workspace.Slot(1, T, Hidden) : TrainSlot(1, T, Hidden);
             var t6 = TrainSlot(2, T, Hidden);
-            var t7 = TrainSlot(3, T, Hidden);
-            var t10 = TrainSlot(4, T, Hidden);
-            var t11 = TrainSlot(5, T, Hidden);
+            var t7 = _recompute ? Workspace.Slot(1, T, Hidden) : TrainSlot(3, T, Hidden);
+            var t10 = _recompute ? Workspace.Slot(2, T, Hidden) : TrainSlot(4, T, Hidden);
             ShapeCheck.Expect("Residual", "dOutput", dOutput, false, T, Hidden);
             DeviceTensor? g0 = GradSlot(0, T, Hidden);
             DeviceTensor? g1 = GradSlot(1, T, Hidden);
@@ -127,6 +176,37 @@ partial class Residual
             DeviceTensor? g10 = GradSlot(6, T, Hidden);
             DeviceTensor? g11 = GradSlot(7, T, Hidden);
             _ctx.Copy(dOutput, g11!);
+
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T1_Add: Add -> [T, Hidden]   (line 18)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T1_Add(t2, x, update, Hidden * T);
+                else
+                {
+                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T1_Add);
+                    _t1(Hidden * T, t2.View, x.View, update.View, Hidden * T);
+                }
+
+                // T4_Silu: Silu -> [T, Hidden]   (line 20)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T4_Silu(t7, t6, Hidden * T);
+                else
+                {
+                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T4_Silu);
+                    _t4(Hidden * T, t7.View, t6.View, Hidden * T);
+                }
+
+                // T5_LayerNorm: LayerNorm -> [T, Hidden]   (line 20)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T5_LayerNorm(t10, t7, _lnW, _lnB, T, Hidden, 1e-5f);
+                else
+                {
+                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T5_LayerNorm);
+                    _t5(T, t10.View, t7.View, _lnW.View, _lnB.View, T, Hidden, 1e-5f);
+                }
+            }
 
             // d/dAdd (line 21): m + s
             if (g10 is not null)
@@ -171,6 +251,19 @@ partial class Residual
                 {
                     _b7_silu_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B7_Silu_x);
                     _b7_silu_x(Hidden * T, g6!.View, g7!.View, t6.View, Hidden * T);
+                }
+            }
+
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T2_RmsNorm: RmsNorm -> [T, Hidden]   (line 19)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T2_RmsNorm(t4, t2, _normW, T, Hidden, 1e-6f);
+                else
+                {
+                    _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T2_RmsNorm);
+                    _t2(T, t4.View, t2.View, _normW.View, T, Hidden, 1e-6f);
                 }
             }
 

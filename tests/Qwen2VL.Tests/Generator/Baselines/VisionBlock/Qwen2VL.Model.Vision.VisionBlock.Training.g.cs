@@ -17,6 +17,8 @@ partial class VisionBlock
     {
         private readonly DeviceTensor?[] _trainSlots = new DeviceTensor?[15];
         private readonly DeviceTensor?[] _gradSlots = new DeviceTensor?[21];
+        private bool _recompute;
+        private TrainingWorkspace? _workspace;
         private DeviceTensor? _saved_x;
         private DeviceTensor? _saved_pos;
         private DeviceTensor? _saved_cuSeqlens;
@@ -43,7 +45,54 @@ partial class VisionBlock
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _b10_select;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _b5_layernorm;
 
-        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/>.</summary>
+        /// <summary>
+        /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
+        /// keep the outputs of the ops the policy covers and <see cref="Backward"/> recomputes them just before their first use.
+        /// Off by default; setting it sets it on every submodule runner. Gradients are the same either way (the same kernels).
+        /// </summary>
+        public bool Recompute
+        {
+            get => _recompute;
+            set
+            {
+                _recompute = value;
+            }
+        }
+
+        private TrainingWorkspace Workspace => _workspace ??= _ctx.TrainingWorkspace("Qwen2VL.Model.Vision.VisionBlock");
+
+        /// <summary>
+        /// Floats of the values <see cref="ForwardTrain"/> keeps for <see cref="Backward"/> (this module's and its submodules'),
+        /// at the dims of the last ForwardTrain, with recomputation on or off. Inputs are counted by whoever made them; the
+        /// recompute workspace, one per module type, is <see cref="ComputeContext.TrainingWorkspaceFloats"/>.
+        /// </summary>
+        public long SavedActivationFloats(bool recompute)
+        {
+            var x = _saved_x ?? throw new InvalidOperationException("VisionBlock.Backward needs a ForwardTrain first");
+            var pos = _saved_pos ?? throw new InvalidOperationException("VisionBlock.Backward needs a ForwardTrain first");
+            var cuSeqlens = _saved_cuSeqlens ?? throw new InvalidOperationException("VisionBlock.Backward needs a ForwardTrain first");
+            int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
+            int G = cuSeqlens.Shape.Length > 0 ? cuSeqlens.Shape[0] : -1;
+            long floats = 0;
+            if (!recompute) floats += (long)(Embed * N); // t5 LayerNorm: recomputed
+            floats += (long)(3 * Embed * N); // t8 Linear
+            floats += (long)(Embed * N); // t10 Select
+            if (!recompute) floats += (long)(Embed * N); // t11 VisionRotary: recomputed
+            floats += (long)(Embed * N); // t12 Select
+            if (!recompute) floats += (long)(Embed * N); // t13 VisionRotary: recomputed
+            floats += (long)(Embed * N); // t14 Select
+            floats += (long)(Embed * N); // t15 Attention
+            floats += (long)(Embed * N); // t19 Linear
+            if (!recompute) floats += (long)(Embed * N); // t20 Add: recomputed
+            if (!recompute) floats += (long)(Embed * N); // t23 LayerNorm: recomputed
+            floats += (long)(Embed * MlpRatio * N); // t26 Linear
+            if (!recompute) floats += (long)(Embed * MlpRatio * N); // t27 QuickGelu: recomputed
+            floats += (long)(Embed * N); // t30 Linear
+            floats += (long)(Embed * N); // t31 Add
+            return floats;
+        }
+
+        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/> (with <see cref="Recompute"/>: all but the recomputed ones).</summary>
         public DeviceTensor ForwardTrain(DeviceTensor x, DeviceTensor pos, DeviceTensor cuSeqlens)
         {
             int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
@@ -54,9 +103,14 @@ partial class VisionBlock
             _saved_x = x;
             _saved_pos = pos;
             _saved_cuSeqlens = cuSeqlens;
+            if (_recompute)
+            {
+                Workspace.Reserve(0, Embed * N);
+                Workspace.Reserve(1, Math.Max(Embed * N, Embed * MlpRatio * N));
+            }
 
             // T1_LayerNorm: LayerNorm -> [N, Embed]   (line 37)
-            var t5 = TrainSlot(0, N, Embed);
+            var t5 = _recompute ? Workspace.Slot(0, N, Embed) : TrainSlot(0, N, Embed);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T1_LayerNorm(t5, x, _norm1W, _norm1B, N, Embed, 1e-6f);
             else
@@ -86,7 +140,7 @@ partial class VisionBlock
             }
 
             // T5_VisionRotary: VisionRotary -> [N, Heads, HeadDim]   (line 39)
-            var t11 = TrainSlot(3, N, Heads, Embed / Heads);
+            var t11 = _recompute ? Workspace.Slot(0, N, Heads, Embed / Heads) : TrainSlot(3, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T5_VisionRotary(t11, t10, pos, N, Heads, Embed / Heads, 10000f);
             else
@@ -106,7 +160,7 @@ partial class VisionBlock
             }
 
             // T7_VisionRotary: VisionRotary -> [N, Heads, HeadDim]   (line 40)
-            var t13 = TrainSlot(5, N, Heads, Embed / Heads);
+            var t13 = _recompute ? Workspace.Slot(1, N, Heads, Embed / Heads) : TrainSlot(5, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T7_VisionRotary(t13, t12, pos, N, Heads, Embed / Heads, 10000f);
             else
@@ -140,7 +194,7 @@ partial class VisionBlock
                 _ctx.Gemm(t16, _projW, t19, N, Embed, Embed, new TrainGpuKernels.T11_Linear_Epilogue { In0 = _projB.View, Cols = Embed });
 
             // T12_Add: Add -> [N, Embed]   (line 43)
-            var t20 = TrainSlot(9, N, Embed);
+            var t20 = _recompute ? Workspace.Slot(0, N, Embed) : TrainSlot(9, N, Embed);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T12_Add(t20, x, t19, Embed * N);
             else
@@ -150,7 +204,7 @@ partial class VisionBlock
             }
 
             // T13_LayerNorm: LayerNorm -> [N, Embed]   (line 44)
-            var t23 = TrainSlot(10, N, Embed);
+            var t23 = _recompute ? Workspace.Slot(1, N, Embed) : TrainSlot(10, N, Embed);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T13_LayerNorm(t23, t20, _norm2W, _norm2B, N, Embed, 1e-6f);
             else
@@ -167,7 +221,7 @@ partial class VisionBlock
                 _ctx.Gemm(t23, _fc1W, t26, N, Embed * MlpRatio, Embed, new TrainGpuKernels.T14_Linear_Epilogue { In0 = _fc1B.View, Cols = Embed * MlpRatio });
 
             // T15_QuickGelu: QuickGelu -> [N, Mlp]   (line 44)
-            var t27 = TrainSlot(12, N, Embed * MlpRatio);
+            var t27 = _recompute ? Workspace.Slot(1, N, Embed * MlpRatio) : TrainSlot(12, N, Embed * MlpRatio);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T15_QuickGelu(t27, t26, Embed * MlpRatio * N);
             else
@@ -207,23 +261,25 @@ partial class VisionBlock
             var cuSeqlens = _saved_cuSeqlens ?? throw new InvalidOperationException("VisionBlock.Backward needs a ForwardTrain first");
             int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
             int G = cuSeqlens.Shape.Length > 0 ? cuSeqlens.Shape[0] : -1;
-            var t5 = TrainSlot(0, N, Embed);
-            var t8 = TrainSlot(1, N, 3 * Embed);
-            var t9 = t8.Reshape(N, 3, Heads, Embed / Heads);
+            if (_recompute)
+            {
+                Workspace.Reserve(0, Embed * N);
+                Workspace.Reserve(1, Math.Max(Embed * N, Embed * MlpRatio * N));
+            }
+            var t5 = _recompute ? Workspace.Slot(0, N, Embed) : TrainSlot(0, N, Embed);
             var t10 = TrainSlot(2, N, Heads, Embed / Heads);
-            var t11 = TrainSlot(3, N, Heads, Embed / Heads);
+            var t11 = _recompute ? Workspace.Slot(0, N, Heads, Embed / Heads) : TrainSlot(3, N, Heads, Embed / Heads);
             var t12 = TrainSlot(4, N, Heads, Embed / Heads);
-            var t13 = TrainSlot(5, N, Heads, Embed / Heads);
+            var t13 = _recompute ? Workspace.Slot(1, N, Heads, Embed / Heads) : TrainSlot(5, N, Heads, Embed / Heads);
             var t14 = TrainSlot(6, N, Heads, Embed / Heads);
             var t15 = TrainSlot(7, N, Heads, Embed / Heads);
             var t16 = t15.Reshape(N, Embed);
             var t19 = TrainSlot(8, N, Embed);
-            var t20 = TrainSlot(9, N, Embed);
-            var t23 = TrainSlot(10, N, Embed);
+            var t20 = _recompute ? Workspace.Slot(0, N, Embed) : TrainSlot(9, N, Embed);
+            var t23 = _recompute ? Workspace.Slot(1, N, Embed) : TrainSlot(10, N, Embed);
             var t26 = TrainSlot(11, N, Embed * MlpRatio);
-            var t27 = TrainSlot(12, N, Embed * MlpRatio);
+            var t27 = _recompute ? Workspace.Slot(1, N, Embed * MlpRatio) : TrainSlot(12, N, Embed * MlpRatio);
             var t30 = TrainSlot(13, N, Embed);
-            var t31 = TrainSlot(14, N, Embed);
             ShapeCheck.Expect("VisionBlock", "dOutput", dOutput, false, N, Embed);
             DeviceTensor? g0 = GradSlot(0, N, Embed);
             var g3 = grads.GradientOf(_prefix + "norm1.weight");
@@ -257,6 +313,19 @@ partial class VisionBlock
             DeviceTensor? g31 = GradSlot(15, N, Embed);
             _ctx.Copy(dOutput, g31!);
 
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T12_Add: Add -> [N, Embed]   (line 43)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T12_Add(t20, x, t19, Embed * N);
+                else
+                {
+                    _t12 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T12_Add);
+                    _t12(Embed * N, t20.View, x.View, t19.View, Embed * N);
+                }
+            }
+
             // d/dAdd (line 45): x + Linear(m, Fc2W, Fc2B)
             if (g20 is not null)
             {
@@ -279,6 +348,19 @@ partial class VisionBlock
                 }
             }
 
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T15_QuickGelu: QuickGelu -> [N, Mlp]   (line 44)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T15_QuickGelu(t27, t26, Embed * MlpRatio * N);
+                else
+                {
+                    _t15 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T15_QuickGelu);
+                    _t15(Embed * MlpRatio * N, t27.View, t26.View, Embed * MlpRatio * N);
+                }
+            }
+
             // d/dLinear (line 45): Linear(m, Fc2W, Fc2B)
             if (g27 is not null) _ctx.GemmNN(g30!, _fc2W, g27, N, Embed * MlpRatio, Embed, accumulate: true);
             if (g28 is not null) _ctx.GemmTN(g30!, t27, g28, Embed, Embed * MlpRatio, N, accumulate: true);
@@ -293,6 +375,19 @@ partial class VisionBlock
                 {
                     _b27_quickgelu_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B27_QuickGelu_x);
                     _b27_quickgelu_x(Embed * MlpRatio * N, g26!.View, g27!.View, t26.View, Embed * MlpRatio * N);
+                }
+            }
+
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T13_LayerNorm: LayerNorm -> [N, Embed]   (line 44)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T13_LayerNorm(t23, t20, _norm2W, _norm2B, N, Embed, 1e-6f);
+                else
+                {
+                    _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T13_LayerNorm);
+                    _t13(N, t23.View, t20.View, _norm2W.View, _norm2B.View, N, Embed, 1e-6f);
                 }
             }
 
@@ -339,6 +434,28 @@ partial class VisionBlock
             if (g16 is not null) _ctx.GemmNN(g19!, _projW, g16, N, Embed, Embed, accumulate: true);
             if (g17 is not null) _ctx.GemmTN(g19!, t16, g17, Embed, Embed, N, accumulate: true);
             if (g18 is not null) _ctx.ColumnSum(g19!, g18, N, Embed, accumulate: true);
+
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T5_VisionRotary: VisionRotary -> [N, Heads, HeadDim]   (line 39)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T5_VisionRotary(t11, t10, pos, N, Heads, Embed / Heads, 10000f);
+                else
+                {
+                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(TrainGpuKernels.T5_VisionRotary);
+                    _t5(Embed * N, t11.View, t10.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
+                }
+
+                // T7_VisionRotary: VisionRotary -> [N, Heads, HeadDim]   (line 40)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T7_VisionRotary(t13, t12, pos, N, Heads, Embed / Heads, 10000f);
+                else
+                {
+                    _t7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(TrainGpuKernels.T7_VisionRotary);
+                    _t7(Embed * N, t13.View, t12.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
+                }
+            }
 
             // d/dAttention (line 42): Attention(q, k, v, cuSeqlens)
             var aq15 = GradSlot(17, N, Heads, Embed / Heads);
@@ -406,6 +523,19 @@ partial class VisionBlock
                 {
                     _b10_select ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.B10_Select);
                     _b10_select(Embed * N, g10!.View, g9!.View, N, 3, Embed, 0);
+                }
+            }
+
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T1_LayerNorm: LayerNorm -> [N, Embed]   (line 37)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T1_LayerNorm(t5, x, _norm1W, _norm1B, N, Embed, 1e-6f);
+                else
+                {
+                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T1_LayerNorm);
+                    _t1(N, t5.View, x.View, _norm1W.View, _norm1B.View, N, Embed, 1e-6f);
                 }
             }
 

@@ -17,21 +17,60 @@ partial class PatchMerger
     {
         private readonly DeviceTensor?[] _trainSlots = new DeviceTensor?[4];
         private readonly DeviceTensor?[] _gradSlots = new DeviceTensor?[6];
+        private bool _recompute;
+        private TrainingWorkspace? _workspace;
         private DeviceTensor? _saved_x;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _t1;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t4;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b8_gelu_x;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _b3_layernorm;
 
-        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/>.</summary>
+        /// <summary>
+        /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
+        /// keep the outputs of the ops the policy covers and <see cref="Backward"/> recomputes them just before their first use.
+        /// Off by default; setting it sets it on every submodule runner. Gradients are the same either way (the same kernels).
+        /// </summary>
+        public bool Recompute
+        {
+            get => _recompute;
+            set
+            {
+                _recompute = value;
+            }
+        }
+
+        private TrainingWorkspace Workspace => _workspace ??= _ctx.TrainingWorkspace("Qwen2VL.Model.Vision.PatchMerger");
+
+        /// <summary>
+        /// Floats of the values <see cref="ForwardTrain"/> keeps for <see cref="Backward"/> (this module's and its submodules'),
+        /// at the dims of the last ForwardTrain, with recomputation on or off. Inputs are counted by whoever made them; the
+        /// recompute workspace, one per module type, is <see cref="ComputeContext.TrainingWorkspaceFloats"/>.
+        /// </summary>
+        public long SavedActivationFloats(bool recompute)
+        {
+            var x = _saved_x ?? throw new InvalidOperationException("PatchMerger.Backward needs a ForwardTrain first");
+            int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
+            long floats = 0;
+            if (!recompute) floats += (long)(Embed * N); // t3 LayerNorm: recomputed
+            floats += (long)(Embed * N); // t7 Linear
+            if (!recompute) floats += (long)(Embed * N); // t8 Gelu: recomputed
+            floats += (long)(Hidden * N / (Merge * Merge)); // t11 Linear
+            return floats;
+        }
+
+        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/> (with <see cref="Recompute"/>: all but the recomputed ones).</summary>
         public DeviceTensor ForwardTrain(DeviceTensor x)
         {
             int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
             ShapeCheck.Expect("PatchMerger", "x", x, false, N, Embed);
             _saved_x = x;
+            if (_recompute)
+            {
+                Workspace.Reserve(0, Embed * N);
+            }
 
             // T1_LayerNorm: LayerNorm -> [N, Embed]   (line 27)
-            var t3 = TrainSlot(0, N, Embed);
+            var t3 = _recompute ? Workspace.Slot(0, N, Embed) : TrainSlot(0, N, Embed);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T1_LayerNorm(t3, x, _lnW, _lnB, N, Embed, 1e-6f);
             else
@@ -51,7 +90,7 @@ partial class PatchMerger
                 _ctx.Gemm(t4, _mlp0W, t7, N / (Merge * Merge), Embed * Merge * Merge, Embed * Merge * Merge, new TrainGpuKernels.T3_Linear_Epilogue { In0 = _mlp0B.View, Cols = Embed * Merge * Merge });
 
             // T4_Gelu: Gelu -> [N/(Merge*Merge), Window]   (line 28)
-            var t8 = TrainSlot(2, N / (Merge * Merge), Embed * Merge * Merge);
+            var t8 = _recompute ? Workspace.Slot(0, N / (Merge * Merge), Embed * Merge * Merge) : TrainSlot(2, N / (Merge * Merge), Embed * Merge * Merge);
             if (_ctx.IsCpu)
                 TrainCpuKernels.T4_Gelu(t8, t7, Embed * N);
             else
@@ -78,11 +117,14 @@ partial class PatchMerger
         {
             var x = _saved_x ?? throw new InvalidOperationException("PatchMerger.Backward needs a ForwardTrain first");
             int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
-            var t3 = TrainSlot(0, N, Embed);
+            if (_recompute)
+            {
+                Workspace.Reserve(0, Embed * N);
+            }
+            var t3 = _recompute ? Workspace.Slot(0, N, Embed) : TrainSlot(0, N, Embed);
             var t4 = t3.Reshape(N / (Merge * Merge), Embed * Merge * Merge);
             var t7 = TrainSlot(1, N / (Merge * Merge), Embed * Merge * Merge);
-            var t8 = TrainSlot(2, N / (Merge * Merge), Embed * Merge * Merge);
-            var t11 = TrainSlot(3, N / (Merge * Merge), Hidden);
+            var t8 = _recompute ? Workspace.Slot(0, N / (Merge * Merge), Embed * Merge * Merge) : TrainSlot(2, N / (Merge * Merge), Embed * Merge * Merge);
             ShapeCheck.Expect("PatchMerger", "dOutput", dOutput, false, N / (Merge * Merge), Hidden);
             DeviceTensor? g0 = GradSlot(0, N, Embed);
             var g1 = grads.GradientOf(_prefix + "ln_q.weight");
@@ -98,6 +140,19 @@ partial class PatchMerger
             DeviceTensor? g11 = GradSlot(4, N / (Merge * Merge), Hidden);
             _ctx.Copy(dOutput, g11!);
 
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T4_Gelu: Gelu -> [N/(Merge*Merge), Window]   (line 28)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T4_Gelu(t8, t7, Embed * N);
+                else
+                {
+                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T4_Gelu);
+                    _t4(Embed * N, t8.View, t7.View, Embed * N);
+                }
+            }
+
             // d/dLinear (line 29): Linear(z, Mlp2W, Mlp2B)
             if (g8 is not null) _ctx.GemmNN(g11!, _mlp2W, g8, N / (Merge * Merge), Embed * Merge * Merge, Hidden, accumulate: true);
             if (g9 is not null) _ctx.GemmTN(g11!, t8, g9, Hidden, Embed * Merge * Merge, N / (Merge * Merge), accumulate: true);
@@ -112,6 +167,19 @@ partial class PatchMerger
                 {
                     _b8_gelu_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B8_Gelu_x);
                     _b8_gelu_x(Embed * N, g7!.View, g8!.View, t7.View, Embed * N);
+                }
+            }
+
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T1_LayerNorm: LayerNorm -> [N, Embed]   (line 27)
+                if (_ctx.IsCpu)
+                    TrainCpuKernels.T1_LayerNorm(t3, x, _lnW, _lnB, N, Embed, 1e-6f);
+                else
+                {
+                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T1_LayerNorm);
+                    _t1(N, t3.View, x.View, _lnW.View, _lnB.View, N, Embed, 1e-6f);
                 }
             }
 

@@ -17,13 +17,49 @@ partial class VisionTower
     {
         private readonly DeviceTensor?[] _trainSlots = new DeviceTensor?[1];
         private readonly DeviceTensor?[] _gradSlots = new DeviceTensor?[4];
+        private bool _recompute;
         private DeviceTensor? _saved_pixelValues;
         private DeviceTensor? _saved_pos;
         private DeviceTensor? _saved_cuSeqlens;
         private DeviceTensor? _saved_t6;
         private DeviceTensor? _saved_t7;
 
-        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/>.</summary>
+        /// <summary>
+        /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
+        /// keep the outputs of the ops the policy covers and <see cref="Backward"/> recomputes them just before their first use.
+        /// Off by default; setting it sets it on every submodule runner. Gradients are the same either way (the same kernels).
+        /// </summary>
+        public bool Recompute
+        {
+            get => _recompute;
+            set
+            {
+                _recompute = value;
+                foreach (var layer in _blocks) layer.Recompute = value;
+                _merger.Recompute = value;
+            }
+        }
+
+        /// <summary>
+        /// Floats of the values <see cref="ForwardTrain"/> keeps for <see cref="Backward"/> (this module's and its submodules'),
+        /// at the dims of the last ForwardTrain, with recomputation on or off. Inputs are counted by whoever made them; the
+        /// recompute workspace, one per module type, is <see cref="ComputeContext.TrainingWorkspaceFloats"/>.
+        /// </summary>
+        public long SavedActivationFloats(bool recompute)
+        {
+            var pixelValues = _saved_pixelValues ?? throw new InvalidOperationException("VisionTower.Backward needs a ForwardTrain first");
+            var pos = _saved_pos ?? throw new InvalidOperationException("VisionTower.Backward needs a ForwardTrain first");
+            var cuSeqlens = _saved_cuSeqlens ?? throw new InvalidOperationException("VisionTower.Backward needs a ForwardTrain first");
+            int N = pixelValues.Shape.Length > 0 ? pixelValues.Shape[0] : -1;
+            int G = cuSeqlens.Shape.Length > 0 ? cuSeqlens.Shape[0] : -1;
+            long floats = 0;
+            floats += (long)(Embed * N); // t5 Linear
+            foreach (var layer in _blocks) floats += layer.SavedActivationFloats(recompute);
+            floats += _merger.SavedActivationFloats(recompute);
+            return floats;
+        }
+
+        /// <summary>The forward pass for training: keeps every intermediate value until <see cref="Backward"/> (with <see cref="Recompute"/>: all but the recomputed ones).</summary>
         public DeviceTensor ForwardTrain(DeviceTensor pixelValues, DeviceTensor pos, DeviceTensor cuSeqlens)
         {
             int N = pixelValues.Shape.Length > 0 ? pixelValues.Shape[0] : -1;
@@ -67,7 +103,6 @@ partial class VisionTower
             int N = pixelValues.Shape.Length > 0 ? pixelValues.Shape[0] : -1;
             int G = cuSeqlens.Shape.Length > 0 ? cuSeqlens.Shape[0] : -1;
             var t4 = _patchW.Reshape(Embed, Channels * Patch * Patch * TemporalPatch);
-            var t5 = TrainSlot(0, N, Embed);
             var t6 = _saved_t6!;
             var t7 = _saved_t7!;
             ShapeCheck.Expect("VisionTower", "dOutput", dOutput, false, t7.Shape);
