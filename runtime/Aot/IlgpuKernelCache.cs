@@ -45,7 +45,7 @@ public static class IlgpuKernelCache
         var compiledConstructor = typeof(PTXCompiledKernel).GetConstructor(Private,
                                       [typeof(Context), typeof(EntryPoint), typeof(CompiledKernel.KernelInfo), typeof(string)])
                                   ?? throw Missing("the PTXCompiledKernel(Context, EntryPoint, KernelInfo, string) constructor");
-        var syncRoot = typeof(Accelerator).GetField("syncRoot", Private)?.GetValue(accelerator) ?? new object();
+        var syncRoot = SyncRoot(accelerator);
         var kept = new List<CompiledKernel>();
         lock (syncRoot)
         {
@@ -69,7 +69,7 @@ public static class IlgpuKernelCache
     {
         var cache = Cache(accelerator) ?? throw new AotException("ILGPU's kernel cache is disabled in this context (CachingMode)");
         var entryProperty = KeyType().GetProperty("Entry") ?? throw Missing("CachedCompiledKernelKey.Entry");
-        var syncRoot = typeof(Accelerator).GetField("syncRoot", Private)?.GetValue(accelerator) ?? new object();
+        var syncRoot = SyncRoot(accelerator);
         lock (syncRoot)
         {
             return cache.Keys.Cast<object>()
@@ -93,6 +93,10 @@ public static class IlgpuKernelCache
 
     private static Type KeyType() =>
         typeof(Accelerator).GetNestedType("CachedCompiledKernelKey", BindingFlags.NonPublic) ?? throw Missing("Accelerator.CachedCompiledKernelKey");
+
+    /// <summary>The accelerator's own lock over its kernel cache; a fresh object would not exclude ILGPU's own writers.</summary>
+    private static object SyncRoot(Accelerator accelerator) =>
+        typeof(Accelerator).GetField("syncRoot", Private)?.GetValue(accelerator) ?? throw Missing("Accelerator.syncRoot");
 
     private static AotException Missing(string what) =>
         new($"this ILGPU ({AotBuild.IlgpuVersion()}) has no {what}; precompiled PTX needs ILGPU 1.5.3's internals — run without --kernels");
