@@ -14,6 +14,7 @@ public static class CliErrors
 {
     public const int UserError = 2;
     public const int InternalError = 1;
+    public const int DeviceError = 1;
     public const int Cancelled = 130;
 
     /// <summary>Set to 1 to get the full exception of an internal error on stderr (for a bug report).</summary>
@@ -30,6 +31,9 @@ public static class CliErrors
             OutOfMemoryException or InsufficientExecutionStackException =>
                 (UserError, $"error: not enough memory for this input ({OneLine(e.Message)}); see the limits in the README"),
             OperationCanceledException => (Cancelled, "cancelled"),
+            // The GPU or its driver failed mid-run (a kernel the JIT refused, a launch error): not bad input, but
+            // still one line, with the driver's JIT log that ILGPU only traces.
+            ILGPU.Runtime.Cuda.CudaException cuda => (DeviceError, "error: " + OneLine(PtxJitLog.Describe(cuda))),
             _ => (InternalError, $"internal error: {e.GetType().Name}: {OneLine(e.Message)} " +
                                  $"(a bug in qwen2vl; rerun with {StackTraceVariable}=1 for the stack trace)"),
         };
