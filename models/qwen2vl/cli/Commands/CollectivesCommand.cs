@@ -18,7 +18,7 @@ internal static class CollectivesCommand
         var command = new Command("collectives", "Check every collective (all-reduce, reduce-scatter, all-gather, broadcast, send/receive, barrier, split) on a world of ranks.");
         command.Options.Add(comm);
         command.Options.Add(ranks);
-        command.SetAction(parse => CliErrors.Guard(() => Run(parse.GetValue(comm), parse.GetValue(ranks))));
+        command.SetAction(parse => Run(parse.GetValue(comm), parse.GetValue(ranks)));
         return command;
     }
 
