@@ -9,6 +9,8 @@ using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using Qwen2VL.Runtime;
 
+[assembly: System.Runtime.CompilerServices.InternalsVisibleTo("ILGPURuntime")]
+
 namespace Qwen2VL.Generated;
 
 internal static partial class Kernels
