@@ -73,6 +73,13 @@ public sealed class CliFuzzTests(ITestOutputHelper log) : IDisposable
         Func<string, string, string[]> args, bool inPlace = false)
     {
         var counts = outcomes[kind] = new int[2];
+        // The unmutated file runs: the harness itself is sound, so refusals below are the mutations' doing.
+        string control = inPlace ? target : Path.Combine(_dir, $"{kind}-original-{target}");
+        File.WriteAllBytes(control, original);
+        string controlOut = Directory.CreateDirectory(Path.Combine(_dir, $"out-{kind}-original")).FullName;
+        var ok = InProcessCli.Run(args(control, controlOut));
+        Assert.True(ok.ExitCode == 0, $"{kind}: the unmutated file does not run: {ok}");
+        Directory.Delete(controlOut, recursive: true);
         for (int i = 0; i < PerKind; i++)
         {
             byte[] mutant = Mutate(original, rng);

@@ -13,7 +13,7 @@ namespace Qwen2VL.Tests.Reliability;
 public sealed class TrainKillTests(ITestOutputHelper log) : IDisposable
 {
     private const int Kills = 20;
-    private const int Steps = 40;
+    private const int Steps = 120;
     private readonly string _dir = Directory.CreateTempSubdirectory("qvl-kill-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
@@ -37,8 +37,9 @@ public sealed class TrainKillTests(ITestOutputHelper log) : IDisposable
         int landed = 0;
         for (int i = 0; i < Kills; i++)
         {
-            // Delays from process start-up to well past the set-up: the kill lands wherever the run is then.
-            var delay = TimeSpan.FromSeconds(0.2 + rng.NextDouble() * (0.5 + referenceTime.TotalSeconds));
+            // Delays from process start-up to a second or so of steps: the kill lands wherever the run is then
+            // (start-up, set-up, a step, a save), and twenty of them leave most of the run still to do.
+            var delay = TimeSpan.FromSeconds(0.2 + rng.NextDouble() * 1.6);
             using var process = Start(Args(killed));
             if (!process.WaitForExit(delay))
             {
@@ -58,7 +59,7 @@ public sealed class TrainKillTests(ITestOutputHelper log) : IDisposable
             Assert.True(last.ExitCode == 0, stderr);
         }
         log.WriteLine($"{landed} of {Kills} kills landed before the run ended; reference run {referenceTime.TotalSeconds:F1} s, all {clock.Elapsed.TotalSeconds:F1} s");
-        Assert.True(landed >= Kills / 2, $"only {landed} kills landed while training ran");
+        Assert.True(landed >= Kills * 3 / 4, $"only {landed} kills landed while training ran");
 
         string final = $"checkpoint-{Steps}";
         Assert.Equal(final, File.ReadAllText(Path.Combine(killed, "latest")).Trim());
