@@ -112,7 +112,7 @@ public sealed class WeightStore : IDisposable
 
     public TensorInfo Info(string name) => FileOf(name).Info(Stored(name));
 
-    public float[] ReadFloat32(string name) => FileOf(name).ReadFloat32(Stored(name));
+    public float[] ReadFloat32(string name) => FileOf(name).ReadFloat32(MarkUsed(name));
 
     public long[] ReadInt64(string name) => FileOf(name).ReadInt64(Stored(name));
 
@@ -130,6 +130,7 @@ public sealed class WeightStore : IDisposable
     public DeviceTensor Load(ComputeContext ctx, string name, params int[] expectedShape)
     {
         TensorInfo info = Info(name);
+        MarkUsed(name);
         int[] shape = info.Shape.Select(d => checked((int)d)).ToArray();
         if (expectedShape.Length > 0 && !shape.SequenceEqual(expectedShape))
             throw new WeightException(
@@ -158,6 +159,24 @@ public sealed class WeightStore : IDisposable
     }
 
     private string Stored(string name) => Resolver?.Invoke(name) ?? name;
+
+    private readonly HashSet<string> _used = new(StringComparer.Ordinal);
+
+    private string MarkUsed(string name)
+    {
+        string stored = Stored(name);
+        lock (_used) _used.Add(stored);
+        return stored;
+    }
+
+    /// <summary>
+    /// Stored tensors nothing has read (<see cref="Load"/> or <see cref="ReadFloat32"/>) so far, by stored name: after
+    /// a model is built, the checkpoint tensors it does not use (a mistyped name, another architecture's layer).
+    /// </summary>
+    public IReadOnlyList<string> UnusedNames
+    {
+        get { lock (_used) return _byName.Keys.Where(n => !_used.Contains(n)).Order(StringComparer.Ordinal).ToList(); }
+    }
 
     private SafetensorsFile FileOf(string name)
     {

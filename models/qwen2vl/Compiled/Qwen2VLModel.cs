@@ -150,6 +150,9 @@ public sealed partial class Qwen2VLModel : IDisposable
         };
     }
 
+    /// <summary>Checkpoint tensors the model did not read (stored names): reported as a warning, an error with --strict.</summary>
+    public IReadOnlyList<string> UnusedWeights => _weights.UnusedNames;
+
     /// <summary>The training parameters (null when loaded for inference).</summary>
     public ParameterSet? Parameters { get; private init; }
 

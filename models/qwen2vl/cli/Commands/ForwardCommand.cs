@@ -29,13 +29,24 @@ internal static class ForwardCommand
         foreach (var option in new Option[] { model, inputs, output, generate, device, withGrads, recompute }) command.Options.Add(option);
         var kernels = new KernelFlags();
         kernels.AddTo(command);
+        var strict = new StrictFlag();
+        strict.AddTo(command);
         command.SetAction(parse => Run(
             parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), parse.GetValue(device)!, parse.GetValue(withGrads),
-            parse.GetValue(recompute), kernels.Read(parse)));
+            parse.GetValue(recompute), kernels.Read(parse), strict.Read(parse), parse.InvocationConfiguration.Error));
         return command;
     }
 
-    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, string deviceName, bool withGrads, bool recompute, KernelOptions kernels)
+    /// <summary>The model's max_position_embeddings, when its config says.</summary>
+    internal static int? MaxPositions(ModelConfig config) =>
+        config.Has("max_position_embeddings") ? config.GetInt("max_position_embeddings") : null;
+
+    /// <summary>The files of a model folder an output must not overwrite.</summary>
+    internal static IEnumerable<string> ModelFiles(string modelDir) => Directory.Exists(modelDir)
+        ? Directory.EnumerateFiles(modelDir).Where(f => f.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".json", StringComparison.Ordinal))
+        : [];
+
+    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, string deviceName, bool withGrads, bool recompute, KernelOptions kernels, bool strict, TextWriter error)
     {
         if (recompute && !withGrads)
             throw new ModelException("--recompute applies to the backward pass: use it with --grads");
@@ -53,9 +64,14 @@ internal static class ForwardCommand
         inputsPath ??= DefaultModel.ExampleInputs;
         int steps = generate ?? (example ? 8 : 0);
 
+        if (outPath is not null)
+            OutputPath.CheckNotAnInput(outPath, "--out", [(inputsPath, "the --inputs file"),
+                .. ModelFiles(modelDir).Select(f => (f, "a file of the model"))]);
         var batch = ForwardFiles.ReadInputs(inputsPath);
         using var qwen = Qwen2VLModel.Load(modelDir, device, kernels);
         if (qwen.KernelNote is { } note) Console.Error.WriteLine(note);
+        StrictFlag.Report(qwen.UnusedWeights, strict, error);
+        InputLimits.Default.CheckTokens(batch.Seq, steps, MaxPositions(qwen.Config), "--generate");
         var result = qwen.Forward(batch);
         GenerationOutput? generated = steps == 0 ? null : TextGenerator.Generate(qwen, batch,
             new GenerationOptions(steps, SamplingOptions.Greedy, qwen.EosTokenIds, qwen.PadTokenId));

@@ -32,6 +32,8 @@ internal static class GenerateCommand
             command.Options.Add(option);
         var kernels = new KernelFlags();
         kernels.AddTo(command);
+        var strict = new StrictFlag();
+        strict.AddTo(command);
         command.SetAction(parse =>
         {
             var sampling = new SamplingOptions
@@ -52,13 +54,13 @@ internal static class GenerateCommand
                 Console.Error.WriteLine($"(embedded shapes model; image {DefaultModel.ShapesImage}; prompt \"{question}\")");
             }
             return Run(parse.GetValue(model) ?? DefaultModel.ShapesDirectory, imagePaths, videoPaths,
-                question, parse.GetValue(maxNew), sampling, parse.GetValue(device)!, kernels.Read(parse));
+                question, parse.GetValue(maxNew), sampling, parse.GetValue(device)!, kernels.Read(parse), strict.Read(parse));
         });
         return command;
     }
 
     private static int Run(string modelDir, string[] imagePaths, string[] videoPaths, string prompt, int maxNewTokens,
-        SamplingOptions sampling, string deviceName, KernelOptions kernels)
+        SamplingOptions sampling, string deviceName, KernelOptions kernels, bool strict)
     {
         var device = DeviceKinds.Parse(deviceName);
         sampling.Validate();
@@ -69,12 +71,15 @@ internal static class GenerateCommand
         var tokenizer = Qwen2Tokenizer.Load(tokenizerPath);
         string preprocessorPath = Path.Combine(modelDir, "preprocessor_config.json");
         var processor = File.Exists(preprocessorPath) ? ImageProcessor.Load(preprocessorPath) : new ImageProcessor(new PreprocessorConfig());
+        InputLimits.Default.CheckImageCount(imagePaths.Length + videoPaths.Length);
         var images = imagePaths.Select(p => RgbImage.Load(p)).ToList();
         var videos = videoPaths.Select(p => VideoLoader.LoadGif(p)).ToList();
 
         var inputs = ChatInputs.Build(tokenizer, processor, images, videos, prompt);
         using var qwen = Qwen2VLModel.Load(modelDir, device, kernels);
         if (qwen.KernelNote is { } note) Console.Error.WriteLine(note);
+        StrictFlag.Report(qwen.UnusedWeights, strict, Console.Error);
+        InputLimits.Default.CheckTokens(inputs.Seq, maxNewTokens, ForwardCommand.MaxPositions(qwen.Config), "--max-new-tokens");
         var stream = new TokenStreamDecoder(tokenizer, skipSpecialTokens: true);
         var options = new GenerationOptions(maxNewTokens, sampling, ChatInputs.StopIds(tokenizer, qwen.EosTokenIds), qwen.PadTokenId);
         TextGenerator.Generate(qwen, inputs, options, (_, tokens) => Console.Write(stream.Add(checked((int)tokens[0]))));

@@ -36,9 +36,10 @@ internal static class TrainCommand
         var maxLength = new Option<int>("--max-length") { DefaultValueFactory = _ => 2048, Description = "Token budget of a packed row (with --pack)." };
         var bf16 = new Option<bool>("--bf16") { Description = "Compute with bf16-rounded weights (f32 master weights and moments; the weights stay in f32 buffers, so no memory is saved)." };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu", Description = "cpu, cuda or ilgpu-cpu" };
+        var strict = new Option<bool>("--strict") { Description = "Refuse a checkpoint holding tensors the model does not use (default: a warning listing them)." };
         var recompute = new Option<bool>("--recompute") { Description = "Selective activation checkpointing: recompute norms, activations, softmax and rotary in the backward pass instead of keeping them." };
         var command = new Command("train", "Train (or fine-tune) a Qwen2-VL model on JSONL conversations.");
-        foreach (var o in new Option[] { model, config, tokenizer, data, output, epochs, steps, batch, accumulate, lr, minLr, warmup, decay, clip, freeze, seed, saveEvery, pack, maxLength, bf16, device, recompute })
+        foreach (var o in new Option[] { model, config, tokenizer, data, output, epochs, steps, batch, accumulate, lr, minLr, warmup, decay, clip, freeze, seed, saveEvery, pack, maxLength, bf16, device, recompute, strict })
             command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -52,7 +53,7 @@ internal static class TrainCommand
                 ClipNorm = parse.GetValue(clip), Freeze = parse.GetValue(freeze) ?? [], Seed = parse.GetValue(seed),
                 SaveEvery = parse.GetValue(saveEvery), Device = DeviceKinds.Parse(parse.GetValue(device)!),
                 Pack = parse.GetValue(pack), MaxLength = parse.GetValue(maxLength), Bf16 = parse.GetValue(bf16),
-                Recompute = parse.GetValue(recompute), Notes = stdout, Warnings = stderr,
+                Recompute = parse.GetValue(recompute), Notes = stdout, Warnings = stderr, Strict = parse.GetValue(strict),
             };
             // Everything that can be checked without writing is checked first: a refused run writes nothing.
             Validate(options);
