@@ -62,7 +62,7 @@ public sealed class GenerateCommandTests
     [Fact]
     public void BadSamplingOptionIsNamed()
     {
-        var r = CliRunner.Run("generate", "--image", Image, "--prompt", "hi", "--top-p", "0");
+        var r = CliRunner.Run("generate", "--image", Image, "--prompt", "hi", "--top-p", "1.5");
         Assert.Equal(2, r.ExitCode);
         Assert.Contains("top-p", r.Stderr);
     }
