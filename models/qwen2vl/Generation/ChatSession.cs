@@ -35,9 +35,11 @@ public sealed class ChatSession : IDisposable
     private int _cachedTurns;        // turns of Conversation whose tokens are in the cache
     private long _nextPosition;      // M-RoPE position of the next cached token (all three axes)
 
-    public ChatSession(Qwen2VLModel model, Qwen2Tokenizer tokenizer, ImageProcessor processor, int contextLength)
+    /// <param name="contextLength">Positions the KV cache holds for the whole conversation; null sizes it for each
+    /// answer (the conversation so far plus the new tokens), re-running the conversation when it outgrows it.</param>
+    public ChatSession(Qwen2VLModel model, Qwen2Tokenizer tokenizer, ImageProcessor processor, int? contextLength = null)
     {
-        if (contextLength < 2) throw new ModelException($"the context length must be ≥ 2, got {contextLength}");
+        if (contextLength is < 2) throw new ModelException($"the context length must be ≥ 2, got {contextLength}");
         _model = model;
         _tokenizer = tokenizer;
         _processor = processor;
@@ -46,8 +48,8 @@ public sealed class ChatSession : IDisposable
 
     public Conversation Conversation { get; } = new();
 
-    /// <summary>Positions the KV cache holds: prompt, images and answers of every turn together.</summary>
-    public int ContextLength { get; }
+    /// <summary>Positions the KV cache holds: prompt, images and answers of every turn together (null: sized per answer).</summary>
+    public int? ContextLength { get; }
 
     /// <summary>Ids in the KV cache, in order (the conversation so far as the model has seen it).</summary>
     public IReadOnlyList<long> CachedIds => _cachedIds;
@@ -78,13 +80,19 @@ public sealed class ChatSession : IDisposable
 
         // What the cache lacks: everything after a reset or an edit of cached turns, else only the new turns.
         bool continues = _cache is not null && _cachedTurns > 0 && _cachedTurns < turns.Count && turns[_cachedTurns - 1].Role == "assistant";
-        if (!continues) DropCache();
         var segment = continues
             ? Conversation.ContinuationInputs(_tokenizer, _processor, _cachedTurns)
             : Conversation.ToInputs(_tokenizer, _processor);
-        if (_cachedIds.Count + segment.Seq + 1 > ContextLength)
-            throw new ModelException($"the conversation needs {_cachedIds.Count + segment.Seq + 1} positions but the context holds {ContextLength}: start over (/reset) or allow a longer context");
-        _cache ??= _model.CreateCache(1, ContextLength);
+        if (continues && ContextLength is null && _cachedIds.Count + segment.Seq + options.MaxNewTokens + 1 > _cache!.Capacity)
+        {
+            continues = false;    // outgrown: run the whole conversation into a larger cache
+            segment = Conversation.ToInputs(_tokenizer, _processor);
+        }
+        if (!continues) DropCache();
+        int capacity = _cache?.Capacity ?? ContextLength ?? segment.Seq + options.MaxNewTokens + 1;
+        if (_cachedIds.Count + segment.Seq + 1 > capacity)
+            throw new ModelException($"the conversation needs {_cachedIds.Count + segment.Seq + 1} positions but the context holds {capacity}: start over (/reset) or allow a longer context");
+        _cache ??= _model.CreateCache(1, capacity);
 
         var embedded = _model.Embed(segment);
         var positions = embedded.PositionIds.Select(p => p + _nextPosition).ToArray();
@@ -103,7 +111,7 @@ public sealed class ChatSession : IDisposable
             answer.Add(next);
             seen.Add(next);
             onToken?.Invoke(next);
-            if (_cache.Length + 1 > ContextLength) { finish = FinishReason.Context; break; }
+            if (_cache.Length + 1 > _cache.Capacity) { finish = FinishReason.Context; break; }
             // The new token goes into the cache whether or not another follows, so the next turn continues after it.
             logits = _model.DecodeWithCache(_cache, _model.EmbedTokens([next], 1, 1), [_nextPosition, _nextPosition, _nextPosition], [1], 1);
             _cachedIds.Add(next);
