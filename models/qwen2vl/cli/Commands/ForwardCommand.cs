@@ -22,7 +22,7 @@ internal static class ForwardCommand
         var inputs = new Option<string?>("--inputs") { Description = "input_ids, attention_mask, optional labels, pixel_values + image_grid_thw, pixel_values_videos + video_grid_thw. Default with the embedded model: its example inputs." };
         var output = new Option<string?>("--out") { Description = "Where to write the outputs (safetensors). Required with --inputs." };
         var generate = new Option<int?>("--generate") { Description = "Also generate N tokens greedily (generated_new_tokens [B, N]). Default: 0, or 8 for the embedded example." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or ilgpu-cpu", DefaultValueFactory = _ => "cpu" };
+        var device = DeviceOption.Create();
         var withGrads = new Option<bool>("--grads") { Description = "Also run the backward pass and write grad.<checkpoint name> (f32) for every parameter; needs labels." };
         var recompute = new Option<bool>("--recompute") { Description = "With --grads: selective activation checkpointing (recompute norms, activations, softmax and rotary in the backward pass)." };
         var command = new Command("forward", "Run the compiled model on a batch of inputs and write position ids, embeddings, hidden states, logits, loss.");
@@ -32,7 +32,7 @@ internal static class ForwardCommand
         var strict = new StrictFlag();
         strict.AddTo(command);
         command.SetAction(parse => Run(
-            parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), parse.GetValue(device)!, parse.GetValue(withGrads),
+            parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), DeviceOption.Read(parse, device), parse.GetValue(withGrads),
             parse.GetValue(recompute), kernels.Read(parse), strict.Read(parse), parse.InvocationConfiguration.Error));
         return command;
     }
@@ -46,11 +46,10 @@ internal static class ForwardCommand
         ? Directory.EnumerateFiles(modelDir).Where(f => f.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".json", StringComparison.Ordinal))
         : [];
 
-    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, string deviceName, bool withGrads, bool recompute, KernelOptions kernels, bool strict, TextWriter error)
+    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, DeviceKind device, bool withGrads, bool recompute, KernelOptions kernels, bool strict, TextWriter error)
     {
         if (recompute && !withGrads)
             throw new ModelException("--recompute applies to the backward pass: use it with --grads");
-        var device = DeviceKinds.Parse(deviceName);
         bool example = inputsPath is null;
         if (example && modelDir is not null)
             throw new ModelException("--inputs is required with --model (only the embedded model has example inputs)");
