@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using ILGPU.Runtime.Cuda;
 using Qwen2VL.Model.Compiled;
 using Qwen2VL.Model.Generation;
 using Qwen2VL.Model.Processing;
@@ -121,6 +122,7 @@ internal static class DefaultModel
 internal static class CliErrors
 {
     public const int UserError = 2;
+    public const int DeviceError = 1;
 
     public static int Guard(Func<int> run)
     {
@@ -133,6 +135,13 @@ internal static class CliErrors
         {
             Console.Error.WriteLine("error: " + OneLine(e.Message));
             return UserError;
+        }
+        catch (CudaException e)
+        {
+            // The GPU or its driver failed mid-run (a kernel the JIT refused, a launch error): not bad input, but
+            // still one line, with the driver's JIT log that ILGPU only traces.
+            Console.Error.WriteLine("error: " + OneLine(PtxJitLog.Describe(e)));
+            return DeviceError;
         }
     }
 
