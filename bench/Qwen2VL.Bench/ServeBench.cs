@@ -21,7 +21,9 @@ internal static class ServeBench
         Console.WriteLine($"machine: {Machine.Describe()}");
         var dir = Path.Combine(AppContext.BaseDirectory, "shapes-model");
         var images = Scenes().Select(Png).ToList();
-        foreach (var (label, extra) in new[] { ("short answers (max_tokens 16)", "\"max_tokens\": 16"), ("64-token answers (ignore_eos)", "\"max_tokens\": 64, \"ignore_eos\": true") })
+        DecodeSteps(dir);
+        foreach (var (label, extra) in new[] { ("short answers (max_tokens 16)", "\"max_tokens\": 16"), ("64-token answers (ignore_eos)", "\"max_tokens\": 64, \"ignore_eos\": true"),
+            ("192-token answers (ignore_eos)", "\"max_tokens\": 192, \"ignore_eos\": true") })
         {
             var bodies = images.Select(png => Body(png, extra)).ToList();
             await Serve(dir, 1, bodies); // warm-up: JIT of both paths
@@ -37,6 +39,30 @@ internal static class ServeBench
         return 0;
     }
 
+    /// <summary>The engine alone: time of one decode step with 1 and with 32 active slots (no HTTP, no sampling).</summary>
+    private static void DecodeSteps(string dir)
+    {
+        using var model = Qwen2VL.Model.Compiled.Qwen2VLModel.Load(dir, DeviceKind.Cpu);
+        foreach (int slots in new[] { 32, 1, 32 })
+        {
+            using var cache = model.CreateSlotCache(slots, 512);
+            using var prefill = model.CreateCache(1, 64);
+            var ids = Enumerable.Range(0, 64).Select(i => (long)(i % 300)).ToArray();
+            var start = model.Embed(new Qwen2VL.Model.Compiled.ForwardInputs(ids, 1, 64));
+            model.DecodeWithCache(prefill, start.Embeddings, start.PositionIds, start.AttentionMask, 64);
+            for (int s = 0; s < slots; s++) cache.Place(s, prefill, 0, 64);
+            var active = Enumerable.Range(0, slots).ToList();
+            var tokens = Enumerable.Repeat(5L, slots).ToArray();
+            var positions = Enumerable.Repeat(64L, 3 * slots).ToArray();
+            for (int i = 0; i < 100; i++) model.DecodeSlots(cache, tokens, positions, active);
+            var clock = Stopwatch.StartNew();
+            const int steps = 200;
+            for (int i = 0; i < steps; i++) model.DecodeSlots(cache, tokens, positions, active);
+            double ms = clock.Elapsed.TotalMilliseconds / steps;
+            Console.WriteLine($"engine only: one decode step of {slots,2} slot(s) {ms:F3} ms = {ms / slots:F4} ms per token");
+        }
+    }
+
     /// <summary>Best wall time of n runs (each a fresh server), with its answers.</summary>
     private static (double Seconds, List<string> Answers, int Tokens) Best(int n, Func<Task<(double, List<string>, int)>> run)
     {
@@ -47,7 +73,7 @@ internal static class ServeBench
     /// <summary>Starts a server with the given slots, sends every body at once, and times until the last answer.</summary>
     private static async Task<(double, List<string>, int)> Serve(string dir, int slots, List<string> bodies)
     {
-        using var engine = ChatEngine.Load(dir, DeviceKind.Cpu, new BatcherOptions(slots, 256, 64));
+        using var engine = ChatEngine.Load(dir, DeviceKind.Cpu, new BatcherOptions(slots, 320, 64));
         await using var server = await OpenAiServer.StartAsync(engine, new ServerOptions { Port = 0 });
         using var http = new HttpClient { BaseAddress = new Uri(server.BaseUrl) };
         var clock = Stopwatch.StartNew();

@@ -166,10 +166,8 @@ public sealed class OpenAiServer : IAsyncDisposable
                 await OpenAiJson.StreamAsync(ctx, stream, id, created, _engine.ModelName, request.IncludeUsage, cancel).ConfigureAwait(false);
             else
             {
-                var text = new StringBuilder();
-                await foreach (var piece in stream.ReadAsync(cancel).ConfigureAwait(false))
-                    text.Append(piece);
-                await OpenAiJson.WriteCompletion(ctx, stream, id, created, _engine.ModelName, text.ToString()).ConfigureAwait(false);
+                var text = await stream.ReadToEndAsync(cancel).ConfigureAwait(false);
+                await OpenAiJson.WriteCompletion(ctx, stream, id, created, _engine.ModelName, text).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)

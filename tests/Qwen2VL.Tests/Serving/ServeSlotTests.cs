@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using OpenAI;
 using OpenAI.Chat;
+using ChatClient = OpenAI.Chat.ChatClient;
 using Qwen2VL.Model.Serving;
 using Qwen2VL.Model.Training.Synthetic;
 using Qwen2VL.Runtime;

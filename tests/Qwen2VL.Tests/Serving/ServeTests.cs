@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using OpenAI;
 using OpenAI.Chat;
+using ChatClient = OpenAI.Chat.ChatClient;
 using Qwen2VL.Model.Compiled;
 using Qwen2VL.Model.Generation;
 using Qwen2VL.Model.Processing;
