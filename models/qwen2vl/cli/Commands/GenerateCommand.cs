@@ -32,7 +32,7 @@ internal static class GenerateCommand
             command.Options.Add(option);
         var kernels = new KernelFlags();
         kernels.AddTo(command);
-        command.SetAction(parse => CliErrors.Guard(() =>
+        command.SetAction(parse =>
         {
             var sampling = new SamplingOptions
             {
@@ -53,7 +53,7 @@ internal static class GenerateCommand
             }
             return Run(parse.GetValue(model) ?? DefaultModel.ShapesDirectory, imagePaths, videoPaths,
                 question, parse.GetValue(maxNew), sampling, parse.GetValue(device)!, kernels.Read(parse));
-        }));
+        });
         return command;
     }
 
