@@ -29,7 +29,7 @@ internal static class ServeCommand
             command.Options.Add(option);
         var kernels = new KernelFlags();
         kernels.AddTo(command);
-        command.SetAction(parse => CliErrors.Guard(() =>
+        command.SetAction(parse =>
         {
             var options = new ServerOptions
             {
@@ -45,7 +45,7 @@ internal static class ServeCommand
             var kind = DeviceKinds.Parse(parse.GetValue(device)!);
             var dir = parse.GetValue(model) ?? DefaultModel.ShapesDirectory;
             return Run(dir, kind, batcher, options, kernels.Read(parse)).GetAwaiter().GetResult();
-        }));
+        });
         return command;
     }
 
