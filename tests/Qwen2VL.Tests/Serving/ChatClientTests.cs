@@ -80,7 +80,7 @@ public sealed class ChatClientTests(ITestOutputHelper log)
         var output = Directory.CreateTempSubdirectory("qvl-pack-").FullName;
         try
         {
-            var (code, stdout, stderr) = Run(Root, "pack", Path.Combine(ClientDir, "Qwen2VL.ChatClient.csproj"), "-c", Configuration, "--no-build", "-o", output);
+            var (code, stdout, stderr) = Run(Root, "pack", Path.Combine(ClientDir, "Qwen2VL.ChatClient.csproj"), "-c", Configuration, "--no-build", "-p:BuildProjectReferences=false", "-o", output);
             Assert.True(code == 0, stdout + stderr);
             var package = Directory.GetFiles(output, "Qwen2VL.ChatClient.*.nupkg").Single();
             using var zip = ZipFile.OpenRead(package);

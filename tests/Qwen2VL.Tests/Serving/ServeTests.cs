@@ -4,7 +4,6 @@ using System.Text;
 using System.Text.Json;
 using OpenAI;
 using OpenAI.Chat;
-using ChatClient = OpenAI.Chat.ChatClient;
 using Qwen2VL.Model.Compiled;
 using Qwen2VL.Model.Generation;
 using Qwen2VL.Model.Processing;
@@ -42,7 +41,7 @@ public sealed class ShapesServer : IAsyncLifetime
         Engine.Dispose();
     }
 
-    public ChatClient Client() =>
+    public OpenAI.Chat.ChatClient Client() =>
         new(Engine.ModelName, new ApiKeyCredential(ApiKey), new OpenAIClientOptions { Endpoint = new Uri(Server.BaseUrl + "/v1") });
 
     public static UserChatMessage Question(byte[] png, string question) =>
