@@ -14,6 +14,7 @@ internal static class CommandRegistry
         yield return CompileCommand.Create();
         yield return TrainCommand.Create();
         yield return TrainShapesCommand.Create();
+        yield return CollectivesCommand.Create();
         yield return ServeCommand.Create();
     }
 }
