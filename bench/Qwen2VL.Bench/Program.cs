@@ -12,8 +12,10 @@ using Qwen2VL.Runtime;
 //   dotnet run -c Release --project bench/Qwen2VL.Bench -- [tiny] [2b] [--prompt-tokens N] [--decode-steps N]
 //
 // `startup` instead measures start-up on CUDA with precompiled PTX against ILGPU's JIT (Startup.cs).
+// `serve` measures `serve`'s throughput on 32 concurrent requests, continuous batching against one at a time (ServeBench.cs).
 
 if (args.Length > 0 && args[0] is "startup" or "startup-child") return Startup.Run(args);
+if (args.Length > 0 && args[0] is "serve") return await ServeBench.Run();
 
 var models = args.Where(a => a is "tiny" or "2b").ToList();
 if (models.Count == 0) models = ["tiny", "2b"];

@@ -16,5 +16,6 @@ internal static class CommandRegistry
         yield return TrainCommand.Create();
         yield return TrainShapesCommand.Create();
         yield return CollectivesCommand.Create();
+        yield return ServeCommand.Create();
     }
 }
