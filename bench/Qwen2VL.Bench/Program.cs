@@ -11,9 +11,16 @@ using Qwen2VL.Runtime;
 //
 //   dotnet run -c Release --project bench/Qwen2VL.Bench -- [tiny] [2b] [--prompt-tokens N] [--decode-steps N]
 //
+// `bf16` instead measures the bf16-weight CPU kernels against the f32 ones on the 2B language-model shapes (Bf16Bench.cs).
 // `startup` instead measures start-up on CUDA with precompiled PTX against ILGPU's JIT (Startup.cs).
 
 if (args.Length > 0 && args[0] is "startup" or "startup-child") return Startup.Run(args);
+if (args.Length > 0 && args[0] == "bf16")
+{
+    Console.WriteLine($"machine: {Machine.Describe()}");
+    Bf16Bench.Run(Option("--prompt-tokens", 64));
+    return 0;
+}
 
 var models = args.Where(a => a is "tiny" or "2b").ToList();
 if (models.Count == 0) models = ["tiny", "2b"];

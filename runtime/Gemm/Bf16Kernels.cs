@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Qwen2VL.Runtime;
 
@@ -56,6 +57,21 @@ internal static class Bf16Kernels
         s.R3C0 += Tail(rows.A3, w0, kMain); s.R3C1 += Tail(rows.A3, w1, kMain);
     }
 
+    /// <summary>
+    /// Decode reads four adjacent weight rows (one contiguous run of 4k values, w0 first); while it is at element i
+    /// of each, it asks for bytes [8i, 8i + 128) of the next four rows, so that run arrives exactly as this one ends.
+    /// The hardware prefetcher alone left the GEMV at ~75% of the read bandwidth here. A prefetch never faults, so
+    /// running past the end of the array is harmless; callers pin the weights, so the address is stable.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void PrefetchNextBlock(ref ushort w0, int k, int i)
+    {
+        if (!Sse.IsSupported) return;
+        byte* next = (byte*)Unsafe.AsPointer(ref w0) + 8L * k + 8L * i;
+        Sse.Prefetch0(next);
+        Sse.Prefetch0(next + 64);
+    }
+
     // ---- 256-bit: 16 bf16 weights per load ----
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -89,8 +105,10 @@ internal static class Bf16Kernels
         ref ushort q0 = ref MemoryMarshal.GetReference(w0), q1 = ref MemoryMarshal.GetReference(w1),
             q2 = ref MemoryMarshal.GetReference(w2), q3 = ref MemoryMarshal.GetReference(w3);
         Vector256<float> e0 = default, o0 = default, e1 = default, o1 = default, e2 = default, o2 = default, e3 = default, o3 = default;
+        int k = w0.Length;
         for (int i = 0; i < kMain; i += 16)
         {
+            PrefetchNextBlock(ref q0, k, i);
             Vector256<float> xe = Vector256.LoadUnsafe(ref xr, (nuint)i), xo = Vector256.LoadUnsafe(ref xr, (nuint)(i + 8));
             Vector256<uint> v = Load256(ref q0, i);
             e0 = Vector256.FusedMultiplyAdd(Even(v), xe, e0); o0 = Vector256.FusedMultiplyAdd(Odd(v), xo, o0);
@@ -170,8 +188,11 @@ internal static class Bf16Kernels
         ref ushort q0 = ref MemoryMarshal.GetReference(w0), q1 = ref MemoryMarshal.GetReference(w1),
             q2 = ref MemoryMarshal.GetReference(w2), q3 = ref MemoryMarshal.GetReference(w3);
         Vector512<float> e0 = default, o0 = default, e1 = default, o1 = default, e2 = default, o2 = default, e3 = default, o3 = default;
+        int k = w0.Length;
         for (int i = 0; i < kMain; i += 32)
         {
+            PrefetchNextBlock(ref q0, k, i);
+            PrefetchNextBlock(ref q0, k, i + 16);
             Vector512<float> xe = Vector512.LoadUnsafe(ref xr, (nuint)i), xo = Vector512.LoadUnsafe(ref xr, (nuint)(i + 16));
             Vector512<uint> v = Load512(ref q0, i);
             e0 = Vector512.FusedMultiplyAdd(Even(v), xe, e0); o0 = Vector512.FusedMultiplyAdd(Odd(v), xo, o0);

@@ -101,6 +101,8 @@ public static class CpuBf16Gemm
     {
         public void Run(int t)
         {
+            using MemoryHandle pin = w.Pin(); // the decode kernel prefetches by address
+
             int rowStart = t % rowBlocks * RowBlock, columnStart = t / rowBlocks * columnBlock;
             int rows = Math.Min(RowBlock, m - rowStart), end = Math.Min(n, columnStart + columnBlock);
             ReadOnlySpan<float> aSpan = a.Span, ap = reordered;
