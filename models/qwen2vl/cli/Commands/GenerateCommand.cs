@@ -27,8 +27,9 @@ internal static class GenerateCommand
         var penalty = new Option<double>("--repetition-penalty") { Description = "Penalty on tokens already present (1 = off).", DefaultValueFactory = _ => 1.0 };
         var seed = new Option<int?>("--seed") { Description = "Seed of the sampling draws." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or ilgpu-cpu", DefaultValueFactory = _ => "cpu" };
+        var dtype = DTypeFlag.Create();
         var command = new Command("generate", "Answer a prompt about images / videos, streaming the generated text.");
-        foreach (var option in new Option[] { model, images, videos, prompt, maxNew, temperature, topK, topP, penalty, seed, device })
+        foreach (var option in new Option[] { model, images, videos, prompt, maxNew, temperature, topK, topP, penalty, seed, device, dtype })
             command.Options.Add(option);
         var kernels = new KernelFlags();
         kernels.AddTo(command);
@@ -52,13 +53,13 @@ internal static class GenerateCommand
                 Console.Error.WriteLine($"(embedded shapes model; image {DefaultModel.ShapesImage}; prompt \"{question}\")");
             }
             return Run(parse.GetValue(model) ?? DefaultModel.ShapesDirectory, imagePaths, videoPaths,
-                question, parse.GetValue(maxNew), sampling, parse.GetValue(device)!, kernels.Read(parse));
+                question, parse.GetValue(maxNew), sampling, parse.GetValue(device)!, kernels.Read(parse), DTypeFlag.Bf16Weights(parse.GetValue(dtype)!));
         }));
         return command;
     }
 
     private static int Run(string modelDir, string[] imagePaths, string[] videoPaths, string prompt, int maxNewTokens,
-        SamplingOptions sampling, string deviceName, KernelOptions kernels)
+        SamplingOptions sampling, string deviceName, KernelOptions kernels, bool bf16Weights)
     {
         var device = DeviceKinds.Parse(deviceName);
         sampling.Validate();
@@ -73,7 +74,7 @@ internal static class GenerateCommand
         var videos = videoPaths.Select(p => VideoLoader.LoadGif(p)).ToList();
 
         var inputs = ChatInputs.Build(tokenizer, processor, images, videos, prompt);
-        using var qwen = Qwen2VLModel.Load(modelDir, device, kernels);
+        using var qwen = Qwen2VLModel.Load(modelDir, device, kernels, bf16Weights);
         if (qwen.KernelNote is { } note) Console.Error.WriteLine(note);
         var stream = new TokenStreamDecoder(tokenizer, skipSpecialTokens: true);
         var options = new GenerationOptions(maxNewTokens, sampling, ChatInputs.StopIds(tokenizer, qwen.EosTokenIds), qwen.PadTokenId);
