@@ -40,27 +40,56 @@ public sealed class ModuleGenerator : IIncrementalGenerator
                 spc.ReportDiagnostic(diagnostic.ToDiagnostic());
         });
 
-        context.RegisterSourceOutput(fused, static (spc, item) =>
+        context.RegisterSourceOutput(fused, static (spc, result) =>
         {
-            if (item is null)
+            if (result is null)
                 return;
-            var hint = (item.Graph.Namespace.Length > 0 ? item.Graph.Namespace + "." : "") + item.Graph.Name;
-            try
+            foreach (var diagnostic in result.Diagnostics)
+                spc.ReportDiagnostic(diagnostic.ToDiagnostic());
+            if (result.Fused is not { } item)
+                return;
+            var graph = item.Graph;
+            var hint = (graph.Namespace.Length > 0 ? graph.Namespace + "." : "") + graph.Name;
+            // Each target is emitted on its own: one that cannot lower an op reports QVL0901 on the op's line and adds no file.
+            Emit(spc, graph, () =>
             {
                 spc.AddSource(hint + ".Gpu.g.cs", KernelFileEmitter.Gpu(item));
+            });
+            Emit(spc, graph, () =>
+            {
                 spc.AddSource(hint + ".Cpu.g.cs", KernelFileEmitter.Cpu(item));
+            });
+            Emit(spc, graph, () =>
+            {
                 spc.AddSource(hint + ".Runner.g.cs", RunnerEmitter.Emit(item));
                 spc.AddSource(hint + ".Graph.g.cs", GraphDumper.AsSource(item));
-                var (host, gpu, cpu) = TrainingEmitter.Emit(Fusion.Run(item.Graph, fuse: false, prefix: "T"));
+            });
+            Emit(spc, graph, () =>
+            {
+                var (host, gpu, cpu) = TrainingEmitter.Emit(PassOrder.Training(graph));
                 spc.AddSource(hint + ".Training.g.cs", host);
                 spc.AddSource(hint + ".TrainGpu.g.cs", gpu);
                 spc.AddSource(hint + ".TrainCpu.g.cs", cpu);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                spc.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.InternalError, Location.None, item.Graph.Name, e.Message));
-            }
+            });
         });
+    }
+
+    /// <summary>Runs one emitter; a failure is a QVL0901 diagnostic (on the op's line when an op could not be lowered), never silent.</summary>
+    private static void Emit(SourceProductionContext spc, Graph graph, Action emit)
+    {
+        try
+        {
+            emit();
+        }
+        catch (UnloweredOpException e)
+        {
+            var location = graph.LocationOf(e.Node)?.ToLocation() ?? Location.None;
+            spc.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.InternalError, location, graph.Name, e.Message));
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            spc.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.InternalError, Location.None, graph.Name, e.GetType().Name + ": " + e.Message));
+        }
     }
 
     private static ModuleModel SafeParse(GeneratorAttributeSyntaxContext context, CancellationToken ct)
@@ -78,15 +107,18 @@ public sealed class ModuleGenerator : IIncrementalGenerator
         }
     }
 
-    private static FusedGraph? SafeFuse(Graph graph)
+    /// <summary>Fusion and memory plan; an internal failure becomes a QVL0901 diagnostic on the module (never swallowed).</summary>
+    private static FuseResult SafeFuse(Graph graph)
     {
         try
         {
-            return Fusion.Run(graph);
+            return new FuseResult(PassOrder.Inference(graph), EquatableArray<DiagnosticInfo>.Empty);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            return null; // the graph step already reported everything it could; an internal failure is surfaced in tests
+            var location = graph.FilePath.Length > 0 && graph.Output >= 0 ? graph.LocationOf(graph[graph.Output]) : null;
+            var diagnostic = DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, location, graph.Name, "fusion failed: " + e.GetType().Name + ": " + e.Message);
+            return new FuseResult(null, new[] { diagnostic }.ToEquatableArray());
         }
     }
 
@@ -109,7 +141,7 @@ public sealed class ModuleGenerator : IIncrementalGenerator
             Graph graph;
             try
             {
-                graph = ShapeInference.Run(module, Infer);
+                graph = PassOrder.InferShapes(module, Infer);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -125,6 +157,9 @@ public sealed class ModuleGenerator : IIncrementalGenerator
         return modules.Select(m => Infer(m.FullName)).Where(g => g is not null).Select(g => g!).ToImmutableArray();
     }
 }
+
+/// <summary>The fusion step's result: the planned graph, or the diagnostic saying why there is none.</summary>
+public sealed record FuseResult(FusedGraph? Fused, EquatableArray<DiagnosticInfo> Diagnostics);
 
 /// <summary>Names of the incremental steps (tests check they stay cached after unrelated edits).</summary>
 public static class TrackingNames

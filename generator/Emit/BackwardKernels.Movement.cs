@@ -10,7 +10,7 @@ internal static partial class BackwardKernelsMovement
     public static KernelSpec Rotary(FusedGraph train, Node node, string dx, string dy)
     {
         var graph = train.Graph;
-        var forward = GroupLowering.Lower(train, train.Groups.First(g => g.Output == node.Id))!;
+        var forward = GroupLowering.Lower(train, train.Groups.First(g => g.Output == node.Id), LoweringTarget.HostRunner)!;
         var spec = new KernelSpec($"B{node.Id}_{node.Op}", new[] { $"B{node.Id}_{node.Op}: backward of {node.Op} (line {node.Line}): dx += rotate(dy, −angle)" }, forward.Extent);
         spec.Params.Add(new KernelParam("output", ParamKind.Tensor, dx));
         spec.Params.Add(new KernelParam("x", ParamKind.Tensor, dy));
@@ -30,8 +30,8 @@ internal static partial class BackwardKernelsMovement
     public static KernelSpec Copy(FusedGraph train, Node node, int operand, string dInput, string dy)
     {
         var graph = train.Graph;
-        var forward = GroupLowering.Lower(train, train.Groups.First(g => g.Output == node.Id))!;
-        var name = $"B{node.Id}_{node.Op}" + (node.Op == "Concat" ? (operand == 0 ? "_a" : "_b") : "");
+        var forward = GroupLowering.Lower(train, train.Groups.First(g => g.Output == node.Id), LoweringTarget.HostRunner)!;
+        var name = $"B{node.Id}_{node.Op}" + (node.Kind == OpKind.Concat ? (operand == 0 ? "_a" : "_b") : "");
         var spec = new KernelSpec(name, new[] { $"{name}: backward of {node.Op} (line {node.Line}): scatter-add of dy where the forward read" }, forward.Extent);
         // Same parameters as the forward, with output → dy and the read input → its gradient.
         spec.Params.Add(new KernelParam("output", ParamKind.Tensor, dy));

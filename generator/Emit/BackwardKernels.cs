@@ -60,7 +60,7 @@ internal static class BackwardKernels
     /// <summary>LayerNorm / RmsNorm backward for one row per thread: dx accumulated, dy·x̂ per row for the weight gradient.</summary>
     public static KernelSpec Norm(Graph graph, Node node, string dx, string weightRows, string dy)
     {
-        var layer = node.Op == "LayerNorm";
+        var layer = node.Kind == OpKind.LayerNorm;
         var rows = EmitNames.Rows(graph, node.Id);
         var spec = new KernelSpec($"B{node.Id}_{node.Op}",
             new[] { $"B{node.Id}_{node.Op}: backward of {node.Op} (line {node.Line}): dx += …, rows of dy·x̂ for the weight gradient" }, rows);

@@ -12,8 +12,8 @@ internal static class EmitNames
         var node = graph[id];
         return node.Kind switch
         {
-            NodeKinds.Input => node.Op,
-            NodeKinds.Param => Field(node.Op),
+            OpKind.Input => node.Op,
+            OpKind.Param => Field(node.Op),
             _ => "t" + id,
         };
     }
@@ -48,8 +48,8 @@ internal static class EmitNames
         var node = graph[id];
         return node.Kind switch
         {
-            NodeKinds.Input => node.Op,
-            NodeKinds.Param => node.Attrs[0],
+            OpKind.Input => node.Op,
+            OpKind.Param => node.Attrs[0],
             _ => "t" + id,
         };
     }

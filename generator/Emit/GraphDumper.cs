@@ -37,14 +37,14 @@ internal static class GraphDumper
         {
             var inputs = string.Join(", ", node.Inputs.Select(i => "%" + i));
             var attrs = node.Attrs.Count > 0 ? " {" + string.Join(", ", node.Attrs) + "}" : "";
-            sb.Append($"  %{node.Id} = {node.Kind} {node.Op}({inputs}){attrs} : {scope.Display(node.Shape)} {node.DType}   ; line {node.Line}\n");
+            sb.Append($"  %{node.Id} = {OpTable.DumpWord(node.Kind)} {node.Op}({inputs}){attrs} : {scope.Display(node.Shape)} {node.DType}   ; line {node.Line}\n");
         }
         sb.Append("  return %").Append(graph.Output).Append('\n');
         sb.Append("fusion\n");
         foreach (var group in fused.Groups)
         {
             var residual = group.Residual >= 0 ? $" (+ writes %{group.Residual})" : "";
-            sb.Append($"  {group.Name} [{group.Kind}] nodes {string.Join(" ", group.Nodes.Select(n => "%" + n))} -> %{group.Output}{residual}\n");
+            sb.Append($"  {group.Name} [{group.Kind.Word()}] nodes {string.Join(" ", group.Nodes.Select(n => "%" + n))} -> %{group.Output}{residual}\n");
         }
         sb.Append($"memory plan: {fused.Plan.SlotCount} arena slots\n");
         for (var n = 0; n < graph.Nodes.Count; n++)

@@ -6,7 +6,7 @@ namespace Qwen2VL.Generator.Emit;
 // Data movement that needs a copy: select, transpose, concat, embedding gather.
 internal static partial class GroupLowering
 {
-    private static KernelSpec Copy(Graph graph, KernelGroup group)
+    private static KernelSpec Copy(Graph graph, KernelGroup group, LoweringTarget target)
     {
         var node = graph[group.Output];
         var spec = new KernelSpec(group.Name, Comment(graph, group, ""), EmitNames.Size(graph, node.Id));
@@ -14,9 +14,9 @@ internal static partial class GroupLowering
         var input = graph[node.Inputs[0]];
         var g = spec.GpuBody;
         var c = spec.CpuBody;
-        switch (node.Op)
+        switch (node.Kind)
         {
-            case "Select":
+            case OpKind.Select:
             {
                 // x viewed as [outer, extent, inner]: take index `at` of the middle axis.
                 var axis = int.Parse(node.Attrs[0]);
@@ -31,7 +31,7 @@ internal static partial class GroupLowering
                 AddRowLoop(c, "outer", "inner");
                 break;
             }
-            case "Concat":
+            case OpKind.Concat:
             {
                 var axis = int.Parse(node.Attrs[0]);
                 var other = graph[node.Inputs[1]];
@@ -52,7 +52,7 @@ internal static partial class GroupLowering
                 AddRowLoop(c, "outer", "aRow + bRow");
                 break;
             }
-            case "Transpose":
+            case OpKind.Transpose:
             {
                 // Swap axes a0 < a1 of x viewed as [outer, n0, mid, n1, inner].
                 var a0 = int.Parse(node.Attrs[0]);
@@ -90,7 +90,7 @@ internal static partial class GroupLowering
                 c.Add("Parallel.For(0, chunks, k => Chunk(k * 16384));");
                 break;
             }
-            case "Embedding":
+            case OpKind.Embedding:
             {
                 var table = graph[node.Inputs[1]];
                 spec.Params.Add(new KernelParam("ids", ParamKind.IntTensor, EmitNames.Var(graph, input.Id)));
@@ -111,6 +111,9 @@ internal static partial class GroupLowering
                 AddRowLoop(c, "rows", "width");
                 break;
             }
+            // Fusion puts exactly these four kinds in a copy group; anything else is an internal error, reported, not an empty kernel.
+            default:
+                throw new UnloweredOpException(node, target, $"a {node.Kind} op is not a copy");
         }
         return spec;
     }

@@ -11,7 +11,7 @@ internal static partial class GroupLowering
     {
         var norm = graph[group.Nodes[group.Nodes.Count - 1]];
         var withAdd = group.Nodes.Count == 2;
-        var isLayerNorm = norm.Op == "LayerNorm";
+        var isLayerNorm = norm.Kind == OpKind.LayerNorm;
         var rows = EmitNames.Rows(graph, norm.Id);
         var spec = new KernelSpec(group.Name, Comment(graph, group, withAdd ? " (residual add fused)" : ""), rows);
         spec.Params.Add(new KernelParam("output", ParamKind.Tensor, EmitNames.Var(graph, norm.Id)));
@@ -120,7 +120,7 @@ internal static partial class GroupLowering
     private static KernelSpec Rotary(Graph graph, KernelGroup group)
     {
         var node = graph[group.Output];
-        var vision = node.Op == "VisionRotary";
+        var vision = node.Kind == OpKind.VisionRotary;
         var shape = node.Shape;
         var spec = new KernelSpec(group.Name, Comment(graph, group, ""), EmitNames.Size(graph, node.Id));
         spec.Params.Add(new KernelParam("output", ParamKind.Tensor, EmitNames.Var(graph, node.Id)));

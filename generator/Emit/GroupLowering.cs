@@ -10,19 +10,26 @@ namespace Qwen2VL.Generator.Emit;
 /// </summary>
 internal static partial class GroupLowering
 {
-    public static KernelSpec? Lower(FusedGraph fused, KernelGroup group) => group.Kind switch
+    /// <summary>
+    /// The kernel of a group for <paramref name="target"/>, or null for groups the host runs itself (GEMM through the
+    /// runtime with a generated epilogue, attention providers, views, submodule calls). No default arm: a group kind
+    /// without a lowering does not compile; an op no target knows throws <see cref="UnloweredOpException"/> (QVL0901).
+    /// </summary>
+    public static KernelSpec? Lower(FusedGraph fused, KernelGroup group, LoweringTarget target) => group.Kind switch
     {
-        GroupKinds.Elementwise => Elementwise(fused.Graph, group),
-        GroupKinds.Norm => Norm(fused.Graph, group),
-        GroupKinds.Softmax => Softmax(fused.Graph, group),
-        GroupKinds.Rotary => Rotary(fused.Graph, group),
-        GroupKinds.Copy => Copy(fused.Graph, group),
-        _ => null, // gemm, attention, views and calls are host-side (GemmLowering, RunnerEmitter)
+        GroupKind.Elementwise => Elementwise(fused.Graph, group),
+        GroupKind.Norm => Norm(fused.Graph, group),
+        GroupKind.Softmax => Softmax(fused.Graph, group),
+        GroupKind.Rotary => Rotary(fused.Graph, group),
+        GroupKind.Copy => Copy(fused.Graph, group, target),
+        GroupKind.Gemm or GroupKind.Attention or GroupKind.View or GroupKind.Call or GroupKind.Loop => null,
+        GroupKind.Unlowered => throw new UnloweredOpException(fused.Graph[group.Output], target,
+            "the op is declared, but the generator has no op kind for it (a custom op must be elementwise with a Scalar formula)"),
     };
 
     private static IEnumerable<string> Comment(Graph graph, KernelGroup group, string extra)
     {
-        yield return $"{group.Name}: {group.Kind}{extra}";
+        yield return $"{group.Name}: {group.Kind.Word()}{extra}";
         foreach (var n in group.Nodes)
             yield return "  " + EmitNames.Describe(graph, n);
     }

@@ -11,18 +11,18 @@ internal static class KernelFileEmitter
     public static string Gpu(FusedGraph fused, string className = "GpuKernels", string what = "fused GPU kernels",
         IReadOnlyList<KernelSpec>? extra = null) =>
         Write(fused, extra, "ILGPU kernels", $"The {what} of {fused.Graph.Name} (ILGPU; one thread per index).", className,
-            new[] { "using ILGPU;", "using ILGPU.Algorithms;", "using ILGPU.Runtime;" }, GemmLowering.EmitGpu,
+            new[] { "using ILGPU;", "using ILGPU.Algorithms;", "using ILGPU.Runtime;" }, LoweringTarget.GpuKernel, GemmLowering.EmitGpu,
             spec => (spec.GpuSignature, spec.GpuBody));
 
     public static string Cpu(FusedGraph fused, string className = "CpuKernels", string what = "fused CPU kernels",
         IReadOnlyList<KernelSpec>? extra = null) =>
         Write(fused, extra, "CPU kernels", $"The {what} of {fused.Graph.Name} (Vector&lt;float&gt; / TensorPrimitives, Parallel.For).", className,
-            new[] { "using System.Numerics;", "using System.Numerics.Tensors;", "using System.Threading.Tasks;" }, GemmLowering.EmitCpu,
+            new[] { "using System.Numerics;", "using System.Numerics.Tensors;", "using System.Threading.Tasks;" }, LoweringTarget.CpuKernel, GemmLowering.EmitCpu,
             spec => (spec.CpuSignature, spec.CpuBody));
 
     /// <summary>One kernel file: each group's kernel (or GEMM epilogue) in one form, then the extra kernels.</summary>
     private static string Write(FusedGraph fused, IReadOnlyList<KernelSpec>? extra, string what, string summary, string className,
-        string[] usings, Action<CodeWriter, Graph, KernelGroup> epilogue, Func<KernelSpec, (string Signature, List<string> Body)> form)
+        string[] usings, LoweringTarget target, Action<CodeWriter, Graph, KernelGroup> epilogue, Func<KernelSpec, (string Signature, List<string> Body)> form)
     {
         var graph = fused.Graph;
         var w = Header(graph, what, usings);
@@ -43,12 +43,12 @@ internal static class KernelFileEmitter
         }
         foreach (var group in fused.Groups)
         {
-            if (group.Kind == GroupKinds.Gemm && GemmLowering.HasEpilogue(graph, group))
+            if (group.Kind == GroupKind.Gemm && GemmLowering.HasEpilogue(graph, group))
             {
                 Separate(w, ref first);
                 epilogue(w, graph, group);
             }
-            else if (GroupLowering.Lower(fused, group) is { } spec)
+            else if (GroupLowering.Lower(fused, group, target) is { } spec)
             {
                 Kernel(spec);
             }

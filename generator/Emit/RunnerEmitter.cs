@@ -30,7 +30,7 @@ internal static class RunnerEmitter
             w.Line($"public readonly int {dim.Name};");
         foreach (var c in graph.Consts)
             w.Line($"public readonly float {c.Name};");
-        foreach (var param in graph.Nodes.Where(n => n.Kind == NodeKinds.Param))
+        foreach (var param in graph.Nodes.Where(n => n.Kind == OpKind.Param))
             w.Line($"private readonly DeviceTensor {EmitNames.Field(param.Op)};");
         foreach (var sub in graph.Submodules)
             w.Line($"private readonly {sub.TypeFullName}.Runner{(sub.IsArray ? "[]" : "")} {EmitNames.Field(sub.Field)};");
@@ -61,7 +61,7 @@ internal static class RunnerEmitter
     internal static void KernelFields(CodeWriter w, FusedGraph fused)
     {
         foreach (var group in fused.Groups)
-            if (GroupLowering.Lower(fused, group) is { } spec)
+            if (GroupLowering.Lower(fused, group, LoweringTarget.HostRunner) is { } spec)
                 w.Line($"private Action<{spec.GpuTypeArguments}>? _{group.Name.Split('_')[0].ToLowerInvariant()};");
     }
 
@@ -84,7 +84,7 @@ internal static class RunnerEmitter
             w.Line(c.Default is { } d
                 ? $"{c.Name} = (float)config.GetDouble(\"{c.ConfigKey}\", {EmitNames.DoubleLiteral(d)});"
                 : $"{c.Name} = (float)config.GetDouble(\"{c.ConfigKey}\");");
-        foreach (var param in graph.Nodes.Where(n => n.Kind == NodeKinds.Param))
+        foreach (var param in graph.Nodes.Where(n => n.Kind == OpKind.Param))
             w.Line($"{EmitNames.Field(param.Op)} = weights.Load(ctx, prefix + \"{param.Attrs[0]}\", {string.Join(", ", param.Shape.Select(d => d.ToCSharp()))});");
         foreach (var sub in graph.Submodules)
         {
@@ -100,7 +100,7 @@ internal static class RunnerEmitter
     private static void Forward(CodeWriter w, FusedGraph fused)
     {
         var graph = fused.Graph;
-        var inputs = graph.Nodes.Where(n => n.Kind == NodeKinds.Input).ToList();
+        var inputs = graph.Nodes.Where(n => n.Kind == OpKind.Input).ToList();
         var parameters = string.Join(", ", inputs.Select(i => "DeviceTensor " + i.Op));
         var arguments = string.Join(", ", inputs.Select(i => i.Op));
         var sites = CausalSites(graph);
@@ -127,7 +127,7 @@ internal static class RunnerEmitter
         var masks = new HashSet<int>(sites.Select(n => graph[n].Inputs[3]));
         foreach (var input in inputs)
         {
-            var check = $"ShapeCheck.Expect(\"{graph.Name}\", \"{input.Op}\", {input.Op}, {(input.DType == "I64" ? "true" : "false")}, {string.Join(", ", input.Shape.Select(d => d.ToCSharp()))});";
+            var check = $"ShapeCheck.Expect(\"{graph.Name}\", \"{input.Op}\", {input.Op}, {(input.DType == DType.I64 ? "true" : "false")}, {string.Join(", ", input.Shape.Select(d => d.ToCSharp()))});";
             if (masks.Contains(input.Id))
             {
                 w.Line("if (cache is null)");
@@ -156,7 +156,7 @@ internal static class RunnerEmitter
 
     /// <summary>The causal attention nodes, in order: each is one KV-cache site.</summary>
     internal static List<int> CausalSites(Graph graph) =>
-        graph.Nodes.Where(n => n.Kind == NodeKinds.Op && n.Op == "CausalAttention").Select(n => n.Id).ToList();
+        graph.Nodes.Where(n => n.Kind == OpKind.CausalAttention).Select(n => n.Id).ToList();
 
     /// <param name="allocate">
     /// Where a materialised value's buffer comes from (C# for its declaration, or null when it is already declared);
@@ -174,13 +174,13 @@ internal static class RunnerEmitter
                 w.Line($"var {EmitNames.Var(graph, value)} = {buffer};");
         switch (group.Kind)
         {
-            case GroupKinds.View:
+            case GroupKind.View:
                 w.Line($"var {EmitNames.Var(graph, output.Id)} = {EmitNames.Var(graph, output.Inputs[0])}.Reshape({string.Join(", ", output.Shape.Select(d => d.ToCSharp()))});");
                 return;
-            case GroupKinds.Call:
+            case GroupKind.Call:
                 w.Line($"var {EmitNames.Var(graph, output.Id)} = {EmitNames.Field(output.Op)}.{target.ForwardMethod}({string.Join(", ", output.Inputs.Select(i => EmitNames.Var(graph, i)))});");
                 return;
-            case GroupKinds.Loop:
+            case GroupKind.Loop:
             {
                 var carriedIndex = int.Parse(output.Attrs[output.Attrs.Count - 1]);
                 var v = EmitNames.Var(graph, output.Id);
@@ -190,14 +190,18 @@ internal static class RunnerEmitter
                 w.Line($"    {v} = layer.{target.ForwardMethod}({string.Join(", ", args)});");
                 return;
             }
-            case GroupKinds.Attention:
+            case GroupKind.Attention:
                 Attention(w, graph, output);
                 return;
-            case GroupKinds.Gemm:
+            case GroupKind.Gemm:
                 Gemm(w, graph, group, target);
                 return;
+            case GroupKind.Elementwise or GroupKind.Norm or GroupKind.Softmax or GroupKind.Rotary or GroupKind.Copy:
+                break; // a generated kernel, launched below
+            case GroupKind.Unlowered:
+                throw new UnloweredOpException(output, LoweringTarget.HostRunner, "no kernel to launch");
         }
-        var spec = GroupLowering.Lower(fused, group)!;
+        var spec = GroupLowering.Lower(fused, group, LoweringTarget.HostRunner)!;
         var field = "_" + group.Name.Split('_')[0].ToLowerInvariant();
         var cpuArgs = string.Join(", ", spec.Params.Select(p => p.HostValue));
         var gpuArgs = string.Join(", ", spec.Params.Select(p => p.Kind switch
@@ -248,7 +252,7 @@ internal static class RunnerEmitter
         var output = EmitNames.Var(graph, node.Id);
         var args = string.Join(", ", node.Inputs.Take(3).Select(i => EmitNames.Var(graph, i)).Concat(new[] { output, EmitNames.Var(graph, node.Inputs[3]) }));
         var d = q.Shape[q.Shape.Count - 1].ToCSharp();
-        if (node.Op == "Attention")
+        if (node.Kind == OpKind.Attention)
         {
             w.Line($"_ctx.AttentionSegments({args}, {q.Shape[0].ToCSharp()}, {q.Shape[1].ToCSharp()}, {d}, 1f / MathF.Sqrt({d}));");
             return;

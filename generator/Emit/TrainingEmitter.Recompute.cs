@@ -78,12 +78,12 @@ internal sealed partial class TrainingEmitter
         w.Line("long floats = 0;");
         foreach (var group in _train.Groups)
         {
-            if (group.Kind == GroupKinds.Call)
+            if (group.Kind == GroupKind.Call)
             {
                 w.Line($"floats += {EmitNames.Field(graph[group.Output].Op)}.SavedActivationFloats(recompute);");
                 continue;
             }
-            if (group.Kind == GroupKinds.Loop)
+            if (group.Kind == GroupKind.Loop)
             {
                 w.Line($"foreach (var layer in {EmitNames.Field(graph[group.Output].Op)}) floats += layer.SavedActivationFloats(recompute);");
                 continue;

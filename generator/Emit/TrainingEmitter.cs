@@ -44,7 +44,7 @@ internal sealed partial class TrainingEmitter
     private string Host()
     {
         var graph = _graph;
-        var inputs = graph.Nodes.Where(n => n.Kind == NodeKinds.Input).ToList();
+        var inputs = graph.Nodes.Where(n => n.Kind == OpKind.Input).ToList();
         var body = new CodeWriter();
         Backward(body, inputs);
 
@@ -58,7 +58,7 @@ internal sealed partial class TrainingEmitter
             w.Line("private TrainingWorkspace? _workspace;");
         foreach (var input in inputs)
             w.Line($"private DeviceTensor? _saved_{input.Op};");
-        foreach (var group in _train.Groups.Where(g => g.Kind is GroupKinds.Call or GroupKinds.Loop))
+        foreach (var group in _train.Groups.Where(g => g.Kind is GroupKind.Call or GroupKind.Loop))
             w.Line($"private DeviceTensor? _saved_t{group.Output};");
         RunnerEmitter.KernelFields(w, _train);
         foreach (var spec in _kernels)
@@ -98,7 +98,7 @@ internal sealed partial class TrainingEmitter
         {
             w.Line();
             RunnerEmitter.HostGroup(w, _train, group, RunnerEmitter.Training, value => Buffer(value, _plan.ForwardWork[value]));
-            if (group.Kind is GroupKinds.Call or GroupKinds.Loop)
+            if (group.Kind is GroupKind.Call or GroupKind.Loop)
                 w.Line($"_saved_t{group.Output} = t{group.Output};");
         }
         w.Line($"return {EmitNames.Var(graph, graph.Output)};");
@@ -115,7 +115,7 @@ internal sealed partial class TrainingEmitter
             w.Line($"int {dim.Name} = {inputs[dim.InputIndex].Op}.Shape.Length > {dim.InputAxis} ? {inputs[dim.InputIndex].Op}.Shape[{dim.InputAxis}] : -1;");
         if (!saved)
             foreach (var input in inputs)
-                w.Line($"ShapeCheck.Expect(\"{graph.Name}\", \"{input.Op}\", {input.Op}, {(input.DType == "I64" ? "true" : "false")}, {string.Join(", ", input.Shape.Select(d => d.ToCSharp()))});");
+                w.Line($"ShapeCheck.Expect(\"{graph.Name}\", \"{input.Op}\", {input.Op}, {(input.DType == DType.I64 ? "true" : "false")}, {string.Join(", ", input.Shape.Select(d => d.ToCSharp()))});");
     }
 
     private void Backward(CodeWriter w, List<Node> inputs)
@@ -134,7 +134,7 @@ internal sealed partial class TrainingEmitter
         {
             if (_root[node.Id] != node.Id)
                 gradients.Line($"var g{node.Id} = g{_root[node.Id]}?.Reshape({Dims(node)});");
-            else if (node.Kind == NodeKinds.Param)
+            else if (node.Kind == OpKind.Param)
                 gradients.Line($"var g{node.Id} = grads.GradientOf(_prefix + \"{node.Attrs[0]}\");");
             else
                 gradients.Line($"DeviceTensor? g{node.Id} = {NewGrad(node)};");
@@ -144,7 +144,7 @@ internal sealed partial class TrainingEmitter
         for (var id = graph.Nodes.Count - 1; id >= 0; id--)
         {
             var node = graph[id];
-            if (!_needs[id] || node.Kind is NodeKinds.Input or NodeKinds.Param || Autodiff.IsView(node))
+            if (!_needs[id] || node.Kind is OpKind.Input or OpKind.Param || Autodiff.IsView(node))
                 continue;
             var rule = new CodeWriter();
             Rule(rule, node);
@@ -165,11 +165,11 @@ internal sealed partial class TrainingEmitter
         foreach (var group in _train.Groups)
         {
             var o = graph[group.Output];
-            if (group.Kind is GroupKinds.Call or GroupKinds.Loop)
+            if (group.Kind is GroupKind.Call or GroupKind.Loop)
                 w.Line($"var t{o.Id} = _saved_t{o.Id}!;");
             else if (!read[_train.Plan.AliasOf[o.Id]])
                 continue;
-            else if (group.Kind == GroupKinds.View)
+            else if (group.Kind == GroupKind.View)
                 w.Line($"var t{o.Id} = {EmitNames.Var(graph, o.Inputs[0])}.Reshape({Dims(o)});");
             else
                 w.Line($"var t{o.Id} = {Buffer(o.Id, _plan.BackwardWork[o.Id])};");
@@ -207,7 +207,7 @@ internal sealed partial class TrainingEmitter
     private string NewGrad(Node node) => $"GradSlot({Slot(node.Id)}, {ShapeOf(node)})";
 
     /// <summary>A node's shape as C# arguments; a submodule's output is in the child's dims, so it is read from the saved tensor.</summary>
-    private static string ShapeOf(Node node) => node.Kind is NodeKinds.Call or NodeKinds.Loop ? $"t{node.Id}.Shape" : Dims(node);
+    private static string ShapeOf(Node node) => node.Kind is OpKind.Call or OpKind.Loop ? $"t{node.Id}.Shape" : Dims(node);
 
     private int Slot(int key) => _gradSlot.TryGetValue(key, out var s) ? s : _gradSlot[key] = _slots++;
 
@@ -224,7 +224,7 @@ internal sealed partial class TrainingEmitter
     {
         var graph = _graph;
         var dy = $"g{node.Id}!";
-        if (node.Kind == NodeKinds.Call)
+        if (node.Kind == OpKind.Call)
         {
             w.Line($"var d{node.Id} = {EmitNames.Field(node.Op)}.Backward({dy}, grads);");
             for (var k = 0; k < node.Inputs.Count; k++)
@@ -232,7 +232,7 @@ internal sealed partial class TrainingEmitter
                     w.Line($"if (g{node.Inputs[k]} is not null) GradOps.Add(_ctx, g{node.Inputs[k]}, d{node.Id}[{k}]!);");
             return;
         }
-        if (node.Kind == NodeKinds.Loop)
+        if (node.Kind == OpKind.Loop)
         {
             var carried = int.Parse(node.Attrs[node.Attrs.Count - 1]);
             w.Line($"DeviceTensor carried{node.Id} = {dy};");
@@ -247,31 +247,37 @@ internal sealed partial class TrainingEmitter
                 w.Line($"if (g{node.Inputs[carried]} is not null) GradOps.Add(_ctx, g{node.Inputs[carried]}, carried{node.Id});");
             return;
         }
-        switch (node.Group)
+        // One gradient rule per op kind; no default arm, so a kind without one does not compile.
+        switch (node.Kind)
         {
-            case "Elementwise":
+            case OpKind.Add or OpKind.Mul or OpKind.Scale or OpKind.QuickGelu or OpKind.Gelu or OpKind.Silu or OpKind.Sigmoid or OpKind.Pointwise:
                 Elementwise(w, node, dy);
                 return;
-            case "Matmul":
+            case OpKind.Linear:
                 Linear(w, node, dy);
                 return;
-            case "Norm":
+            case OpKind.LayerNorm or OpKind.RmsNorm:
                 Norm(w, node, dy);
                 return;
-            case "Reduce":
+            case OpKind.Softmax:
                 Launch(w, BackwardKernels.Softmax(graph, node, $"g{node.Inputs[0]}!", dy), $"g{node.Inputs[0]}");
                 return;
-            case "Rotary":
+            case OpKind.VisionRotary or OpKind.MRope:
                 Launch(w, BackwardKernelsMovement.Rotary(_train, node, $"g{node.Inputs[0]}!", dy), $"g{node.Inputs[0]}");
                 return;
-            case "Attention":
+            case OpKind.Attention or OpKind.CausalAttention:
                 Attention(w, node, dy);
                 return;
-            default: // movement ops that copy
+            case OpKind.Transpose or OpKind.Select or OpKind.Concat or OpKind.Embedding:
                 for (var k = 0; k < node.Inputs.Count; k++)
                     if (Wants(node.Inputs[k]))
                         Launch(w, BackwardKernelsMovement.Copy(_train, node, k, $"g{node.Inputs[k]}!", dy), $"g{node.Inputs[k]}");
                 return;
+            case OpKind.Reshape or OpKind.SplitHeads or OpKind.MergeHeads:
+            case OpKind.Input or OpKind.Param or OpKind.Call or OpKind.Loop:
+                throw new System.InvalidOperationException($"{node.Kind} has no gradient rule of its own (views share their source's gradient; calls are handled above)");
+            case OpKind.Unsupported:
+                throw new UnloweredOpException(node, LoweringTarget.HostRunner, "no gradient rule");
         }
     }
 
@@ -336,7 +342,7 @@ internal sealed partial class TrainingEmitter
         w.Line($"var {dv} = {Scratch(Dims(_graph[node.Inputs[2]]))};");
         var d = q.Shape[q.Shape.Count - 1].ToCSharp();
         var args = $"{V(q.Id)}, {V(k.Id)}, {V(node.Inputs[2])}, {dy}, {dq}, {dk}, {dv}, {V(node.Inputs[3])}";
-        if (node.Op == "Attention")
+        if (node.Kind == OpKind.Attention)
             w.Line($"_ctx.AttentionSegmentsBackward({args}, {q.Shape[0].ToCSharp()}, {q.Shape[1].ToCSharp()}, {d}, 1f / MathF.Sqrt({d}));");
         else
             w.Line($"_ctx.AttentionCausalBackward({args}, {q.Shape[0].ToCSharp()}, {q.Shape[1].ToCSharp()}, {q.Shape[2].ToCSharp()}, {k.Shape[2].ToCSharp()}, {d}, 1f / MathF.Sqrt({d}));");

@@ -1,18 +1,28 @@
 namespace Qwen2VL.Generator.Model;
 
-/// <summary>Kinds of fused groups, each with one emitter per target.</summary>
-public static class GroupKinds
+/// <summary>
+/// Kinds of fused groups (a closed set). Fusion maps every <see cref="OpKind"/> to one with an exhaustive switch; each
+/// target lowers every one with an exhaustive switch, so a kind without a lowering does not compile.
+/// </summary>
+public enum GroupKind
 {
-    public const string Elementwise = "elementwise"; // pointwise chain, one kernel
-    public const string Gemm = "gemm";               // linear with a fused epilogue (bias, activation, residual…)
-    public const string Norm = "norm";               // LayerNorm / RmsNorm, optionally with the residual add before it
-    public const string Softmax = "softmax";
-    public const string Rotary = "rotary";
-    public const string Copy = "copy";               // transpose, select, concat, embedding gather
-    public const string Attention = "attention";     // runtime provider
-    public const string View = "view";               // reshape, split/merge heads: no kernel, no copy
-    public const string Call = "call";               // submodule Forward
-    public const string Loop = "loop";               // layer loop over a submodule array
+    Elementwise, // pointwise chain, one kernel
+    Gemm,        // linear with a fused epilogue (bias, activation, residual…)
+    Norm,        // LayerNorm / RmsNorm, optionally with the residual add before it
+    Softmax,
+    Rotary,
+    Copy,        // transpose, select, concat, embedding gather
+    Attention,   // runtime provider
+    View,        // reshape, split/merge heads: no kernel, no copy
+    Call,        // submodule Forward
+    Loop,        // layer loop over a submodule array
+    Unlowered,   // one op of kind OpKind.Unsupported: every target reports QVL0901 on its line
+}
+
+public static class GroupKindNames
+{
+    /// <summary>The lower-case word of the pass dump and kernel comments ("elementwise", "gemm", …).</summary>
+    public static string Word(this GroupKind kind) => kind.ToString().ToLowerInvariant();
 }
 
 /// <summary>
@@ -20,7 +30,7 @@ public static class GroupKinds
 /// the group materialises; <see cref="Residual"/> is a second materialised value (the sum a norm+residual
 /// kernel also writes), or -1.
 /// </summary>
-public sealed record KernelGroup(int Id, string Kind, EquatableArray<int> Nodes, int Output, int Residual, string Name);
+public sealed record KernelGroup(int Id, GroupKind Kind, EquatableArray<int> Nodes, int Output, int Residual, string Name);
 
 /// <summary>Which arena slot each materialised value lives in (-1: not in the arena).</summary>
 public sealed record MemoryPlan(int SlotCount, EquatableArray<int> SlotOfNode, EquatableArray<int> AliasOf);

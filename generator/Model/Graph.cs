@@ -16,7 +16,8 @@ public sealed record Graph(
     EquatableArray<SubmoduleDecl> Submodules,
     EquatableArray<OpInfo> Ops,
     EquatableArray<DiagnosticInfo> Diagnostics,
-    int Recompute = RecomputePolicy.CheapOps)
+    int Recompute = RecomputePolicy.CheapOps,
+    string FilePath = "")
 {
     public Node this[int id] => Nodes[id];
 
@@ -24,6 +25,15 @@ public sealed record Graph(
 
     /// <summary>Whether a node attr names one of this module's [Const]s rather than being a literal or a size.</summary>
     public bool IsConst(string attr) => Consts.Any(c => c.Name == attr);
+
+    /// <summary>Where a node's diagnostics land: its line in the module's file (nodes keep lines, not spans, so they stay cacheable).</summary>
+    public LocationInfo? LocationOf(Node node)
+    {
+        if (FilePath.Length == 0 || node.Line <= 0)
+            return null;
+        var line = new Microsoft.CodeAnalysis.Text.LinePosition(node.Line - 1, 0);
+        return new LocationInfo(FilePath, new Microsoft.CodeAnalysis.Text.TextSpan(0, 0), new Microsoft.CodeAnalysis.Text.LinePositionSpan(line, line));
+    }
 }
 
 /// <summary>
@@ -32,34 +42,33 @@ public sealed record Graph(
 /// </summary>
 public sealed record DimInfo(string Name, string Kind, string? ConfigKey, int? Default, string? Expression, int InputIndex, int InputAxis);
 
-/// <summary>Node kinds.</summary>
-public static class NodeKinds
-{
-    public const string Input = "input";
-    public const string Param = "param";
-    public const string Op = "op";
-    public const string Call = "call";
-    public const string Loop = "loop";
-}
-
 /// <summary>
-/// One value of the graph. <see cref="Op"/> is the op name for ops, the field name for params and calls, the
-/// parameter name for inputs. <see cref="Attrs"/> are literal arguments as C# text, or the name of a [Const]
-/// (see <see cref="IsConst"/>), which the runner passes from its field of that name.
+/// One value of the graph. <see cref="Kind"/> is what computes it (a closed set); <see cref="Op"/> is the op name for
+/// ops, the field name for params and calls, the parameter name for inputs. <see cref="Attrs"/> are literal arguments as
+/// C# text, or the name of a [Const] (see <see cref="Graph.IsConst"/>), which the runner passes from its field of that name.
+/// Every value has a dtype.
 /// </summary>
 public sealed record Node(
     int Id,
-    string Kind,
+    OpKind Kind,
     string Op,
-    string Group,
+    OpGroup Group,
     EquatableArray<int> Inputs,
     EquatableArray<string> Attrs,
     EquatableArray<SymExpr> Shape,
-    string DType,
+    DType DType,
     int Line,
     string Source)
 {
     public string ShapeText => Shapes.Format(Shape);
+
+    public bool IsLeaf => OpTable.IsLeaf(Kind);
+
+    public bool IsCall => OpTable.IsCall(Kind);
+
+    public bool IsView => OpTable.IsView(Kind);
+
+    public bool IsInt => DType == DType.I64;
 }
 
 public static class Shapes

@@ -37,12 +37,13 @@ public sealed record SubmoduleDecl(
 public sealed record ForwardDecl(EquatableArray<InputDecl> Inputs, EquatableArray<Stmt> Body, LocationInfo? Location);
 
 /// <summary>A Forward parameter with its [Shape].</summary>
-public sealed record InputDecl(string Name, EquatableArray<string> Shape, string DType, LocationInfo? Location);
+public sealed record InputDecl(string Name, EquatableArray<string> Shape, DType DType, LocationInfo? Location);
 
-/// <summary>What the generator knows about an op, read from its [Op] attribute and signature.</summary>
+/// <summary>What the generator knows about an op, read from its [Op] attribute and signature; <see cref="Kind"/> places it in the closed set.</summary>
 public sealed record OpInfo(
     string Name,
-    string Group,
+    OpKind Kind,
+    OpGroup Group,
     string ShapeRule,
     string? Scalar,
     string? Grad,

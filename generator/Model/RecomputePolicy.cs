@@ -13,13 +13,13 @@ public static class RecomputePolicy
     public const int CheapOps = Norms | Activations | Softmax | Rotary;
 
     /// <summary>The policy bit that covers an op group, or 0 (matmul, attention, movement: always kept).</summary>
-    public static int BitOf(string opGroup) => opGroup switch
+    public static int BitOf(OpGroup opGroup) => opGroup switch
     {
-        "Norm" => Norms,
-        "Elementwise" => Activations,
-        "Reduce" => Softmax,
-        "Rotary" => Rotary,
-        _ => 0,
+        OpGroup.Norm => Norms,
+        OpGroup.Elementwise => Activations,
+        OpGroup.Reduce => Softmax,
+        OpGroup.Rotary => Rotary,
+        OpGroup.Leaf or OpGroup.Matmul or OpGroup.Attention or OpGroup.Movement or OpGroup.Call => 0,
     };
 
     /// <summary>"Norms | Activations" for dumps and comments.</summary>

@@ -11,4 +11,5 @@ internal static class DslNames
     public const string Shape = "Qwen2VL.Dsl.ShapeAttribute";
     public const string Op = "Qwen2VL.Dsl.OpAttribute";
     public const string Tensor = "Qwen2VL.Dsl.Tensor";
+    public const string Ops = "Qwen2VL.Dsl.Ops";
 }

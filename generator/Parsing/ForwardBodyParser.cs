@@ -173,7 +173,7 @@ internal sealed class ForwardBodyParser(
 
     private OpInfo? ReadOp(string name)
     {
-        var ops = model.Compilation.GetTypeByMetadataName("Qwen2VL.Dsl.Ops");
+        var ops = model.Compilation.GetTypeByMetadataName(DslNames.Ops);
         var method = ops?.GetMembers(name).OfType<IMethodSymbol>().FirstOrDefault();
         var attribute = method?.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == DslNames.Op);
         return method is null || attribute is null ? null : OpInfoReader.Read(method, attribute);

@@ -216,10 +216,10 @@ internal static class ModuleParser
             var dims = shape.ConstructorArguments.Length > 0 && shape.ConstructorArguments[0].Kind == TypedConstantKind.Array
                 ? shape.ConstructorArguments[0].Values.Select(v => v.Value as string ?? "").ToEquatableArray()
                 : EquatableArray<string>.Empty;
-            var dtype = "F32";
+            var dtype = DType.F32;
             foreach (var named in shape.NamedArguments)
-                if (named.Key == "DType" && named.Value.Value is int value)
-                    dtype = EnumName(named.Value.Type, value) ?? "F32";
+                if (named.Key == "DType" && named.Value.Value is int value && System.Enum.TryParse<DType>(EnumName(named.Value.Type, value), out var declared))
+                    dtype = declared;
             inputs.Add(new InputDecl(parameter.Name, dims, dtype, location));
         }
 

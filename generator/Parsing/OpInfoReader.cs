@@ -10,7 +10,8 @@ internal static class OpInfoReader
     public static OpInfo Read(IMethodSymbol method, AttributeData attribute)
     {
         var args = attribute.ConstructorArguments;
-        var group = args.Length > 0 && args[0].Value is int g ? ModuleParser.EnumName(args[0].Type, g) ?? "Elementwise" : "Elementwise";
+        var groupName = args.Length > 0 && args[0].Value is int g ? ModuleParser.EnumName(args[0].Type, g) : null;
+        var group = System.Enum.TryParse<OpGroup>(groupName, out var parsed) && parsed is not (OpGroup.Leaf or OpGroup.Call) ? parsed : OpGroup.Elementwise;
         var shape = args.Length > 1 ? args[1].Value as string ?? "" : "";
         string? scalar = null, grad = null;
         foreach (var named in attribute.NamedArguments)
@@ -21,7 +22,9 @@ internal static class OpInfoReader
                 grad = named.Value.Value as string;
         }
         var parameters = method.Parameters.Select(p => new OpParameter(p.Name, KindOf(p))).ToEquatableArray();
-        return new OpInfo(method.Name, group, shape, scalar, grad, parameters);
+        var declaredByDsl = method.ContainingType.ToDisplayString() == DslNames.Ops;
+        var kind = OpTable.Resolve(method.Name, declaredByDsl, group, scalar is not null);
+        return new OpInfo(method.Name, kind, group, shape, scalar, grad, parameters);
     }
 
     private static string KindOf(IParameterSymbol parameter)

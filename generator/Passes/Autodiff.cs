@@ -16,14 +16,14 @@ internal static class Autodiff
         var count = graph.Nodes.Count;
         var needs = new bool[count];
         if (graph.Output >= 0)
-            needs[graph.Output] = graph[graph.Output].DType != "I64";
+            needs[graph.Output] = graph[graph.Output].DType != DType.I64;
         for (var id = count - 1; id >= 0; id--)
         {
             var node = graph[id];
-            if (!needs[id] || node.Kind is NodeKinds.Input or NodeKinds.Param)
+            if (!needs[id] || node.Kind is OpKind.Input or OpKind.Param)
                 continue;
             foreach (var input in node.Inputs)
-                if (graph[input].DType != "I64")
+                if (graph[input].DType != DType.I64)
                     needs[input] = true;
         }
         var root = Enumerable.Range(0, count).ToArray();
@@ -46,17 +46,17 @@ internal static class Autodiff
         foreach (var group in train.Groups)
         {
             var node = graph[group.Output];
-            recompute[node.Id] = group.Nodes.Count == 1 && group.Residual < 0 && node.Kind == NodeKinds.Op && node.DType != "I64"
-                && group.Kind is GroupKinds.Elementwise or GroupKinds.Norm or GroupKinds.Softmax or GroupKinds.Rotary
+            recompute[node.Id] = group.Nodes.Count == 1 && group.Residual < 0 && !node.IsLeaf && !node.IsCall && node.DType != DType.I64
+                && group.Kind is GroupKind.Elementwise or GroupKind.Norm or GroupKind.Softmax or GroupKind.Rotary
                 && (graph.Recompute & RecomputePolicy.BitOf(node.Group)) != 0;
         }
         if (graph.Output >= 0)
             recompute[alias[graph.Output]] = false;
-        foreach (var node in graph.Nodes.Where(n => n.Kind is NodeKinds.Call or NodeKinds.Loop))
+        foreach (var node in graph.Nodes.Where(n => n.Kind is OpKind.Call or OpKind.Loop))
             foreach (var input in node.Inputs)
                 recompute[alias[input]] = false;
         return recompute;
     }
 
-    public static bool IsView(Node node) => node.Kind == NodeKinds.Op && node.Op is "Reshape" or "SplitHeads" or "MergeHeads";
+    public static bool IsView(Node node) => node.IsView;
 }

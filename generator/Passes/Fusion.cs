@@ -12,11 +12,10 @@ namespace Qwen2VL.Generator.Passes;
 internal static class Fusion
 {
     /// <summary>
-    /// Groups the graph for inference (<paramref name="fuse"/>: chains, epilogues, norm + residual; arena slots reused)
-    /// or for training (every op its own kernel, every value kept for the backward pass), naming groups with
-    /// <paramref name="prefix"/>.
+    /// Groups the graph for inference (<paramref name="fuse"/>: chains, epilogues, norm + residual) or for training (every
+    /// op its own kernel), naming groups with <paramref name="prefix"/>. <see cref="PassOrder"/> runs it, then the memory plan.
     /// </summary>
-    public static FusedGraph Run(Graph graph, bool fuse = true, string prefix = "G")
+    public static List<KernelGroup> Run(Graph graph, bool fuse, string prefix)
     {
         var nodes = graph.Nodes;
         var consumers = new int[nodes.Count];
@@ -30,24 +29,14 @@ internal static class Fusion
         var groupOf = new Dictionary<int, Builder>();
         foreach (var node in nodes)
         {
-            if (node.Kind is NodeKinds.Input or NodeKinds.Param)
+            if (GroupOf(node.Kind) is not { } kind)
                 continue;
-            var builder = node.Kind switch
+            var builder = kind switch
             {
-                NodeKinds.Call => new Builder(GroupKinds.Call, node.Id),
-                NodeKinds.Loop => new Builder(GroupKinds.Loop, node.Id),
-                _ => node.Group switch
-                {
-                    "Elementwise" => (fuse ? JoinProducer(graph, node, consumers, groupOf) : null) ?? new Builder(GroupKinds.Elementwise, node.Id),
-                    "Matmul" => new Builder(GroupKinds.Gemm, node.Id),
-                    "Norm" => (fuse ? NormWithResidual(graph, node, consumers, groupOf, groups) : null) ?? new Builder(GroupKinds.Norm, node.Id),
-                    "Reduce" => new Builder(GroupKinds.Softmax, node.Id),
-                    "Rotary" => new Builder(GroupKinds.Rotary, node.Id),
-                    "Attention" => new Builder(GroupKinds.Attention, node.Id),
-                    _ => node.Op is "Reshape" or "SplitHeads" or "MergeHeads"
-                        ? new Builder(GroupKinds.View, node.Id)
-                        : new Builder(GroupKinds.Copy, node.Id),
-                },
+                GroupKind.Elementwise => (fuse ? JoinProducer(graph, node, consumers, groupOf) : null) ?? new Builder(kind, node.Id),
+                GroupKind.Norm => (fuse ? NormWithResidual(graph, node, consumers, groupOf, groups) : null) ?? new Builder(kind, node.Id),
+                GroupKind.Gemm or GroupKind.Softmax or GroupKind.Rotary or GroupKind.Copy or GroupKind.Attention or GroupKind.View
+                    or GroupKind.Call or GroupKind.Loop or GroupKind.Unlowered => new Builder(kind, node.Id),
             };
             if (!groups.Contains(builder))
                 groups.Add(builder);
@@ -61,9 +50,26 @@ internal static class Fusion
             var name = prefix + (i + 1) + "_" + string.Join("_", g.Nodes.Select(n => nodes[n].Op));
             result.Add(new KernelGroup(i + 1, g.Kind, g.Nodes.ToEquatableArray(), g.Output, g.Residual, name));
         }
-        var plan = MemoryPlanner.Run(graph, result, reuse: fuse);
-        return new FusedGraph(graph, result.ToEquatableArray(), plan);
+        return result;
     }
+
+    /// <summary>The group kind of each op kind (null: a leaf, computed by no group). No default arm: a new kind must be placed.</summary>
+    public static GroupKind? GroupOf(OpKind kind) => kind switch
+    {
+        OpKind.Input or OpKind.Param => null,
+        OpKind.Call => GroupKind.Call,
+        OpKind.Loop => GroupKind.Loop,
+        OpKind.Add or OpKind.Mul or OpKind.Scale or OpKind.QuickGelu or OpKind.Gelu or OpKind.Silu or OpKind.Sigmoid
+            or OpKind.Pointwise => GroupKind.Elementwise,
+        OpKind.LayerNorm or OpKind.RmsNorm => GroupKind.Norm,
+        OpKind.Softmax => GroupKind.Softmax,
+        OpKind.Linear => GroupKind.Gemm,
+        OpKind.VisionRotary or OpKind.MRope => GroupKind.Rotary,
+        OpKind.Attention or OpKind.CausalAttention => GroupKind.Attention,
+        OpKind.Reshape or OpKind.SplitHeads or OpKind.MergeHeads => GroupKind.View,
+        OpKind.Transpose or OpKind.Select or OpKind.Concat or OpKind.Embedding => GroupKind.Copy,
+        OpKind.Unsupported => GroupKind.Unlowered,
+    };
 
     /// <summary>An elementwise node joins the group that produced one of its operands, if that operand is used once.</summary>
     private static Builder? JoinProducer(Graph graph, Node node, int[] consumers, Dictionary<int, Builder> groupOf)
@@ -74,9 +80,9 @@ internal static class Fusion
                 || !graph[input].Shape.Equals(node.Shape))
                 continue;
             // The group runs where its first node was: every other operand must exist by then.
-            if (node.Inputs.Any(i => i != input && i > producer.Nodes[0] && graph[i].Kind is not (NodeKinds.Param or NodeKinds.Input)))
+            if (node.Inputs.Any(i => i != input && i > producer.Nodes[0] && !graph[i].IsLeaf))
                 continue;
-            if (producer.Kind == GroupKinds.Elementwise)
+            if (producer.Kind == GroupKind.Elementwise)
             {
                 producer.Append(node.Id);
                 return producer;
@@ -85,7 +91,7 @@ internal static class Fusion
             var last = node.Shape[node.Shape.Count - 1];
             var fits = node.Inputs.Where(i => i != input).All(i =>
                 graph[i].Shape.Equals(node.Shape) || (graph[i].Shape.Count == 1 && graph[i].Shape[0].Equals(last)));
-            if (producer.Kind == GroupKinds.Gemm && fits)
+            if (producer.Kind == GroupKind.Gemm && fits)
             {
                 producer.Append(node.Id);
                 return producer;
@@ -98,11 +104,11 @@ internal static class Fusion
     private static Builder? NormWithResidual(Graph graph, Node norm, int[] consumers, Dictionary<int, Builder> groupOf, List<Builder> groups)
     {
         var x = norm.Inputs[0];
-        if (!groupOf.TryGetValue(x, out var producer) || producer.Kind != GroupKinds.Elementwise || producer.Nodes.Count != 1
-            || graph[x].Op != "Add" || graph[x].Inputs.Any(i => !graph[i].Shape.Equals(graph[x].Shape)))
+        if (!groupOf.TryGetValue(x, out var producer) || producer.Kind != GroupKind.Elementwise || producer.Nodes.Count != 1
+            || graph[x].Kind != OpKind.Add || graph[x].Inputs.Any(i => !graph[i].Shape.Equals(graph[x].Shape)))
             return null;
         groups.Remove(producer);
-        var fused = new Builder(GroupKinds.Norm, x);
+        var fused = new Builder(GroupKind.Norm, x);
         fused.Append(norm.Id);
         fused.Residual = consumers[x] > 1 ? x : -1;
         groupOf[x] = fused;
@@ -111,14 +117,14 @@ internal static class Fusion
 
     private sealed class Builder
     {
-        public Builder(string kind, int first)
+        public Builder(GroupKind kind, int first)
         {
             Kind = kind;
             Nodes.Add(first);
             Output = first;
         }
 
-        public string Kind { get; }
+        public GroupKind Kind { get; }
         public List<int> Nodes { get; } = new();
         public int Output { get; private set; }
         public int Residual { get; set; } = -1;

@@ -22,7 +22,7 @@ internal static partial class MemoryPlanner
                 groupIndexOf[n] = g;
 
         // Views alias the storage of their source (transitively).
-        foreach (var group in groups.Where(g => g.Kind == GroupKinds.View))
+        foreach (var group in groups.Where(g => g.Kind == GroupKind.View))
             alias[group.Output] = alias[graph[group.Output].Inputs[0]];
 
         // Last group that reads each storage root.
@@ -46,7 +46,7 @@ internal static partial class MemoryPlanner
                     free.Add(slotOf[root]);
             }
             var group = groups[g];
-            if (group.Kind is GroupKinds.View or GroupKinds.Call or GroupKinds.Loop)
+            if (group.Kind is GroupKind.View or GroupKind.Call or GroupKind.Loop)
                 continue; // views alias; submodule outputs live in the child's arena
             foreach (var value in new[] { group.Residual, group.Output }.Where(v => v >= 0))
             {

@@ -12,18 +12,18 @@ internal sealed partial class ShapeInference
     {
         var x = _nodes[inputs[0]];
         var shape = x.Shape.ToList();
-        switch (call.Op.Name)
+        switch (call.Op.Kind)
         {
-            case "Reshape":
+            case OpKind.Reshape:
                 return Reshape(call, x, sizes);
-            case "Transpose":
+            case OpKind.Transpose:
             {
                 if (Axis(call, x, sizes[0]) is not { } a0 || Axis(call, x, sizes[1]) is not { } a1)
                     return Value.Invalid;
                 (shape[a0], shape[a1]) = (shape[a1], shape[a0]);
                 return Emit(call, inputs, new[] { a0.ToString(), a1.ToString() }, shape, x.DType);
             }
-            case "Select":
+            case OpKind.Select:
             {
                 if (Axis(call, x, sizes[0]) is not { } axis)
                     return Value.Invalid;
@@ -38,7 +38,7 @@ internal sealed partial class ShapeInference
                 shape.RemoveAt(axis);
                 return Emit(call, inputs, new[] { axis.ToString(), index.Value.ToString() }, shape, x.DType);
             }
-            case "Concat":
+            case OpKind.Concat:
             {
                 var b = _nodes[inputs[1]];
                 if (Axis(call, x, sizes[0]) is not { } axis)
@@ -54,7 +54,7 @@ internal sealed partial class ShapeInference
                 shape[axis] = shape[axis] + other[axis];
                 return Emit(call, inputs, new[] { axis.ToString() }, shape, x.DType);
             }
-            case "SplitHeads":
+            case OpKind.SplitHeads:
             {
                 var heads = sizes[0];
                 var last = shape[shape.Count - 1];
@@ -70,7 +70,7 @@ internal sealed partial class ShapeInference
                 shape.Add(headDim);
                 return Emit(call, inputs, new string[0], shape, x.DType);
             }
-            case "MergeHeads":
+            case OpKind.MergeHeads:
             {
                 if (shape.Count < 2)
                 {
@@ -131,6 +131,6 @@ internal sealed partial class ShapeInference
         return (int)axis.Value;
     }
 
-    private Value Emit(OpCallExpr call, IEnumerable<int> inputs, IEnumerable<string> attrs, IEnumerable<SymExpr> shape, string dtype) =>
-        Value.OfNode(Add(NodeKinds.Op, call.Op.Name, call.Op.Group, inputs, attrs, shape, dtype, call.Location, call.Text));
+    private Value Emit(OpCallExpr call, IEnumerable<int> inputs, IEnumerable<string> attrs, IEnumerable<SymExpr> shape, DType dtype) =>
+        Value.OfNode(Add(call.Op.Kind, call.Op.Name, call.Op.Group, inputs, attrs, shape, dtype, call.Location, call.Text));
 }

@@ -56,7 +56,9 @@ internal sealed partial class ShapeInference
         if (shape is null)
             return Value.Invalid;
         attrs.AddRange(sizes.Select(s => s.ToCSharp()));
-        return Value.OfNode(Add(NodeKinds.Op, op.Name, op.Group, inputs, attrs, shape, "F32", call.Location, call.Text));
+        // The dtype rule: an op computes in the float type of its first float operand (f32 for every op today).
+        var dtype = inputs.Select(i => _nodes[i].DType).Where(d => d != DType.I64).DefaultIfEmpty(DType.F32).First();
+        return Value.OfNode(Add(op.Kind, op.Name, op.Group, inputs, attrs, shape, dtype, call.Location, call.Text));
     }
 
     /// <summary>Matches argument shapes against the rule's patterns and builds the result shape.</summary>
@@ -76,9 +78,9 @@ internal sealed partial class ShapeInference
             }
             var shape = _nodes[node].Shape.ToList();
             var dtype = _nodes[node].DType;
-            if (arg.IsInt != (dtype == "I64"))
+            if (arg.IsInt != (dtype == DType.I64))
             {
-                Report(DiagnosticDescriptors.DTypeMismatch, call.Location, call.Op.Name, arg.Name, dtype, arg.IsInt ? "I64" : "F32");
+                Report(DiagnosticDescriptors.DTypeMismatch, call.Location, call.Op.Name, arg.Name, dtype.ToString(), arg.IsInt ? "I64" : "F32");
                 return null;
             }
             var patterns = arg.Dims;
@@ -169,7 +171,7 @@ internal sealed partial class ShapeInference
     }
 
     /// <summary>Calls a submodule's Forward: unifies the child's input shapes with the arguments.</summary>
-    private int? Call(SubCallExpr call, string kind)
+    private int? Call(SubCallExpr call, OpKind kind)
     {
         var decl = _module.Submodules.FirstOrDefault(s => s.Field == call.Field);
         if (decl is null || decl.IsArray != call.Indexed)
@@ -184,7 +186,7 @@ internal sealed partial class ShapeInference
             _childFailed = true; // the child reports its own errors; stop here to avoid follow-on noise
             return null;
         }
-        var childInputs = child.Nodes.Where(n => n.Kind == NodeKinds.Input).ToList();
+        var childInputs = child.Nodes.Where(n => n.Kind == OpKind.Input).ToList();
         if (childInputs.Count != call.Args.Count)
         {
             Report(DiagnosticDescriptors.SubmoduleCallMismatch, call.Location, call.Field,
@@ -221,7 +223,7 @@ internal sealed partial class ShapeInference
             }
         }
         var output = child.Nodes[child.Output].Shape.Select(d => d.Substitute(s => bindings.TryGetValue(s, out var b) ? b : null));
-        return Add(kind, call.Field, "", args, new[] { decl.TypeFullName }, output, child.Nodes[child.Output].DType, call.Location, call.Text);
+        return Add(kind, call.Field, OpGroup.Call, args, new[] { decl.TypeFullName }, output, child.Nodes[child.Output].DType, call.Location, call.Text);
     }
 
     private void Loop(LoopStmt loop)
@@ -231,7 +233,7 @@ internal sealed partial class ShapeInference
             Report(DiagnosticDescriptors.UnknownName, loop.Location, loop.Target, _module.Name);
             return;
         }
-        if (Call(loop.Call, NodeKinds.Loop) is not { } id)
+        if (Call(loop.Call, OpKind.Loop) is not { } id)
             return;
         if (!_nodes[id].Shape.Equals(_nodes[carried].Shape))
         {

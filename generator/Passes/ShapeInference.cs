@@ -44,7 +44,7 @@ internal sealed partial class ShapeInference
         }
         return new Graph(module.Namespace, module.Name, pass._dims.ToEquatableArray(), module.Consts, pass._nodes.ToEquatableArray(), output,
             module.Submodules, pass._ops.Values.OrderBy(o => o.Name).ToEquatableArray(), module.Diagnostics.Concat(pass._diagnostics).ToEquatableArray(),
-            module.Recompute);
+            module.Recompute, module.Location?.FilePath ?? "");
     }
 
     /// <summary>The canonical-to-name map for dumps and diagnostics of this module.</summary>
@@ -110,8 +110,8 @@ internal sealed partial class ShapeInference
                     return;
                 shape.Add(dim);
             }
-            var id = Add(NodeKinds.Input, input.Name, "", Array.Empty<int>(), new[] { i.ToString() }, shape,
-                input.DType == "I64" ? "I64" : "F32", input.Location, input.Name);
+            var id = Add(OpKind.Input, input.Name, OpGroup.Leaf, Array.Empty<int>(), new[] { i.ToString() }, shape,
+                input.DType, input.Location, input.Name);
             _locals[input.Name] = id;
         }
     }
@@ -192,7 +192,7 @@ internal sealed partial class ShapeInference
             case SubCallExpr sub:
                 if (sub.Indexed)
                     return Unsupported(expr, "an indexed submodule is only called inside the layer loop");
-                return Call(sub, NodeKinds.Call) is { } id ? Value.OfNode(id) : Value.Invalid;
+                return Call(sub, OpKind.Call) is { } id ? Value.OfNode(id) : Value.Invalid;
         }
         return Unsupported(expr, "not part of the DSL subset");
     }
@@ -214,7 +214,7 @@ internal sealed partial class ShapeInference
                     return Value.Invalid;
                 shape.Add(dim);
             }
-            var id = Add(NodeKinds.Param, param.Field, "", Array.Empty<int>(), new[] { param.CheckpointName }, shape, "F32",
+            var id = Add(OpKind.Param, param.Field, OpGroup.Leaf, Array.Empty<int>(), new[] { param.CheckpointName }, shape, DType.F32,
                 param.Location, param.Field);
             _params[name.Name] = id;
             return Value.OfNode(id);
@@ -249,8 +249,8 @@ internal sealed partial class ShapeInference
         return value;
     }
 
-    private int Add(string kind, string op, string group, IEnumerable<int> inputs, IEnumerable<string> attrs,
-        IEnumerable<SymExpr> shape, string dtype, LocationInfo? location, string source)
+    private int Add(OpKind kind, string op, OpGroup group, IEnumerable<int> inputs, IEnumerable<string> attrs,
+        IEnumerable<SymExpr> shape, DType dtype, LocationInfo? location, string source)
     {
         var id = _nodes.Count;
         _nodes.Add(new Node(id, kind, op, group, inputs.ToEquatableArray(), attrs.ToEquatableArray(), shape.ToEquatableArray(),

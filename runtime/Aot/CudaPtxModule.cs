@@ -49,10 +49,7 @@ public sealed class CudaPtxModule : IDisposable
 /// <summary>The few CUDA driver entry points the PTX loader needs, resolved from libcuda at first use.</summary>
 internal static unsafe class CudaDriver
 {
-    public static readonly IReadOnlyList<string> LibraryNames =
-        OperatingSystem.IsWindows() ? ["nvcuda.dll"] : ["libcuda.so.1", "libcuda.so"];
-
-    private static readonly Lazy<Functions> Loaded = new(() => Open(LibraryNames));
+    private static readonly Lazy<Functions> Loaded = new(() => Open(NativeLibraries.CudaDriver()));
 
     public static Functions Api => Loaded.Value;
 
@@ -65,14 +62,11 @@ internal static unsafe class CudaDriver
         public delegate* unmanaged<int, byte**, int> GetErrorName;
     }
 
-    /// <summary>Loads the first library of <paramref name="names"/> that exists and initialises the driver.</summary>
-    public static Functions Open(IReadOnlyList<string> names)
+    /// <summary>Loads the driver library <paramref name="search"/> finds first and initialises the driver.</summary>
+    public static Functions Open(NativeLibrarySearch search)
     {
-        IntPtr library = IntPtr.Zero;
-        foreach (var name in names)
-            if (NativeLibrary.TryLoad(name, out library)) break;
-        if (library == IntPtr.Zero)
-            throw new AotException($"CUDA driver library not found (tried {string.Join(", ", names)}); install the NVIDIA driver, or run with ILGPU's JIT instead of --no-jit");
+        IntPtr library = search.TryLoad(out string? missing)?.Handle
+                         ?? throw new AotException($"{missing} (or run with ILGPU's JIT instead of --no-jit)");
         var api = new Functions
         {
             Init = (delegate* unmanaged<uint, int>)Export(library, "cuInit"),

@@ -42,14 +42,14 @@ internal static class OptimizerFile
         var layout = new List<OptimizerSlot>();
         try
         {
-            using JsonDocument document = JsonDocument.Parse(layoutJson);
+            using JsonDocument document = StrictJson.Parse(layoutJson, file + " layout");
             foreach (JsonElement slot in document.RootElement.EnumerateArray())
                 layout.Add(new OptimizerSlot(
                     slot.GetProperty("name").GetString() ?? "",
                     slot.GetProperty("offset").GetInt64(),
                     slot.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32()).ToArray()));
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException or FormatException)
         {
             throw new ModelException($"{file}: layout metadata is not valid ({e.Message.Split('\n')[0].Trim()})", e);
         }
@@ -65,8 +65,9 @@ internal static class OptimizerFile
             throw new ModelException($"{context}: exp_avg has {state.M.Length} elements but exp_avg_sq has {state.V.Length}");
         foreach (OptimizerSlot slot in state.Layout)
         {
-            long count = slot.Shape.Aggregate(1L, (a, d) => a * d);
-            if (slot.Offset < 0 || slot.Shape.Any(d => d < 0) || slot.Offset + count > state.M.Length)
+            // Checked: a hostile layout could overflow the product and pass the bounds test.
+            long count = slot.Shape.Any(d => d < 0) ? -1 : CheckedSize.Product(slot.Shape.Select(d => (long)d)) ?? -1;
+            if (slot.Offset < 0 || count < 0 || slot.Offset > state.M.Length - count)
                 throw new ModelException(
                     $"{context}: slot '{slot.Name}' (offset {slot.Offset}, shape {SafetensorsDTypes.FormatShape(slot.Shape)}) lies outside the {state.M.Length} moments");
         }

@@ -54,7 +54,7 @@ internal static class TrainerStateJson
     {
         try
         {
-            using JsonDocument document = JsonDocument.Parse(bytes);
+            using JsonDocument document = StrictJson.Parse(bytes, file);
             JsonElement root = document.RootElement;
             int version = Get(root, "format_version", file).GetInt32();
             if (version != FormatVersion)
@@ -78,7 +78,7 @@ internal static class TrainerStateJson
                 LossHistory = losses,
             };
         }
-        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
+        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or OverflowException)
         {
             throw new ModelException($"{file}: not a valid trainer state ({FirstLine(e.Message)})", e);
         }

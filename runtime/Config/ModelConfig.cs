@@ -23,30 +23,26 @@ public sealed class ModelConfig
     public static ModelConfig Load(string path)
     {
         string name = Path.GetFileName(path);
-        if (!File.Exists(path))
-            throw new ConfigException($"{name}: file not found ({path})");
-        string json;
-        try { json = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ConfigException($"{name}: cannot read ({e.Message})", e);
-        }
-        return Parse(json, name);
+        JsonDocument document;
+        try { document = StrictJson.ReadFile(path, name); }
+        catch (ModelException e) when (e is not ConfigException) { throw new ConfigException(e.Message, e); }
+        using (document) return FromDocument(document, name);
     }
 
+    /// <summary>Parses config text under the one JSON policy (<see cref="StrictJson"/>: no trailing commas, no duplicate keys).</summary>
     public static ModelConfig Parse(string json, string sourceName)
     {
-        try
-        {
-            using JsonDocument document = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true });
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
-                throw new ConfigException($"{sourceName}: expected a JSON object at the top level, found {document.RootElement.ValueKind.ToString().ToLowerInvariant()}");
-            return new ModelConfig(document.RootElement.Clone(), sourceName);
-        }
-        catch (JsonException e)
-        {
-            throw new ConfigException($"{sourceName}: invalid JSON at line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}", e);
-        }
+        JsonDocument document;
+        try { document = StrictJson.Parse(json, sourceName); }
+        catch (ModelException e) when (e is not ConfigException) { throw new ConfigException(e.Message, e); }
+        using (document) return FromDocument(document, sourceName);
+    }
+
+    private static ModelConfig FromDocument(JsonDocument document, string sourceName)
+    {
+        if (document.RootElement.ValueKind != JsonValueKind.Object)
+            throw new ConfigException($"{sourceName}: expected a JSON object at the top level, found {document.RootElement.ValueKind.ToString().ToLowerInvariant()}");
+        return new ModelConfig(document.RootElement.Clone(), sourceName);
     }
 
     public bool Has(string dottedPath) => TryFind(dottedPath, out _);

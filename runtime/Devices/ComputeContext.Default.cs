@@ -13,6 +13,7 @@ public sealed partial class ComputeContext
     {
         try
         {
+            IlgpuCudaImport.Install(); // a driver-only machine has libcuda.so.1 but no libcuda.so
             using var context = Context.Create(b => b.Cuda());
             return context.GetCudaDevices().Count > 0 ? DeviceKind.Cuda : DeviceKind.Cpu;
         }

@@ -56,19 +56,30 @@ public sealed partial class ComputeContext : IDisposable
                 return new ComputeContext(kind, context, accelerator, "ilgpu-cpu " + accelerator.Name);
             }
             case DeviceKind.Cuda:
-            {
-                Context context = Context.Create(b => b.Cuda().EnableAlgorithms());
-                if (context.GetCudaDevices().Count == 0)
-                {
-                    context.Dispose();
-                    throw new ModelException("no CUDA device found; use --device cpu");
-                }
-                Accelerator accelerator = context.CreateCudaAccelerator(0);
-                return new ComputeContext(kind, context, accelerator, accelerator.Name);
-            }
+                return CreateCuda(new CudaDriverProbe());
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind));
         }
+    }
+
+    /// <summary>
+    /// The first CUDA GPU, with the driver found where it usually lives (<see cref="IlgpuCudaImport"/>), PTX JIT logs
+    /// kept for errors (<see cref="PtxJitLog"/>) and its own stream (<see cref="DeviceStreams"/>). When ILGPU lists no
+    /// device, <paramref name="probe"/> finds out why and the ModelException says so.
+    /// </summary>
+    internal static ComputeContext CreateCuda(ICudaProbe probe)
+    {
+        IlgpuCudaImport.Install();
+        PtxJitLog.Install();
+        Context context = Context.Create(b => b.Cuda().EnableAlgorithms());
+        if (context.GetCudaDevices().Count == 0)
+        {
+            context.Dispose();
+            throw new ModelException(CudaDiscovery.WhyNoDevice(probe));
+        }
+        CudaAccelerator accelerator = context.CreateCudaAccelerator(0);
+        DeviceStreams.UseOwnStream(accelerator);
+        return new ComputeContext(DeviceKind.Cuda, context, accelerator, accelerator.Name);
     }
 
     /// <summary>A zero-filled float32 tensor.</summary>
@@ -178,7 +189,14 @@ public sealed partial class ComputeContext : IDisposable
         {
             if (!_kernels.TryGetValue((name, specialization), out Delegate? kernel))
             {
-                kernel = load(Accelerator);
+                try
+                {
+                    kernel = load(Accelerator);
+                }
+                catch (CudaException e)
+                {
+                    throw new KernelLoadException(name, e); // with the driver's JIT log, which ILGPU only traces
+                }
                 _kernels[(name, specialization)] = kernel;
             }
             return (TDelegate)kernel;

@@ -14,10 +14,6 @@ namespace Qwen2VL.Runtime;
 /// </summary>
 internal sealed unsafe class Cublas : IDisposable
 {
-    public static readonly string[] LibraryNames = OperatingSystem.IsWindows()
-        ? ["cublas64_13.dll", "cublas64_12.dll"]
-        : ["libcublas.so.13", "libcublas.so.12", "libcublas.so"];
-
     private const int OpN = 0, OpT = 1; // cublasOperation_t
 
     private readonly Accelerator _accelerator;
@@ -29,7 +25,7 @@ internal sealed unsafe class Cublas : IDisposable
     public Cublas(CudaAccelerator accelerator)
     {
         _accelerator = accelerator;
-        _library = LoadLibrary(LibraryNames);
+        _library = NativeLibraries.Cublas().Load().Handle; // toolkit, then PyTorch's wheels; one line naming all places when absent
         var create = (delegate* unmanaged<IntPtr*, int>)Export("cublasCreate_v2");
         var setStream = (delegate* unmanaged<IntPtr, IntPtr, int>)Export("cublasSetStream_v2");
         _destroy = (delegate* unmanaged<IntPtr, int>)Export("cublasDestroy_v2");
@@ -41,14 +37,6 @@ internal sealed unsafe class Cublas : IDisposable
         _handle = handle;
         // Same stream as the ILGPU kernels, so epilogue kernels and later launches are ordered after the GEMM.
         Check(setStream(_handle, ((CudaStream)accelerator.DefaultStream).StreamPtr));
-    }
-
-    /// <summary>Loads the first library that exists; a ModelException naming every candidate otherwise.</summary>
-    public static IntPtr LoadLibrary(IReadOnlyList<string> candidates)
-    {
-        foreach (string name in candidates)
-            if (NativeLibrary.TryLoad(name, out IntPtr library)) return library;
-        throw new ModelException($"cuBLAS not found (tried {string.Join(", ", candidates)}); install cuBLAS or run without cuBLAS");
     }
 
     /// <summary>

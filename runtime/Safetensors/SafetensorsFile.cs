@@ -38,20 +38,27 @@ public sealed unsafe class SafetensorsFile : IDisposable
     public static SafetensorsFile Open(string path)
     {
         string file = System.IO.Path.GetFileName(path);
-        if (!File.Exists(path))
-            throw new SafetensorsException($"{file}: file not found ({path})");
-        long fileLength = new FileInfo(path).Length;
-        if (fileLength < 8)
-            throw new SafetensorsException($"{file}: file is {fileLength} bytes, too short for the 8-byte header length");
+        try { InputFile.RequireRegular(path, file); }
+        catch (ModelException e) when (e is not SafetensorsException) { throw new SafetensorsException(e.Message, e); }
 
         MemoryMappedFile? mapping = null;
         MemoryMappedViewAccessor? view = null;
         byte* pointer = null;
         try
         {
+            long fileLength;
             try
             {
-                mapping = MemoryMappedFile.CreateFromFile(path, FileMode.Open, mapName: null, 0, MemoryMappedFileAccess.Read);
+                // The size comes from the opened handle: through a symbolic link (a Hugging Face cache snapshot
+                // links into blobs/) FileInfo.Length would be the link's own length.
+                var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+                fileLength = stream.Length;
+                if (fileLength < 8)
+                {
+                    stream.Dispose();
+                    throw new SafetensorsException($"{file}: file is {fileLength} bytes, too short for the 8-byte header length");
+                }
+                mapping = MemoryMappedFile.CreateFromFile(stream, mapName: null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

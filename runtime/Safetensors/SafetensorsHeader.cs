@@ -18,7 +18,7 @@ internal static class SafetensorsHeader
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(headerBytes.ToArray());
+            document = JsonDocument.Parse(headerBytes.ToArray(), StrictJson.DocumentOptions);
         }
         catch (JsonException e)
         {
@@ -26,6 +26,8 @@ internal static class SafetensorsHeader
         }
         using (document)
         {
+            try { StrictJson.Validate(document, file); }
+            catch (ModelException e) { throw new SafetensorsException(e.Message, e); }
             JsonElement root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
                 throw new SafetensorsException($"{file}: header is a JSON {Describe(root.ValueKind)}, expected an object");
@@ -74,6 +76,10 @@ internal static class SafetensorsHeader
         if (end > dataLength)
             throw new SafetensorsException($"{context} data_offsets [{begin}, {end}] run past the data section ({dataLength} bytes)");
 
+        // Every tensor this program uses is indexed with ints; a larger dimension (even of an empty tensor) is refused
+        // here rather than overflowing a cast later.
+        if (shape.Any(d => d > int.MaxValue))
+            throw new SafetensorsException($"{context} shape {SafetensorsDTypes.FormatShape(shape)} has a dimension above {int.MaxValue}");
         long expectedBytes = dtype.ElementSize();
         foreach (long d in shape)
         {

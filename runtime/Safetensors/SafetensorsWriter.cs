@@ -50,7 +50,7 @@ public static class SafetensorsWriter
     {
         string file = Path.GetFileName(path);
         byte[] header = BuildHeader(tensors, metadata, file);
-        string temp = path + ".tmp-" + Guid.NewGuid().ToString("N")[..12];
+        string temp = AtomicFile.TempPathFor(path); // also removes the temp files of killed writers
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))

@@ -82,7 +82,7 @@ public sealed class WeightStore : IDisposable
         const string file = "model.safetensors.index.json";
         try
         {
-            using JsonDocument document = JsonDocument.Parse(File.ReadAllText(indexPath));
+            using JsonDocument document = StrictJson.ReadFile(indexPath, file);
             if (document.RootElement.ValueKind != JsonValueKind.Object
                 || !document.RootElement.TryGetProperty("weight_map", out JsonElement map)
                 || map.ValueKind != JsonValueKind.Object)
@@ -98,9 +98,9 @@ public sealed class WeightStore : IDisposable
             }
             return result;
         }
-        catch (JsonException e)
+        catch (ModelException e) when (e is not WeightException)
         {
-            throw new WeightException($"{file}: invalid JSON at line {(e.LineNumber ?? 0) + 1}", e);
+            throw new WeightException(e.Message, e);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

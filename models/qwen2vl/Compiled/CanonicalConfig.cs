@@ -16,9 +16,8 @@ public static class CanonicalConfig
     public static ModelConfig Load(string path)
     {
         const string name = "config.json";
-        if (!File.Exists(path))
-            throw new ConfigException($"{name}: file not found ({path})");
-        return FromJson(File.ReadAllText(path), name);
+        // Read once under the one JSON policy (a regular file, bounded, strict UTF-8): ModelConfig.Load does that.
+        return FromJson(ModelConfig.Load(path).Root.GetRawText(), name);
     }
 
     public static ModelConfig FromJson(string json, string sourceName)

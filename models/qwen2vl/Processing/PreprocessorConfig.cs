@@ -1,3 +1,4 @@
+using Qwen2VL.Runtime;
 using System.Text.Json;
 
 namespace Qwen2VL.Model.Processing;
@@ -32,23 +33,29 @@ public sealed record PreprocessorConfig
 
     public static PreprocessorConfig Load(string path)
     {
-        string text;
+        byte[] bytes;
         try
         {
-            text = File.ReadAllText(path);
+            bytes = InputFile.ReadAllBytes(path, $"preprocessor config '{path}'");
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ModelException)
         {
             throw new PreprocessingException($"cannot read preprocessor config '{path}': {e.Message.ReplaceLineEndings(" ")}", e);
         }
+        JsonDocument doc;
         try
         {
-            using var doc = JsonDocument.Parse(text);
-            return FromJson(doc.RootElement, path);
+            doc = JsonDocument.Parse(bytes, StrictJson.DocumentOptions);
         }
         catch (JsonException e)
         {
             throw new PreprocessingException($"'{path}' is not valid JSON: {e.Message.ReplaceLineEndings(" ")}", e);
+        }
+        using (doc)
+        {
+            try { StrictJson.Validate(doc, $"'{path}'"); } // one JSON policy for every file
+            catch (ModelException e) when (e is not PreprocessingException) { throw new PreprocessingException(e.Message, e); }
+            return FromJson(doc.RootElement, path);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
+using Qwen2VL.Runtime;
 
 namespace Qwen2VL.Model.Processing;
 
@@ -48,6 +49,7 @@ public sealed class RgbImage
     /// </summary>
     public static RgbImage Load(string path, long maxPixels = DefaultMaxDecodePixels)
     {
+        if (File.Exists(path)) InputFile.RequireRegular(path, $"'{path}'"); // a FIFO would block the decoder forever
         try
         {
             CheckDecodeSize(path, maxPixels);

@@ -1,6 +1,7 @@
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Gif;
 using SixLabors.ImageSharp.PixelFormats;
+using Qwen2VL.Runtime;
 
 namespace Qwen2VL.Model.Processing;
 
@@ -66,6 +67,7 @@ public static class VideoLoader
     public static IReadOnlyList<RgbImage> LoadGif(string path, VideoOptions? options = null,
         long maxPixelsPerFrame = RgbImage.DefaultMaxDecodePixels)
     {
+        if (File.Exists(path)) InputFile.RequireRegular(path, $"'{path}'"); // a FIFO would block the decoder forever
         try
         {
             RgbImage.CheckDecodeSize(path, maxPixelsPerFrame);

@@ -11,10 +11,19 @@ public readonly record struct GridThw(int T, int H, int W)
     /// <summary>Reads an [n, 3] int64 grid tensor (<c>image_grid_thw</c>).</summary>
     public static GridThw[] FromRows(long[] thw)
     {
-        if (thw.Length % 3 != 0) throw new ArgumentException($"grid_thw has {thw.Length} values, not a multiple of 3");
-        return Enumerable.Range(0, thw.Length / 3)
-            .Select(i => new GridThw(checked((int)thw[3 * i]), checked((int)thw[3 * i + 1]), checked((int)thw[3 * i + 2])))
-            .ToArray();
+        if (thw.Length % 3 != 0) throw new Qwen2VL.Runtime.ModelException($"grid_thw has {thw.Length} values, not a multiple of 3");
+        var grids = new GridThw[thw.Length / 3];
+        long total = 0;
+        for (int i = 0; i < grids.Length; i++)
+        {
+            long t = thw[3 * i], h = thw[3 * i + 1], w = thw[3 * i + 2];
+            // Checked here, once: every later T·H·W (patch counts, offsets, sums over rows) then fits an int.
+            long? patches = Qwen2VL.Runtime.CheckedSize.Product([t, h, w]);
+            if (t < 1 || h < 1 || w < 1 || patches is null || patches > int.MaxValue || (total += patches.Value) > int.MaxValue)
+                throw new Qwen2VL.Runtime.ModelException($"grid_thw row {i} [{t}, {h}, {w}]: the patch count is not a positive number that fits in 32 bits (in total over all rows)");
+            grids[i] = new GridThw((int)t, (int)h, (int)w);
+        }
+        return grids;
     }
 }
 

@@ -1,3 +1,4 @@
+using Qwen2VL.Runtime;
 using System.Text.Json;
 
 namespace Qwen2VL.Model.Text;
@@ -29,11 +30,21 @@ public static class TokenizerJsonReader
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            doc = JsonDocument.Parse(InputFile.ReadAllBytes(path, path), StrictJson.DocumentOptions);
         }
         catch (JsonException e)
         {
             throw new TokenizerException($"{path} is not valid JSON: {e.Message}", e);
+        }
+        catch (ModelException e) when (e is not TokenizerException)
+        {
+            throw new TokenizerException(e.Message, e);
+        }
+        try { StrictJson.Validate(doc, path); } // one JSON policy for every file (duplicate keys, invalid UTF-8)
+        catch (ModelException e) when (e is not TokenizerException)
+        {
+            doc.Dispose();
+            throw new TokenizerException(e.Message, e);
         }
         using (doc)
         {

@@ -39,6 +39,12 @@ public sealed record TrainOptions
     /// <summary>Selective activation checkpointing (<see cref="Compiled.Qwen2VLModel.Recompute"/>): less kept memory, more compute.</summary>
     public bool Recompute { get; init; }
 
+    /// <summary>Where the run says what it does besides progress ("resuming from step N", "nothing to do").</summary>
+    public TextWriter? Notes { get; init; }
+
+    /// <summary>Where the run warns about settings that work but are probably not meant (a warmup as long as the run).</summary>
+    public TextWriter? Warnings { get; init; }
+
     /// <summary>Stop (with a checkpoint) after this many steps of the schedule, as an interrupted run would; rerun to resume.</summary>
     public int? StopAfter { get; init; }
 }

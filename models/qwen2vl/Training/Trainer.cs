@@ -30,8 +30,17 @@ public static class Trainer
     public static string Run(string modelDir, TrainOptions o, Action<TrainStepReport>? report = null, Action<long, long>? started = null)
     {
         Directory.CreateDirectory(o.OutDir);
+        using var held = OutputLock.Acquire(o.OutDir);
+        return RunLocked(modelDir, o, report, started);
+    }
+
+    /// <summary><see cref="Run"/> for a caller that already holds <paramref name="o"/>'s output lock (<see cref="OutputLock"/>).</summary>
+    public static string RunLocked(string modelDir, TrainOptions o, Action<TrainStepReport>? report = null, Action<long, long>? started = null)
+    {
         var resume = TrainingCheckpoint.LoadLatest(o.OutDir);
         var sourceDir = resume is not null ? TrainingCheckpoint.LatestPath(o.OutDir)! : modelDir;
+        // Everything a checkpoint carries besides the weights is read now, once: saves never go back to sourceDir.
+        var files = RunFiles.Read(sourceDir);
         using var model = Qwen2VLModel.LoadForTraining(sourceDir, o.Device, o.Freeze, o.Bf16);
         model.Recompute = o.Recompute;
         var parameters = model.Parameters!;
@@ -63,6 +72,15 @@ public static class Trainer
         long stopAt = Math.Min(totalSteps, o.StopAfter ?? totalSteps);
         if (totalSteps < 1)
             throw new ModelException($"{o.DataPath}: {samples.Count} samples in batches of {o.BatchSize} × {o.GradientAccumulation} accumulated make no optimizer step in {o.Epochs} epoch(s)");
+        if (resume is not null && step >= totalSteps)
+        {
+            o.Notes?.WriteLine($"nothing to do: {o.OutDir} is already at step {step} and this run has {totalSteps} steps (give a larger --steps or --epochs to train further)");
+            return TrainingCheckpoint.LatestPath(o.OutDir)!;
+        }
+        if (resume is not null)
+            o.Notes?.WriteLine($"resuming from step {step} ({TrainingCheckpoint.FolderName(step)} in {o.OutDir}) to step {totalSteps}");
+        if (o.WarmupSteps >= totalSteps)
+            o.Warnings?.WriteLine($"warning: --warmup {o.WarmupSteps} is not below the run's {totalSteps} steps: the learning rate only rises and never reaches its cosine decay");
         started?.Invoke(Math.Min(step, totalSteps), totalSteps);
         while (step < stopAt)
         {
@@ -72,6 +90,8 @@ public static class Trainer
             double loss = AccumulateGradients(model, sink, micro);
             long tokens = micro.Sum(m => (long)m.Inputs.Batch * m.Inputs.Seq);
             var norm = GradClip.ClipToNorm(ctx, parameters.AllGrads, o.ClipNorm);
+            if (!double.IsFinite(loss) || !double.IsFinite(norm))
+                throw Diverged(o, step + 1, $"the loss is {loss} and the gradient norm {norm}");
             var lr = LearningRate.CosineWithWarmup((int)step, (int)Math.Min(o.WarmupSteps, totalSteps), (int)totalSteps, o.LearningRate, o.MinLearningRate);
             adam.Update(ctx, parameters, lr);
             step++;
@@ -79,7 +99,7 @@ public static class Trainer
             history.Add(((int)step, loss));
             report?.Invoke(new TrainStepReport(step, totalSteps, loader.Position.Epoch, loss, lr, norm, tokens));
             if (step % o.SaveEvery == 0 || step == stopAt)
-                Save(o, sourceDir, model, parameters, adam, loader, step, history);
+                Save(o, files, model, parameters, adam, loader, step, history);
         }
         LossCurve.WritePng(Path.Combine(o.OutDir, "loss.png"), history);
         return TrainingCheckpoint.LatestPath(o.OutDir) ?? o.OutDir;
@@ -132,21 +152,32 @@ public static class Trainer
         return (inputs, PackedRopeIndex.Compute(inputs, model.TokenIds, model.SpatialMerge));
     }
 
-    private static void Save(TrainOptions o, string sourceDir, Qwen2VLModel model, ParameterSet parameters, AdamW adam,
+    /// <summary>
+    /// Non-finite numbers stop the run: nothing is saved (so nothing is pruned), and the message names the last
+    /// checkpoint, which holds finite weights.
+    /// </summary>
+    private static ModelException Diverged(TrainOptions o, long step, string what)
+    {
+        var last = TrainingCheckpoint.LatestPath(o.OutDir);
+        return new ModelException($"training diverged at step {step}: {what}; nothing was saved for it " +
+                                  (last is null ? "(no checkpoint yet)" : $"(the last good checkpoint is {Path.GetFileName(last)})") +
+                                  $"; lower --lr (now {o.LearningRate}) or check the data");
+    }
+
+    private static void Save(TrainOptions o, RunFiles files, Qwen2VLModel model, ParameterSet parameters, AdamW adam,
         DataLoader loader, long step, List<(int Step, double Loss)> history)
     {
         var ctx = model.Context;
         var all = ctx.Download(parameters.AllWeights);
+        var m = ctx.Download(parameters.MomentM);
+        var v = ctx.Download(parameters.MomentV);
+        if (!AllFinite(all) || !AllFinite(m) || !AllFinite(v))
+            throw Diverged(o, step, "the weights or optimizer moments hold NaN or infinity");
         var weights = parameters.Parameters
             .Where(p => !(model.TiedHead && p.Name == "lm_head.weight"))
             .Select(p => (p.Name, all.AsSpan(p.Offset, p.Length).ToArray(), p.Shape)).ToList();
         var layout = parameters.Parameters.Where(p => p.Trainable).Select(p => new OptimizerSlot(p.Name, p.Offset, p.Shape)).ToList();
-        var extra = new Dictionary<string, byte[]>();
-        foreach (var file in new[] { "tokenizer.json", "preprocessor_config.json" })
-            if (File.Exists(Path.Combine(sourceDir, file)))
-                extra[file] = File.ReadAllBytes(Path.Combine(sourceDir, file));
-        var content = new CheckpointContent(weights, File.ReadAllText(Path.Combine(sourceDir, "config.json")),
-            new OptimizerState(ctx.Download(parameters.MomentM), ctx.Download(parameters.MomentV), layout),
+        var content = new CheckpointContent(weights, files.ConfigJson, new OptimizerState(m, v, layout),
             new TrainerState
             {
                 Step = step,
@@ -155,7 +186,7 @@ public static class Trainer
                 RngState = [],
                 LearningRateSchedule = new Dictionary<string, double> { ["adam_step"] = adam.Step },
                 LossHistory = history.Select(h => ((long)h.Step, h.Loss)).ToList(),
-            }) { ExtraFiles = extra };
+            }) { ExtraFiles = files.Extra };
         TrainingCheckpoint.Save(o.OutDir, content, new CheckpointOptions { KeepLast = 2 });
     }
 
@@ -177,8 +208,25 @@ public static class Trainer
             ctx.CopyFrom(v, parameters.MomentV);
         }
         if (resume.Trainer.LearningRateSchedule.TryGetValue("adam_step", out var adamStep))
+        {
+            // AdamW's bias correction divides by 1 − β^t: a t that is not the number of steps taken gives wrong or
+            // non-finite updates, so a corrupt value is refused rather than trained on.
+            if (adamStep != resume.Trainer.Step)
+                throw new ModelException($"{TrainingCheckpoint.FolderName(resume.Trainer.Step)}/trainer_state.json: adam_step {adamStep} does not match global_step {resume.Trainer.Step}");
             adam.SetStep((int)adamStep);
+        }
+        if (resume.Optimizer is { } o && (!AllFinite(o.M) || !AllFinite(o.V)))
+            throw new ModelException($"{TrainingCheckpoint.FolderName(resume.Trainer.Step)}/optimizer.safetensors: the moments hold NaN or infinity");
+        if (resume.Weights.Any(w => !AllFinite(w.Data)))
+            throw new ModelException($"{TrainingCheckpoint.FolderName(resume.Trainer.Step)}/model.safetensors: the weights hold NaN or infinity");
         loader.Restore(new LoaderPosition(resume.Trainer.DataPosition.Pass, resume.Trainer.DataPosition.Index));
+    }
+
+    private static bool AllFinite(float[] values)
+    {
+        foreach (float x in values)
+            if (!float.IsFinite(x)) return false;
+        return true;
     }
 
     /// <summary>The parameter set's gradient views as the generated Backward's gradient sink (frozen: null).</summary>

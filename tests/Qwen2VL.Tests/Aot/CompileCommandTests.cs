@@ -23,7 +23,7 @@ public sealed class CompileCommandTests : IDisposable
         var (code, stdout, stderr) = Cli.Run(args.Select(a => a.Replace("{out}", output).Replace("{dir}", _dir)).ToArray());
         Assert.Equal(2, code);
         Assert.Equal("", stdout);
-        Assert.StartsWith("compile: ", stderr);
+        Assert.StartsWith("error: ", stderr);
         Assert.Contains(expected, stderr);
         Assert.Single(stderr.ReplaceLineEndings("\n").TrimEnd('\n').Split('\n'));
         Assert.False(Directory.Exists(output));

@@ -52,7 +52,7 @@ internal static class Cli
         var root = new RootCommand("test") { CompileCommand.Create() };
         var output = new StringWriter();
         var error = new StringWriter();
-        var code = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        var code = CliApp.RunAsync(root, args, output, error).GetAwaiter().GetResult();
         return (code, output.ToString(), error.ToString());
     }
 }

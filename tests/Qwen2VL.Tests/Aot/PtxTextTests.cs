@@ -1,3 +1,4 @@
+using Qwen2VL.Runtime;
 using Qwen2VL.Runtime.Aot;
 using Xunit;
 
@@ -77,7 +78,8 @@ public sealed class PtxTextTests
     [Fact]
     public void MissingCudaDriver_IsOneLineNamingTheLibrariesTried()
     {
-        var e = Assert.Throws<AotException>(() => CudaDriver.Open(["libqwen2vl-no-such-cuda.so.1", "libqwen2vl-no-such-cuda.so"]));
-        Assert.Contains("CUDA driver library not found (tried libqwen2vl-no-such-cuda.so.1, libqwen2vl-no-such-cuda.so)", e.Message);
+        var search = new NativeLibrarySearch("the CUDA driver library (libcuda)", ["libqwen2vl-no-such-cuda.so.1", "libqwen2vl-no-such-cuda.so"], [], "install the NVIDIA driver");
+        var e = Assert.Throws<AotException>(() => CudaDriver.Open(search));
+        Assert.Equal("the CUDA driver library (libcuda) not found: tried libqwen2vl-no-such-cuda.so.1, libqwen2vl-no-such-cuda.so on the system loader's path; install the NVIDIA driver (or run with ILGPU's JIT instead of --no-jit)", e.Message);
     }
 }

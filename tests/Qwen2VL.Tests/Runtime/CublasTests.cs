@@ -7,10 +7,14 @@ namespace Qwen2VL.Tests.Runtime;
 public class CublasTests
 {
     [Fact]
-    public void MissingLibraryNamesEveryCandidate()
+    public void CublasIsVersion13Or12_AndItsMessageNamesTheNamesAndPlaces()
     {
-        var e = Assert.Throws<ModelException>(() => Cublas.LoadLibrary(["libnot-cublas-a.so.99", "libnot-cublas-b.so"]));
-        Assert.Equal("cuBLAS not found (tried libnot-cublas-a.so.99, libnot-cublas-b.so); install cuBLAS or run without cuBLAS", e.Message);
+        NativeLibrarySearch search = NativeLibraries.Cublas(name => name == "HOME" ? "/nonexistent-qvl-home" : null);
+        Assert.Equal(["libcublas.so.13", "libcublas.so.12"], search.FileNames);
+        Assert.Contains("/usr/local/cuda/lib64", search.Directories);
+        var e = Assert.Throws<NativeLibraryNotFoundException>(() => search.Load(_ => throw new DllNotFoundException("absent")));
+        Assert.StartsWith("cuBLAS not found: tried libcublas.so.13, libcublas.so.12 on the system loader's path and in /usr/local/cuda/lib64, ", e.Message);
+        Assert.EndsWith("install cuBLAS (CUDA toolkit, or pip install nvidia-cublas) or run without cuBLAS", e.Message);
     }
 
     [Theory]

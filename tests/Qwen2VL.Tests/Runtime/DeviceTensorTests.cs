@@ -24,7 +24,8 @@ public class DeviceTensorTests
         using (Context probe = Context.Create(b => b.Cuda())) devices = probe.GetCudaDevices().Count;
         if (devices == 0)
         {
-            Assert.Equal("no CUDA device found; use --device cpu",
+            // The reason, not just "no device": here, asked of the real driver probe.
+            Assert.Equal(CudaDiscovery.WhyNoDevice(new CudaDriverProbe()),
                 Assert.Throws<ModelException>(() => ComputeContext.Create(DeviceKind.Cuda)).Message);
         }
         else

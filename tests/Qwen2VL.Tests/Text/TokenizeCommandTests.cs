@@ -18,7 +18,7 @@ public sealed class TokenizeCommandTests : IDisposable
         var root = new RootCommand("test") { TokenizeCommand.Create() };
         var output = new StringWriter();
         var error = new StringWriter();
-        var code = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        var code = CliApp.RunAsync(root, args, output, error).GetAwaiter().GetResult();
         return (code, output.ToString(), error.ToString());
     }
 
@@ -78,11 +78,11 @@ public sealed class TokenizeCommandTests : IDisposable
         var missing = Path.Combine(_dir, "nope.json");
         var (code, _, error) = Run("tokenize", "--tokenizer", missing, "--text", "hi");
         Assert.Equal(2, code);
-        Assert.Equal($"tokenize: tokenizer file not found: {missing}", error.TrimEnd());
+        Assert.Equal($"error: tokenizer file not found: {missing}", error.TrimEnd());
 
         (code, _, error) = Run("tokenize", "--tokenizer", Tokenizer, "--jsonl", missing, "--out", Path.Combine(_dir, "o.jsonl"));
         Assert.Equal(2, code);
-        Assert.Equal($"tokenize: input file not found: {missing}", error.TrimEnd());
+        Assert.Equal($"error: input file not found: {missing}", error.TrimEnd());
         Assert.False(File.Exists(Path.Combine(_dir, "o.jsonl")));
     }
 
@@ -94,7 +94,7 @@ public sealed class TokenizeCommandTests : IDisposable
     {
         var (code, _, error) = Run(["tokenize", "--tokenizer", Tokenizer, .. options]);
         Assert.Equal(2, code);
-        Assert.StartsWith("tokenize: ", error);
+        Assert.StartsWith("error: ", error);
     }
 
     /// <summary>The real entry point (Program.cs and CommandRegistry), run as the built qwen2vl.dll.</summary>

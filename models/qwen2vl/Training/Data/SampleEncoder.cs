@@ -72,6 +72,12 @@ public sealed class SampleEncoder
         IReadOnlyList<IReadOnlyList<RgbImage>> videos, string source = "sample")
     {
         var chat = messages.Select(ToChatMessage).ToList();
+        // The vision special tokens come only from <image>/<video> placeholders: typed literally they would claim an
+        // image that is not there (and shift every later image onto the wrong slot).
+        foreach (var part in chat.SelectMany(m => m.Content).Where(c => c.Kind == ChatContentKind.Text))
+            foreach (var special in new[] { ChatTemplate.ImagePad, ChatTemplate.VideoPad, ChatTemplate.VisionStart, ChatTemplate.VisionEnd })
+                if (part.TextValue!.Contains(special, StringComparison.Ordinal))
+                    throw new TrainingDataException($"{source}: the text holds the special token {special}; write <image> or <video> where an image or video goes");
         int imageSlots = chat.Sum(m => m.Content.Count(c => c.Kind == ChatContentKind.Image));
         int videoSlots = chat.Sum(m => m.Content.Count(c => c.Kind == ChatContentKind.Video));
         if (imageSlots != images.Count || videoSlots != videos.Count)

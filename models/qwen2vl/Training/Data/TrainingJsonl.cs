@@ -1,3 +1,4 @@
+using Qwen2VL.Runtime;
 using System.Text.Json;
 
 namespace Qwen2VL.Model.Training.Data;
@@ -12,14 +13,23 @@ public static class TrainingJsonl
 {
     static readonly HashSet<string> Roles = ["system", "user", "assistant"];
 
+    /// <summary>The largest training JSONL read (it is read whole; images stay files until a batch needs them).</summary>
+    public const long MaxBytes = 4L << 30;
+
     public static IReadOnlyList<TrainingSample> Read(string path)
     {
         string[] lines;
         try
         {
-            lines = File.ReadAllLines(path);
+            // A regular file of bounded size, strict UTF-8 (a stray byte is an error, not a silent U+FFFD).
+            var bytes = InputFile.ReadAllBytes(path, $"training data '{path}'", MaxBytes);
+            lines = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes).ReplaceLineEndings("\n").Split('\n');
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (System.Text.DecoderFallbackException e)
+        {
+            throw new TrainingDataException($"'{path}' is not valid UTF-8 text", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ModelException and not TrainingDataException)
         {
             throw new TrainingDataException($"cannot read training data '{path}': {e.Message.ReplaceLineEndings(" ")}", e);
         }
@@ -41,11 +51,17 @@ public static class TrainingJsonl
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(text);
+            doc = JsonDocument.Parse(text, StrictJson.DocumentOptions);
         }
         catch (JsonException e)
         {
             throw new TrainingDataException($"{where}: not valid JSON: {e.Message.ReplaceLineEndings(" ")}", e);
+        }
+        try { StrictJson.Validate(doc, where); } // one JSON policy for every file
+        catch (ModelException e) when (e is not TrainingDataException)
+        {
+            doc.Dispose();
+            throw new TrainingDataException(e.Message, e);
         }
         using (doc)
         {

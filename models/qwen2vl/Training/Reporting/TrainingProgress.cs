@@ -64,13 +64,13 @@ public sealed class TrainingProgress
             .Start(context =>
             {
                 var progress = new TrainingProgress(startStep, totalSteps, plain: null, plainEvery, time);
-                ProgressTask task = context.AddTask(progress.StatusLine(), autoStart: true, maxValue: totalSteps);
+                ProgressTask task = context.AddTask(progress.StepLine(), autoStart: true, maxValue: totalSteps);
                 task.Value = startStep;
                 progress._onReport = p =>
                 {
                     task.MaxValue = p.TotalSteps;
                     task.Value = p.Step;
-                    task.Description = p.StatusLine();
+                    task.Description = p.StepLine();
                 };
                 training(progress);
             });
@@ -105,10 +105,13 @@ public sealed class TrainingProgress
         _onReport?.Invoke(this);
         if (_plain is not null && (done % _plainEvery == 0 || step >= TotalSteps))
         {
-            _plain.WriteLine($"step {step}/{TotalSteps} | {StatusLine()}");
+            _plain.WriteLine(StepLine());
             _plain.Flush();
         }
     }
+
+    /// <summary>"step 20/100 | loss 2.3456 | 1234 tok/s | ETA 0:01:23": the bar's text and the plain line.</summary>
+    public string StepLine() => $"step {Step}/{TotalSteps} | {StatusLine()}";
 
     /// <summary>"loss 2.3456 | 1234 tok/s | ETA 0:01:23".</summary>
     public string StatusLine() => string.Create(CultureInfo.InvariantCulture,

@@ -29,33 +29,24 @@ public static class CompileCommand
         command.SetAction(parseResult =>
         {
             var output = parseResult.InvocationConfiguration.Output;
-            var error = parseResult.InvocationConfiguration.Error;
-            try
-            {
-                // Checked here rather than with Required = true so that a missing option is one line and exit code 2.
-                var outDir = parseResult.GetValue(outOption);
-                if (string.IsNullOrWhiteSpace(outDir)) throw new AotException("--out DIR is required");
-                var arches = parseResult.GetValue(archOption) ?? [];
-                if (arches.Length == 0) throw new AotException($"--arch is required ({string.Join(", ", PtxTarget.SupportedNames)})");
-                var targets = arches.Select(PtxTarget.Parse).ToArray();
-                var model = parseResult.GetValue(modelOption);
-                var configName = parseResult.GetValue(configOption);
-                if (model is not null && configName is not null) throw new AotException("give --model or --config, not both");
-                var config = model is not null ? AotConfig.FromModelDirectory(model)
-                    : configName is not null ? AotConfig.BuiltIn(configName)
-                    : null;
+            // Checked here rather than with Required = true so that a missing option is one line and exit code 2.
+            var outDir = parseResult.GetValue(outOption);
+            if (string.IsNullOrWhiteSpace(outDir)) throw new AotException("--out DIR is required");
+            var arches = parseResult.GetValue(archOption) ?? [];
+            if (arches.Length == 0) throw new AotException($"--arch is required ({string.Join(", ", PtxTarget.SupportedNames)})");
+            var targets = arches.Select(PtxTarget.Parse).ToArray();
+            var model = parseResult.GetValue(modelOption);
+            var configName = parseResult.GetValue(configOption);
+            if (model is not null && configName is not null) throw new AotException("give --model or --config, not both");
+            var config = model is not null ? AotConfig.FromModelDirectory(model)
+                : configName is not null ? AotConfig.BuiltIn(configName)
+                : null;
 
-                var modules = KernelCatalog.ModuleTypes(typeof(Qwen2VL.Model.Vision.VisionBlock).Assembly);
-                var manifest = AotBuild.Run(modules, targets, config, outDir);
-                output.WriteLine($"compiled {manifest.Kernels.Count} kernels ({manifest.Kernels.Count / manifest.Architectures.Count} per architecture) " +
-                                 $"for {string.Join(", ", manifest.Architectures)} into {outDir}");
-                return 0;
-            }
-            catch (ModelException e)
-            {
-                error.WriteLine($"compile: {e.Message}");
-                return 2;
-            }
+            var modules = KernelCatalog.ModuleTypes(typeof(Qwen2VL.Model.Vision.VisionBlock).Assembly);
+            var manifest = AotBuild.Run(modules, targets, config, outDir);
+            output.WriteLine($"compiled {manifest.Kernels.Count} kernels ({manifest.Kernels.Count / manifest.Architectures.Count} per architecture) " +
+                             $"for {string.Join(", ", manifest.Architectures)} into {outDir}");
+            return 0;
         });
         return command;
     }

@@ -29,9 +29,9 @@ internal static class ForwardCommand
         foreach (var option in new Option[] { model, inputs, output, generate, device, withGrads, recompute }) command.Options.Add(option);
         var kernels = new KernelFlags();
         kernels.AddTo(command);
-        command.SetAction(parse => CliErrors.Guard(() => Run(
+        command.SetAction(parse => Run(
             parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), parse.GetValue(device)!, parse.GetValue(withGrads),
-            parse.GetValue(recompute), kernels.Read(parse))));
+            parse.GetValue(recompute), kernels.Read(parse)));
         return command;
     }
 
@@ -112,29 +112,4 @@ internal static class DefaultModel
     public static string ShapesDirectory => Path.Combine(AppContext.BaseDirectory, "shapes-model");
     public static string ShapesImage => Path.Combine(ShapesDirectory, "sample.png");
     public const string ShapesQuestion = "What colour is the shape?";
-}
-
-/// <summary>
-/// Turns a user error (bad file, config, input, option) into one line on stderr and exit code 2, without a stack
-/// trace; the commands write their outputs atomically at the end, so nothing is left behind.
-/// </summary>
-internal static class CliErrors
-{
-    public const int UserError = 2;
-
-    public static int Guard(Func<int> run)
-    {
-        try
-        {
-            return run();
-        }
-        catch (Exception e) when (e is ModelException or PreprocessingException or TokenizerException
-                                      or IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine("error: " + OneLine(e.Message));
-            return UserError;
-        }
-    }
-
-    private static string OneLine(string message) => string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries));
 }

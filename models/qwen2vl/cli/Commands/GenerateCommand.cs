@@ -33,7 +33,7 @@ internal static class GenerateCommand
             command.Options.Add(option);
         var kernels = new KernelFlags();
         kernels.AddTo(command);
-        command.SetAction(parse => CliErrors.Guard(() =>
+        command.SetAction(parse =>
         {
             var sampling = new SamplingOptions
             {
@@ -54,7 +54,7 @@ internal static class GenerateCommand
             }
             return Run(parse.GetValue(model) ?? DefaultModel.ShapesDirectory, imagePaths, videoPaths,
                 question, parse.GetValue(maxNew), sampling, parse.GetValue(device)!, kernels.Read(parse), DTypeFlag.Bf16Weights(parse.GetValue(dtype)!));
-        }));
+        });
         return command;
     }
 

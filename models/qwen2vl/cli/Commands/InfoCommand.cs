@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Qwen2VL.Runtime;
 
 namespace Qwen2VL.Cli;
 
@@ -11,6 +12,8 @@ internal static class InfoCommand
         command.SetAction(_ =>
         {
             Console.WriteLine($"qwen2vl {typeof(InfoCommand).Assembly.GetName().Version}");
+            Console.WriteLine($"cpu: {Environment.ProcessorCount} threads");
+            Console.WriteLine(CudaDiscovery.Status(new CudaDriverProbe()));
             return 0;
         });
         return command;

@@ -32,38 +32,29 @@ public static class TokenizeCommand
         command.SetAction(parseResult =>
         {
             var output = parseResult.InvocationConfiguration.Output;
-            var error = parseResult.InvocationConfiguration.Error;
-            try
-            {
-                var text = parseResult.GetValue(textOption);
-                var jsonl = parseResult.GetValue(jsonlOption);
-                var outFile = parseResult.GetValue(outOption);
-                if ((text is null) == (jsonl is null))
-                    throw new TokenizerException("give exactly one of --text or --jsonl");
-                if (jsonl is not null && outFile is null)
-                    throw new TokenizerException("--jsonl needs --out");
-                if (text is not null && outFile is not null)
-                    throw new TokenizerException("--out goes with --jsonl, not --text");
+            var text = parseResult.GetValue(textOption);
+            var jsonl = parseResult.GetValue(jsonlOption);
+            var outFile = parseResult.GetValue(outOption);
+            if ((text is null) == (jsonl is null))
+                throw new TokenizerException("give exactly one of --text or --jsonl");
+            if (jsonl is not null && outFile is null)
+                throw new TokenizerException("--jsonl needs --out");
+            if (text is not null && outFile is not null)
+                throw new TokenizerException("--out goes with --jsonl, not --text");
 
-                var tokenizer = Qwen2Tokenizer.Load(parseResult.GetValue(tokenizerOption)!.FullName);
-                if (text is not null)
-                {
-                    var ids = tokenizer.Encode(text);
-                    output.WriteLine(string.Join(' ', ids));
-                    output.WriteLine(tokenizer.Decode(ids));
-                }
-                else
-                {
-                    var count = TokenizeJsonl(tokenizer, jsonl!.FullName, outFile!.FullName);
-                    output.WriteLine($"wrote {count} lines to {outFile.FullName}");
-                }
-                return 0;
-            }
-            catch (Exception e) when (e is TokenizerException or IOException or UnauthorizedAccessException)
+            var tokenizer = Qwen2Tokenizer.Load(parseResult.GetValue(tokenizerOption)!.FullName);
+            if (text is not null)
             {
-                error.WriteLine($"tokenize: {e.Message}");
-                return 2;
+                var ids = tokenizer.Encode(text);
+                output.WriteLine(string.Join(' ', ids));
+                output.WriteLine(tokenizer.Decode(ids));
             }
+            else
+            {
+                var count = TokenizeJsonl(tokenizer, jsonl!.FullName, outFile!.FullName);
+                output.WriteLine($"wrote {count} lines to {outFile.FullName}");
+            }
+            return 0;
         });
         return command;
     }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Qwen2VL.Model.Training;
+using Qwen2VL.Model.Training.Data;
 using Qwen2VL.Model.Training.Reporting;
 using Qwen2VL.Runtime;
 
@@ -39,10 +40,10 @@ internal static class TrainCommand
         var command = new Command("train", "Train (or fine-tune) a Qwen2-VL model on JSONL conversations.");
         foreach (var o in new Option[] { model, config, tokenizer, data, output, epochs, steps, batch, accumulate, lr, minLr, warmup, decay, clip, freeze, seed, saveEvery, pack, maxLength, bf16, device, recompute })
             command.Options.Add(o);
-        command.SetAction(parse => CliErrors.Guard(() =>
+        command.SetAction(parse =>
         {
+            var (stdout, stderr) = (parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error);
             var outDir = parse.GetValue(output)!;
-            var start = StartModel(parse.GetValue(model), parse.GetValue(config), parse.GetValue(tokenizer), outDir, parse.GetValue(seed));
             var options = new TrainOptions
             {
                 DataPath = parse.GetValue(data)!, OutDir = outDir, Epochs = parse.GetValue(epochs), MaxSteps = parse.GetValue(steps),
@@ -51,61 +52,43 @@ internal static class TrainCommand
                 ClipNorm = parse.GetValue(clip), Freeze = parse.GetValue(freeze) ?? [], Seed = parse.GetValue(seed),
                 SaveEvery = parse.GetValue(saveEvery), Device = DeviceKinds.Parse(parse.GetValue(device)!),
                 Pack = parse.GetValue(pack), MaxLength = parse.GetValue(maxLength), Bf16 = parse.GetValue(bf16),
-                Recompute = parse.GetValue(recompute),
+                Recompute = parse.GetValue(recompute), Notes = stdout, Warnings = stderr,
             };
+            // Everything that can be checked without writing is checked first: a refused run writes nothing.
             Validate(options);
-            var final = Train(start, options);
-            Console.WriteLine($"checkpoint: {final}");
-            Console.WriteLine($"loss log: {Path.Combine(outDir, "loss.csv")}, curve: {Path.Combine(outDir, "loss.png")}");
+            var start = TrainStart.Parse(parse.GetValue(model), parse.GetValue(config), parse.GetValue(tokenizer), parse.GetValue(seed));
+            var final = TrainStart.InOutputFolder(outDir, (held, created) =>
+            {
+                var modelDir = start.Prepare(outDir);
+                return Train(modelDir, options, stdout);
+            });
+            stdout.WriteLine($"checkpoint: {final}");
+            stdout.WriteLine($"loss log: {Path.Combine(outDir, "loss.csv")}, curve: {Path.Combine(outDir, "loss.png")}");
             return 0;
-        }));
+        });
         return command;
     }
 
     /// <summary>Runs the trainer under the progress display (a live bar on a terminal, plain lines otherwise).</summary>
-    internal static string Train(string modelDir, TrainOptions options)
+    internal static string Train(string modelDir, TrainOptions options, TextWriter? output = null)
     {
         string final = "";
+        // In-process callers (tests) give their own writer: progress goes there as plain lines.
+        var console = output is null || ReferenceEquals(output, Console.Out) ? null
+            : Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+            {
+                Out = new Spectre.Console.AnsiConsoleOutput(output), Interactive = Spectre.Console.InteractionSupport.No,
+            });
         TrainingProgress.Run(0, options.MaxSteps ?? 1, p =>
-            final = Trainer.Run(modelDir, options, r => p.Report(r.Step, r.Loss, r.Tokens), p.Begin));
+            final = Trainer.RunLocked(modelDir, options, r => p.Report(r.Step, r.Loss, r.Tokens), p.Begin), console);
         return final;
-    }
-
-    private static string StartModel(string? model, string? config, string? tokenizer, string outDir, int seed)
-    {
-        if ((model is null) == (config is null))
-            throw new ModelException("give exactly one of --model DIR and --config shapes|tiny");
-        if (model is not null)
-            return model;
-        var dir = Path.Combine(outDir, "init");
-        if (File.Exists(Path.Combine(dir, "model.safetensors")))
-            return dir; // resuming: the initial weights were written by the first run
-        switch (config)
-        {
-            case "shapes":
-                ModelInit.Write(dir, ShapesModelConfig.Json, seed);
-                File.WriteAllText(Path.Combine(dir, "preprocessor_config.json"), ShapesRecipe.PreprocessorJson);
-                if (tokenizer is null) Qwen2VL.Model.Training.Synthetic.ShapesTokenizer.Build(Path.Combine(dir, "tokenizer.json"));
-                break;
-            case "tiny":
-                ModelInit.Write(dir, File.ReadAllText(Path.Combine(DefaultModel.FixtureDirectory, "config.json")), seed);
-                File.Copy(Path.Combine(DefaultModel.FixtureDirectory, "preprocessor_config.json"), Path.Combine(dir, "preprocessor_config.json"), true);
-                tokenizer ??= Path.Combine(DefaultModel.FixtureDirectory, "tokenizer.json");
-                break;
-            default:
-                throw new ModelException($"unknown --config '{config}'; use shapes or tiny");
-        }
-        if (tokenizer is not null)
-        {
-            if (!File.Exists(tokenizer)) throw new ModelException($"tokenizer not found: {tokenizer}");
-            File.Copy(tokenizer, Path.Combine(dir, "tokenizer.json"), true);
-        }
-        return dir;
     }
 
     private static void Validate(TrainOptions o)
     {
         if (!File.Exists(o.DataPath)) throw new ModelException($"training data not found: {o.DataPath}");
+        // Parsed now (not only when the trainer reads it) so that a broken --data writes nothing to --out.
+        TrainingJsonl.Read(o.DataPath);
         if (o.BatchSize < 1 || o.GradientAccumulation < 1 || o.Epochs < 1 || o.MaxSteps is < 1 || o.SaveEvery < 1 || o.MaxLength < 1)
             throw new ModelException("--batch, --grad-accum, --epochs, --steps, --save-every and --max-length must be ≥ 1");
         if (!(o.LearningRate > 0) || o.MinLearningRate < 0 || !(o.ClipNorm > 0))

@@ -23,7 +23,7 @@ internal static class TrainShapesCommand
         var command = new Command("train-shapes", "Make the embedded default model: generate shapes VQA data, train a small Qwen2-VL from scratch, evaluate.");
         foreach (var o in new Option[] { output, samples, steps, batch, lr, seed, evalCount })
             command.Options.Add(o);
-        command.SetAction(parse => CliErrors.Guard(() =>
+        command.SetAction(parse =>
         {
             var outDir = Path.GetFullPath(parse.GetValue(output)!);
             var clock = Stopwatch.StartNew();
@@ -43,7 +43,7 @@ internal static class TrainShapesCommand
             foreach (var (item, answer) in wrong.Take(10))
                 Console.WriteLine($"  {item.Question} -> '{answer}' (expected '{item.Answer}')");
             return 0;
-        }));
+        });
         return command;
     }
 }
