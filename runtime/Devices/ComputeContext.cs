@@ -122,6 +122,23 @@ public sealed partial class ComputeContext : IDisposable
         return new DeviceTensor(new DeviceStorage(bits), Kind, 0, (int[])shape.Clone(), isInt: false, owner: true);
     }
 
+    /// <summary>
+    /// A bf16 weight tensor holding a copy of the given 16-bit patterns, on any device: a managed array on the cpu
+    /// device, a 16-bit ILGPU buffer otherwise. <see cref="Gemm{TEpilogue}"/> and <see cref="CpuGemm.Run"/> read it as
+    /// their weight operand.
+    /// </summary>
+    public DeviceTensor UploadBf16(ReadOnlySpan<ushort> bits, params int[] shape)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (IsCpu) return WrapBf16(bits.ToArray(), shape);
+        int length = DeviceTensor.ElementCount(shape);
+        if (bits.Length != length)
+            throw new ArgumentException($"data has {bits.Length} elements, shape {DeviceTensor.Format(shape)} holds {length}");
+        var buffer = Accelerator.Allocate1D<ushort>(Math.Max(length, 1));
+        if (length > 0) buffer.View.SubView(0, length).CopyFromCPU(bits);
+        return new DeviceTensor(new DeviceStorage(buffer, length), Kind, 0, (int[])shape.Clone(), isInt: false, owner: true);
+    }
+
     /// <summary>Copies a host span into an existing float tensor (or view) of the same length.</summary>
     public void CopyFrom(ReadOnlySpan<float> data, DeviceTensor destination)
     {

@@ -14,6 +14,7 @@ internal sealed class DeviceStorage : IDisposable
 {
     public float[]? Host { get; }
     public ReadOnlyMemory<ushort> Bf16 { get; }
+    public MemoryBuffer1D<ushort, Stride1D.Dense>? Bf16Buffer { get; }
     public bool IsBf16 { get; }
     public MemoryBuffer1D<float, Stride1D.Dense>? Buffer { get; }
     public int Length { get; }
@@ -23,6 +24,8 @@ internal sealed class DeviceStorage : IDisposable
 
     public DeviceStorage(ReadOnlyMemory<ushort> bf16) { Bf16 = bf16; IsBf16 = true; Length = bf16.Length; }
 
+    public DeviceStorage(MemoryBuffer1D<ushort, Stride1D.Dense> bf16Buffer, int length) { Bf16Buffer = bf16Buffer; IsBf16 = true; Length = length; }
+
     public DeviceStorage(MemoryBuffer1D<float, Stride1D.Dense> buffer, int length) { Buffer = buffer; Length = length; }
 
     public void Dispose()
@@ -30,12 +33,13 @@ internal sealed class DeviceStorage : IDisposable
         if (Disposed) return;
         Disposed = true;
         Buffer?.Dispose();
+        Bf16Buffer?.Dispose();
     }
 }
 
 /// <summary>
-/// A dense row-major tensor of float32 or int32 on one device, or of bfloat16 weights on the cpu device
-/// (<see cref="IsBf16"/>: read only by the CPU GEMM, which widens them in registers). A tensor made by the context owns its
+/// A dense row-major tensor of float32 or int32 on one device, or of bfloat16 weights
+/// (<see cref="IsBf16"/>: read only as a GEMM's weight operand, widened to f32 where the kernel reads them). A tensor made by the context owns its
 /// storage; <see cref="Reshape"/>, <see cref="Slice"/>, <see cref="AsInt"/> and <see cref="AsFloat"/> make
 /// views that share it and never free it. Disposing the owner frees the storage for all views.
 /// </summary>
@@ -50,7 +54,7 @@ public sealed class DeviceTensor : IDisposable
     public bool IsInt { get; }
     public DeviceKind Kind { get; }
 
-    /// <summary>True for bf16 weights (see <see cref="ComputeContext.WrapBf16"/>); Span/View/HostArray refuse them.</summary>
+    /// <summary>True for bf16 weights (<see cref="ComputeContext.WrapBf16"/>, <see cref="ComputeContext.UploadBf16"/>); Span/View/HostArray refuse them.</summary>
     public bool IsBf16 => _storage.IsBf16;
 
     /// <summary>The bf16 bit patterns of this tensor (cpu bf16 tensors only).</summary>
@@ -59,8 +63,19 @@ public sealed class DeviceTensor : IDisposable
         get
         {
             ObjectDisposedException.ThrowIf(_storage.Disposed, this);
-            if (!IsBf16) throw new InvalidOperationException($"tensor {this} is not bf16");
+            if (!IsBf16 || _storage.Bf16Buffer is not null) throw new InvalidOperationException($"tensor {this} is not a host bf16 tensor");
             return _storage.Bf16.Slice(_offset, Length);
+        }
+    }
+
+    /// <summary>The bf16 bit patterns of this tensor on an ILGPU accelerator.</summary>
+    internal ArrayView<ushort> Bf16View
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_storage.Disposed, this);
+            if (_storage.Bf16Buffer is null) throw new InvalidOperationException($"tensor {this} is not a bf16 tensor on an accelerator");
+            return _storage.Bf16Buffer.View.AsContiguous().SubView(_offset, Length);
         }
     }
 
@@ -168,7 +183,7 @@ public sealed class DeviceTensor : IDisposable
     }
 
     private InvalidOperationException Bf16Refused() =>
-        new($"tensor {this} holds bf16 weights, which only the CPU GEMM reads (as its weight operand)");
+        new($"tensor {this} holds bf16 weights, which only a GEMM reads (as its weight operand)");
 
     private Span<float> HostSpan()
     {

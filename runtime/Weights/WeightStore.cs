@@ -128,10 +128,10 @@ public sealed class WeightStore : IDisposable
     public Func<string, DeviceTensor?>? Destination { get; set; }
 
     /// <summary>
-    /// Which weights stay bf16 in memory on the cpu device: for a name it accepts whose checkpoint dtype is BF16,
-    /// <see cref="Load"/> returns a bf16 tensor read in place from the mapping (no widening, no copy), which only the
-    /// CPU GEMM may read — so accept only weights used as a GEMM's weight operand. Null: every weight is widened to f32.
-    /// Ignored on ILGPU devices and where <see cref="Destination"/> supplies the storage.
+    /// Which weights stay bf16 in memory: for a name it accepts whose checkpoint dtype is BF16, <see cref="Load"/>
+    /// returns a bf16 tensor — on the cpu device read in place from the mapping (no widening, no copy), on an ILGPU
+    /// device copied into a 16-bit buffer — which only a GEMM may read as its weight operand, so accept only such
+    /// weights. Null: every weight is widened to f32. Ignored where <see cref="Destination"/> supplies the storage.
     /// </summary>
     public Func<string, bool>? KeepBf16 { get; set; }
 
@@ -156,9 +156,10 @@ public sealed class WeightStore : IDisposable
             else ctx.CopyFrom(ReadFloat32(name), destination);
             return destination;
         }
-        if (ctx.IsCpu && info.DType == SafetensorsDType.BF16 && KeepBf16?.Invoke(name) == true)
+        if (info.DType == SafetensorsDType.BF16 && KeepBf16?.Invoke(name) == true)
         {
-            DeviceTensor bf16 = ctx.WrapBf16(FileOf(name).MapBf16(Stored(name)), shape);
+            ReadOnlyMemory<ushort> bits = FileOf(name).MapBf16(Stored(name));
+            DeviceTensor bf16 = ctx.IsCpu ? ctx.WrapBf16(bits, shape) : ctx.UploadBf16(bits.Span, shape);
             Interlocked.Add(ref _bf16Elements, bf16.Length);
             return bf16;
         }

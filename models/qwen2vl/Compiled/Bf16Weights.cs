@@ -4,7 +4,7 @@ using Qwen2VL.Runtime;
 namespace Qwen2VL.Model.Compiled;
 
 /// <summary>
-/// <c>--dtype bf16</c> on the cpu device: which weights of a BF16 checkpoint stay bf16 in memory. Exactly those the
+/// <c>--dtype bf16</c>: which weights of a BF16 checkpoint stay bf16 in memory. Exactly those the
 /// generated runners pass only to a GEMM as its weight operand — the linear weights of the decoder layers, the vision
 /// blocks and the patch merger (93% of Qwen2-VL-2B's parameters). The embedding table (a gather; with a tied head also
 /// the lm_head), norms, biases and the patch-embedding conv stay f32: the generated kernels read f32, and a bf16
@@ -29,13 +29,11 @@ public static class Bf16Weights
         name.StartsWith(prefix, StringComparison.Ordinal) && suffixes.Any(s => name.EndsWith("." + s, StringComparison.Ordinal));
 
     /// <summary>
-    /// Checks that <c>--dtype bf16</c> can apply: the cpu device, and a checkpoint whose linear weights are BF16.
-    /// Returns the predicate for <see cref="WeightStore.KeepBf16"/>.
+    /// Checks that <c>--dtype bf16</c> can apply: a checkpoint whose linear weights are BF16. Returns the predicate for
+    /// <see cref="WeightStore.KeepBf16"/> (any device: the CPU GEMM and the ILGPU GEMMs both read bf16 weights).
     /// </summary>
-    public static Func<string, bool> For(WeightStore weights, DeviceKind device)
+    public static Func<string, bool> For(WeightStore weights)
     {
-        if (device != DeviceKind.Cpu)
-            throw new ModelException($"--dtype bf16 keeps weights in bf16 on the cpu device only (got --device {device.Name()}); the GPU bf16 kernels are not wired in");
         string? f32 = weights.Names.FirstOrDefault(n => IsLinearWeight(CheckpointNames.Canonical(n)) && weights.Info(n).DType != SafetensorsDType.BF16);
         if (f32 is not null)
             throw new ModelException($"--dtype bf16 needs a BF16 checkpoint; '{f32}' is stored as {weights.Info(f32).DType.Name()}");

@@ -79,8 +79,8 @@ public sealed partial class Qwen2VLModel : IDisposable
     public static Qwen2VLModel Load(string modelDir, DeviceKind device, KernelOptions kernels) => Load(modelDir, device, training: null, kernels);
 
     /// <summary>
-    /// Loads for inference; with <paramref name="bf16Weights"/> (cpu device, BF16 checkpoint) the linear weights stay
-    /// bf16 in memory, read in place from the checkpoint (<see cref="Bf16Weights"/>): half the bytes per decode step.
+    /// Loads for inference; with <paramref name="bf16Weights"/> (BF16 checkpoint) the linear weights stay bf16 in memory
+    /// (on the cpu device read in place from the checkpoint) (<see cref="Bf16Weights"/>): half the bytes per decode step.
     /// </summary>
     public static Qwen2VLModel Load(string modelDir, DeviceKind device, KernelOptions kernels, bool bf16Weights) =>
         Load(modelDir, device, training: null, kernels, bf16Compute: false, bf16Weights);
@@ -113,7 +113,7 @@ public sealed partial class Qwen2VLModel : IDisposable
         {
             var available = weights.Names.ToHashSet(StringComparer.Ordinal);
             weights.Resolver = name => CheckpointNames.Resolve(name, available) ?? name;
-            if (bf16Weights) weights.KeepBf16 = Bf16Weights.For(weights, device);
+            if (bf16Weights) weights.KeepBf16 = Bf16Weights.For(weights);
             ctx = ComputeContext.Create(device);
             var kernelNote = KernelLoader.Apply(ctx, kernels, KernelCatalog.FromAssembly(typeof(Qwen2VLModel).Assembly));
             ParameterSet? parameters = null;

@@ -18,14 +18,15 @@ public sealed class Bf16WeightForwardTests(ITestOutputHelper log)
     private const double Atol = 1e-4, LossAtol = 1e-5;
 
     [Theory]
-    [InlineData("a_image_text")]
-    [InlineData("b_batch2_two_images_leftpad")]
-    [InlineData("c_video_text")]
-    [InlineData("d_text_only")]
-    public void ForwardWithBf16WeightsMatchesTransformers(string caseName)
+    [InlineData("a_image_text", DeviceKind.Cpu)]
+    [InlineData("b_batch2_two_images_leftpad", DeviceKind.Cpu)]
+    [InlineData("c_video_text", DeviceKind.Cpu)]
+    [InlineData("d_text_only", DeviceKind.Cpu)]
+    [InlineData("a_image_text", DeviceKind.IlgpuCpu)]
+    public void ForwardWithBf16WeightsMatchesTransformers(string caseName, DeviceKind device)
     {
         using var golden = new GoldenCase(caseName);
-        using var model = Qwen2VLModel.Load(FixturePaths.Root, DeviceKind.Cpu, KernelOptions.Jit, bf16Weights: true);
+        using var model = Qwen2VLModel.Load(FixturePaths.Root, device, KernelOptions.Jit, bf16Weights: true);
         Assert.True(model.Bf16WeightElements > 0);
         var output = model.Forward(golden.Inputs);
         var expected = golden.Expected;
@@ -54,7 +55,7 @@ public sealed class Bf16WeightForwardTests(ITestOutputHelper log)
     }
 
     [Fact]
-    public void Bf16WeightsCoverTheLinearLayersOnlyAndNeedTheCpu()
+    public void Bf16WeightsCoverTheLinearLayersOnlyAndNeedABf16Checkpoint()
     {
         using var model = Qwen2VLModel.Load(FixturePaths.Root, DeviceKind.Cpu, KernelOptions.Jit, bf16Weights: true);
         using var weights = WeightStore.OpenDirectory(FixturePaths.Root);
@@ -66,7 +67,10 @@ public sealed class Bf16WeightForwardTests(ITestOutputHelper log)
         Assert.False(Bf16Weights.IsLinearWeight("model.embed_tokens.weight"));
         Assert.False(Bf16Weights.IsLinearWeight("visual.patch_embed.proj.weight"));
 
-        var e = Assert.Throws<ModelException>(() => Qwen2VLModel.Load(FixturePaths.Root, DeviceKind.IlgpuCpu, KernelOptions.Jit, bf16Weights: true));
-        Assert.Contains("cpu device only", e.Message);
+        using var dir = new Qwen2VL.Tests.Runtime.TempDirectory();
+        SafetensorsWriter.Write(dir.File("model.safetensors"), [SafetensorsEntry.F32("model.layers.0.mlp.up_proj.weight", [1, 2], 1, 2)]);
+        using var f32 = WeightStore.OpenDirectory(dir.Path);
+        var e = Assert.Throws<ModelException>(() => Bf16Weights.For(f32));
+        Assert.Contains("needs a BF16 checkpoint", e.Message);
     }
 }
