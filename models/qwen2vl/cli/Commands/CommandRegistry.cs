@@ -14,5 +14,6 @@ internal static class CommandRegistry
         yield return CompileCommand.Create();
         yield return TrainCommand.Create();
         yield return TrainShapesCommand.Create();
+        yield return CollectivesCommand.Create();
     }
 }
