@@ -135,7 +135,8 @@ public sealed partial class ComputeContext : IDisposable
         if (bits.Length != length)
             throw new ArgumentException($"data has {bits.Length} elements, shape {DeviceTensor.Format(shape)} holds {length}");
         var buffer = Accelerator.Allocate1D<ushort>(Math.Max(length, 1));
-        if (length > 0) buffer.View.SubView(0, length).CopyFromCPU(bits);
+        ArrayView<ushort> view = buffer.View.AsContiguous().SubView(0, length);
+        view.CopyFromCPU(bits);
         return new DeviceTensor(new DeviceStorage(buffer, length), Kind, 0, (int[])shape.Clone(), isInt: false, owner: true);
     }
 
