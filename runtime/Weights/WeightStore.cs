@@ -127,6 +127,19 @@ public sealed class WeightStore : IDisposable
     /// </summary>
     public Func<string, DeviceTensor?>? Destination { get; set; }
 
+    /// <summary>
+    /// Which weights stay bf16 in memory: for a name it accepts whose checkpoint dtype is BF16, <see cref="Load"/>
+    /// returns a bf16 tensor — on the cpu device read in place from the mapping (no widening, no copy), on an ILGPU
+    /// device copied into a 16-bit buffer — which only a GEMM may read as its weight operand, so accept only such
+    /// weights. Null: every weight is widened to f32. Ignored where <see cref="Destination"/> supplies the storage.
+    /// </summary>
+    public Func<string, bool>? KeepBf16 { get; set; }
+
+    /// <summary>Elements loaded as bf16 tensors through <see cref="KeepBf16"/> so far.</summary>
+    public long Bf16Elements => Interlocked.Read(ref _bf16Elements);
+
+    private long _bf16Elements;
+
     public DeviceTensor Load(ComputeContext ctx, string name, params int[] expectedShape)
     {
         TensorInfo info = Info(name);
@@ -143,6 +156,13 @@ public sealed class WeightStore : IDisposable
             if (ctx.IsCpu) FileOf(name).ReadFloat32(Stored(name), destination.Span);
             else ctx.CopyFrom(ReadFloat32(name), destination);
             return destination;
+        }
+        if (info.DType == SafetensorsDType.BF16 && KeepBf16?.Invoke(name) == true)
+        {
+            ReadOnlyMemory<ushort> bits = FileOf(name).MapBf16(Stored(name));
+            DeviceTensor bf16 = ctx.IsCpu ? ctx.WrapBf16(bits, shape) : ctx.UploadBf16(bits.Span, shape);
+            Interlocked.Add(ref _bf16Elements, bf16.Length);
+            return bf16;
         }
         DeviceTensor tensor = ctx.Allocate(shape);
         try

@@ -31,12 +31,13 @@ internal sealed class AnswerOptions
     public Option<double?> Fps { get; } = new("--fps") { Description = $"Video frames sampled per second of video. Default: {VideoOptions.DefaultFps}." };
     public Option<int?> MaxFrames { get; } = new("--max-frames") { Description = $"At most this many frames per video. Default: {VideoOptions.DefaultMaxFrames}." };
     public Option<string?> Device { get; } = DeviceOption.Create();
+    public Option<string> DType { get; } = DTypeFlag.Create();
     public KernelFlags Kernels { get; } = new();
     public StrictFlag Strict { get; } = new();
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { Model, System, MaxNewTokens, Temperature, TopK, TopP, RepetitionPenalty, Seed, MinPixels, MaxPixels, Fps, MaxFrames, Device })
+        foreach (var option in new Option[] { Model, System, MaxNewTokens, Temperature, TopK, TopP, RepetitionPenalty, Seed, MinPixels, MaxPixels, Fps, MaxFrames, Device, DType })
             command.Options.Add(option);
         Kernels.AddTo(command);
         Strict.AddTo(command);
@@ -67,6 +68,7 @@ internal sealed class AnswerOptions
     public LoadedModel Load(ParseResult parse, string modelDir)
     {
         var device = DeviceOption.Read(parse, Device);
+        bool bf16Weights = DTypeFlag.Bf16Weights(parse.GetValue(DType)!);
         if (parse.GetValue(MaxNewTokens) is < 0) throw new ModelException($"--max-new-tokens must be ≥ 0, got {parse.GetValue(MaxNewTokens)}");
         if (!Directory.Exists(modelDir)) throw new ModelException($"model directory not found: {modelDir}");
         string tokenizerPath = Path.Combine(modelDir, "tokenizer.json");
@@ -88,7 +90,7 @@ internal sealed class AnswerOptions
         var sampling = defaults.Resolve(Overrides(parse));
         int maxNew = parse.GetValue(MaxNewTokens) ?? defaults.MaxNewTokens ?? FallbackMaxNewTokens;
 
-        var model = Qwen2VLModel.Load(modelDir, device, Kernels.Read(parse));
+        var model = Qwen2VLModel.Load(modelDir, device, Kernels.Read(parse), bf16Weights);
         try
         {
             if (model.KernelNote is { } note) Console.Error.WriteLine(note);
