@@ -112,9 +112,9 @@ internal sealed class AnswerOptions
     {
         var config = CanonicalConfig.Load(Path.Combine(modelDir, "config.json"));
         IReadOnlyList<long> eos = !config.Has("eos_token_id") ? []
-            : config.Root.GetProperty("eos_token_id").ValueKind == System.Text.Json.JsonValueKind.Array
+            : config.Root.GetProperty("eos_token_id").ValueKind == global::System.Text.Json.JsonValueKind.Array
                 ? config.GetIntArray("eos_token_id").Select(i => (long)i).ToArray()
-                : config.Root.GetProperty("eos_token_id").ValueKind == System.Text.Json.JsonValueKind.Null ? [] : [config.GetInt("eos_token_id")];
+                : config.Root.GetProperty("eos_token_id").ValueKind == global::System.Text.Json.JsonValueKind.Null ? [] : [config.GetInt("eos_token_id")];
         return (eos, config.Has("pad_token_id") ? config.GetInt("pad_token_id") : null);
     }
 }
