@@ -7,6 +7,7 @@ using Xunit;
 namespace Qwen2VL.Tests.Cli;
 
 /// <summary><c>qwen2vl serve</c> as a real process: it listens where it says, answers, and Ctrl-C (SIGINT) stops it cleanly.</summary>
+[Collection(SerialCollection.Name)]
 public sealed class ServeCommandTests
 {
     [Fact]
