@@ -12,8 +12,10 @@ using Qwen2VL.Runtime;
 //   dotnet run -c Release --project bench/Qwen2VL.Bench -- [tiny] [2b] [--prompt-tokens N] [--decode-steps N]
 //
 // `startup` instead measures start-up on CUDA with precompiled PTX against ILGPU's JIT (Startup.cs).
+// `dp`: data-parallel training layouts with thread ranks: step time, optimizer state per rank, hidden communication (DataParallelBench.cs).
 
 if (args.Length > 0 && args[0] is "startup" or "startup-child") return Startup.Run(args);
+if (args.Length > 0 && args[0] == "dp") return DataParallelBench.Run(args);
 
 var models = args.Where(a => a is "tiny" or "2b").ToList();
 if (models.Count == 0) models = ["tiny", "2b"];
