@@ -52,8 +52,8 @@ public static class NativeLibraries
 
     /// <summary>
     /// The <c>lib</c> folders of NVIDIA's pip wheels (and PyTorch's own <c>torch/lib</c>) in every Python
-    /// installation this process can see: <c>PYTHONPATH</c>, the active virtual or conda environment, the user's
-    /// site-packages, then the system's. Folders sorted by name within one site-packages, so the order is stable.
+    /// installation this process can see: <c>PYTHONPATH</c>, the active virtual or conda environment, a virtual
+    /// environment whose <c>python3</c> is on <c>PATH</c>, the user's site-packages, then the system's. Folders sorted by name within one site-packages, so the order is stable.
     /// </summary>
     public static IReadOnlyList<string> PythonWheelDirectories(Func<string, string?> env)
     {
@@ -63,9 +63,14 @@ public static class NativeLibraries
         var prefixes = new List<string>();
         foreach (string variable in (string[])["VIRTUAL_ENV", "CONDA_PREFIX"])
             if (env(variable) is { Length: > 0 } prefix) prefixes.Add(prefix);
+        // A virtual environment whose python3 is on PATH without being activated (/opt/torch/.venv/bin, say).
+        foreach (string bin in (env("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+            if (File.Exists(Path.Combine(bin, "python3")) && Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(bin)) is { } venv
+                && File.Exists(Path.Combine(venv, "pyvenv.cfg")))
+                prefixes.Add(venv);
         if (env("HOME") is { Length: > 0 } home) prefixes.Add(Path.Combine(home, ".local"));
         prefixes.AddRange(["/usr/local", "/usr", "/opt/conda"]);
-        foreach (string prefix in prefixes)
+        foreach (string prefix in prefixes.Distinct())
             foreach (string python in Subdirectories(Path.Combine(prefix, "lib"), "python3*"))
                 sitePackages.AddRange([Path.Combine(python, "site-packages"), Path.Combine(python, "dist-packages")]);
 

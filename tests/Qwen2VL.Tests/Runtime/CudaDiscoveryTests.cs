@@ -105,6 +105,7 @@ public sealed class CudaDiscoveryTests
     public void CreatingACudaContext_WithoutADeviceThrowsTheProbesReason()
     {
         int devices;
+        IlgpuCudaImport.Install(); // before ILGPU first loads the driver: on a driver-only machine it needs libcuda.so.1
         using (Context context = Context.Create(b => b.Cuda())) devices = context.GetCudaDevices().Count;
         var probe = new FakeProbe { InitResult = 100 };
         if (devices == 0)

@@ -21,6 +21,7 @@ public class DeviceTensorTests
     public void CudaWithoutADeviceSaysSo()
     {
         int devices;
+        IlgpuCudaImport.Install(); // before ILGPU first loads the driver: on a driver-only machine it needs libcuda.so.1
         using (Context probe = Context.Create(b => b.Cuda())) devices = probe.GetCudaDevices().Count;
         if (devices == 0)
         {

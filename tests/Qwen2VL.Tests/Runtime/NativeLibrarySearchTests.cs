@@ -121,6 +121,22 @@ public sealed class NativeLibrarySearchTests
     }
 
     [Fact]
+    public void AVirtualEnvironmentWhosePythonIsOnPath_IsSearchedWithoutBeingActivated()
+    {
+        // As on the GPU machines: python3 is /opt/torch/.venv/bin/python3, VIRTUAL_ENV unset.
+        using var temp = new TempDirectory();
+        string venv = temp.File("opt/torch/.venv");
+        Touch(Path.Combine(venv, "bin/python3"));
+        Touch(Path.Combine(venv, "pyvenv.cfg"), "home = /usr/bin");
+        string lib = Touch(Path.Combine(venv, "lib/python3.12/site-packages/nvidia/cu13/lib/libcublas.so.13"));
+        Touch(temp.File("plain/bin/python3")); // a bin folder that is no virtual environment adds nothing
+        var env = Env(temp, ("PATH", $"{temp.File("plain/bin")}:{venv}/bin/"));
+
+        Assert.Equal([Path.GetDirectoryName(lib)], NativeLibraries.PythonWheelDirectories(env).Where(d => d.StartsWith(temp.Path, StringComparison.Ordinal)));
+        Assert.Contains(lib, NativeLibraries.Cublas(env).Candidates());
+    }
+
+    [Fact]
     public void TheDriverIsLibcudaSo1FirstAndNeverFromWheelsOrStubs()
     {
         using var temp = new TempDirectory();
