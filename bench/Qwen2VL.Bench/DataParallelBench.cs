@@ -83,7 +83,7 @@ internal static class DataParallelBench
             Trainer.Run(model, options, Report);
             return steps;
         }
-        ThreadWorld.Run(options.DataParallel, comm => Trainer.Run(model, options, comm.Rank == 0 ? Report : null, comm: comm));
+        ThreadWorld.Run(options.DataParallel, comm => Trainer.RunLocked(model, options, comm.Rank == 0 ? Report : null, comm: comm));
         return steps;
     }
 
