@@ -50,15 +50,8 @@ public sealed class ModuleGenerator : IIncrementalGenerator
                 return;
             var graph = item.Graph;
             var hint = (graph.Namespace.Length > 0 ? graph.Namespace + "." : "") + graph.Name;
-            // Each target is emitted on its own: one that cannot lower an op reports QVL0901 on the op's line and adds no file.
-            Emit(spc, graph, () =>
-            {
-                spc.AddSource(hint + ".Gpu.g.cs", KernelFileEmitter.Gpu(item));
-            });
-            Emit(spc, graph, () =>
-            {
-                spc.AddSource(hint + ".Cpu.g.cs", KernelFileEmitter.Cpu(item));
-            });
+            // Each target is emitted on its own: one that cannot lower an op reports QVL0901 on the op's line and adds no
+            // file. The kernels (GPU and CPU targets) are emitted for all modules together, below.
             Emit(spc, graph, () =>
             {
                 spc.AddSource(hint + ".Runner.g.cs", RunnerEmitter.Emit(item));
@@ -66,11 +59,25 @@ public sealed class ModuleGenerator : IIncrementalGenerator
             });
             Emit(spc, graph, () =>
             {
-                var (host, gpu, cpu) = TrainingEmitter.Emit(PassOrder.Training(graph));
-                spc.AddSource(hint + ".Training.g.cs", host);
-                spc.AddSource(hint + ".TrainGpu.g.cs", gpu);
-                spc.AddSource(hint + ".TrainCpu.g.cs", cpu);
+                spc.AddSource(hint + ".Training.g.cs", TrainingEmitter.Emit(PassOrder.Training(graph)));
             });
+        });
+
+        // One kernel file per target for the whole assembly: every distinct kernel once, by content.
+        context.RegisterSourceOutput(fused.Collect(), static (spc, all) =>
+        {
+            var modules = all.Where(r => r?.Fused is not null).Select(r => r!.Fused!)
+                .OrderBy(f => f.Graph.Namespace + "." + f.Graph.Name, StringComparer.Ordinal).ToList();
+            foreach (var (target, suffix) in new[] { (LoweringTarget.GpuKernel, "Gpu"), (LoweringTarget.CpuKernel, "Cpu") })
+            {
+                var uses = new SharedKernelEmitter.Uses();
+                foreach (var module in modules)
+                    Emit(spc, module.Graph, () => uses.Add(module, target));
+                if (uses.Kernels.Count + uses.Epilogues.Count == 0)
+                    continue;
+                Emit(spc, modules[0].Graph, () => spc.AddSource($"{SharedKernelEmitter.Namespace}.Kernels.{suffix}.g.cs",
+                    target == LoweringTarget.GpuKernel ? SharedKernelEmitter.Gpu(uses) : SharedKernelEmitter.Cpu(uses)));
+            }
         });
     }
 

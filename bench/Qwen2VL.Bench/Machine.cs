@@ -51,3 +51,55 @@ internal static class Machine
         return 2.0 * m * n * k / best;
     }
 }
+
+/// <summary>Read bandwidth: what a decode step is bound by (weights are only read).</summary>
+internal static class ReadBandwidth
+{
+    /// <summary>
+    /// Bytes per second of a read-only vector sum over a 1 GiB buffer (far larger than the caches), split over all
+    /// cores as the GEMV is, best of 5. Copy bandwidth would count writes and their read-for-ownership traffic too.
+    /// </summary>
+    public static double Measure()
+    {
+        const int length = 256 << 20; // floats: 1 GiB
+        var buffer = new float[length];
+        Parallel.For(0, Environment.ProcessorCount, p =>
+        {
+            int chunk = length / Environment.ProcessorCount;
+            buffer.AsSpan(p * chunk, chunk).Fill(1f); // touch every page from the thread that will read it
+        });
+        int parts = Environment.ProcessorCount;
+        double best = double.MaxValue, total = 0;
+        for (int run = 0; run < 5; run++)
+        {
+            var t = Stopwatch.StartNew();
+            var sums = new double[parts];
+            Parallel.For(0, parts, p =>
+            {
+                int chunk = length / parts;
+                sums[p] = Sum(buffer.AsSpan(p * chunk, chunk));
+            });
+            best = Math.Min(best, t.Elapsed.TotalSeconds);
+            total += sums.Sum();
+        }
+        if (total != 5.0 * (length / parts) * parts) throw new InvalidOperationException("read-bandwidth sum is wrong");
+        return (double)length * sizeof(float) / best;
+    }
+
+    private static double Sum(ReadOnlySpan<float> span)
+    {
+        ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(span);
+        var s0 = System.Runtime.Intrinsics.Vector256<float>.Zero; var s1 = s0; var s2 = s0; var s3 = s0;
+        int i = 0;
+        for (; i + 32 <= span.Length; i += 32)
+        {
+            s0 += System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref r, (nuint)i);
+            s1 += System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref r, (nuint)(i + 8));
+            s2 += System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref r, (nuint)(i + 16));
+            s3 += System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref r, (nuint)(i + 24));
+        }
+        double sum = System.Runtime.Intrinsics.Vector256.Sum(s0 + s1 + s2 + s3);
+        for (; i < span.Length; i++) sum += span[i];
+        return sum;
+    }
+}

@@ -11,15 +11,37 @@ using Qwen2VL.Runtime;
 //
 //   dotnet run -c Release --project bench/Qwen2VL.Bench -- [tiny] [2b] [--prompt-tokens N] [--decode-steps N]
 //
+// `2b-dtypes [--rounds N]`: the 2B-dimension model with f32 weights and with bf16 linear weights, tokens/s and peak RSS
+// (DTypeComparison.cs).
+// `bf16` instead measures the bf16-weight CPU kernels against the f32 ones on the 2B language-model shapes (Bf16Bench.cs).
 // `startup` instead measures start-up on CUDA with precompiled PTX against ILGPU's JIT (Startup.cs).
+// `serve` measures `serve`'s throughput on 32 concurrent requests, continuous batching against one at a time (ServeBench.cs).
 // `dp`: data-parallel training layouts with thread ranks: step time, optimizer state per rank, hidden communication (DataParallelBench.cs).
 
 if (args.Length > 0 && args[0] is "startup" or "startup-child") return Startup.Run(args);
+if (args.Length > 0 && args[0] is "serve") return await ServeBench.Run();
 if (args.Length > 0 && args[0] == "dp") return DataParallelBench.Run(args);
+if (args.Length > 0 && args[0] == "bf16")
+{
+    Console.WriteLine($"machine: {Machine.Describe()}");
+    Bf16Bench.Run(Option("--prompt-tokens", 64));
+    return 0;
+}
 
 var models = args.Where(a => a is "tiny" or "2b").ToList();
 if (models.Count == 0) models = ["tiny", "2b"];
 int promptTokens = Option("--prompt-tokens", 64), decodeSteps = Option("--decode-steps", 4);
+if (args.Length > 1 && args[0] == DTypeComparison.Child)
+{
+    TwoBChild(args[1] == "bf16", promptTokens, decodeSteps);
+    return 0;
+}
+if (args.Length > 0 && args[0] == "2b-dtypes")
+{
+    Console.WriteLine($"machine: {Machine.Describe()}");
+    Console.WriteLine($"prompt {promptTokens} tokens, {decodeSteps} decode steps, batch 1, CPU kernels; f32 compute in both (bf16: weights only)");
+    return DTypeComparison.Run(EnsureTwoBCheckpoint(), Option("--rounds", 1), args.Skip(1).ToArray());
+}
 Console.WriteLine($"machine: {Machine.Describe()}");
 Console.WriteLine($"prompt {promptTokens} tokens, {decodeSteps} decode steps, batch 1, f32 compute, CPU kernels (DeviceKind.Cpu)");
 Console.WriteLine();
@@ -45,6 +67,26 @@ void Tiny()
     Report("prefill", promptTokens / prefill, promptTokens / refPrefill, "float64 reference (DSL modules as plain C#)");
     Report("decode", 1 / decode, 1 / refDecode, "float64 reference, recomputing the sequence");
     Console.WriteLine();
+}
+
+string EnsureTwoBCheckpoint()
+{
+    var dir = Path.Combine(Path.GetTempPath(), "qwen2vl-bench-2b");
+    if (!File.Exists(Path.Combine(dir, "model.safetensors.index.json")))
+        RandomCheckpoint.Write(dir, Qwen2VLDims.Qwen2VL2B, seed: 1);
+    return dir;
+}
+
+// One dtype of `2b-dtypes`, in its own process: load, measure, print one RESULT line (tokens/s, peak RSS bytes, load s).
+void TwoBChild(bool bf16, int tokens, int steps)
+{
+    var dir = Path.Combine(Path.GetTempPath(), "qwen2vl-bench-2b");
+    var sw = Stopwatch.StartNew();
+    using var model = Qwen2VLModel.Load(dir, DeviceKind.Cpu, Qwen2VL.Runtime.Aot.KernelOptions.Jit, bf16Weights: bf16);
+    double load = sw.Elapsed.TotalSeconds;
+    var (prefill, decode) = Measure(model, PromptIds(tokens, 151000));
+    Console.WriteLine(FormattableString.Invariant(
+        $"RESULT {tokens / prefill:R} {1 / decode:R} {DTypeComparison.PeakRss()} {load:R} {model.Bf16WeightElements}"));
 }
 
 void TwoB()

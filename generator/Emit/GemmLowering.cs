@@ -13,7 +13,17 @@ internal static class GemmLowering
 {
     public static bool HasEpilogue(Graph graph, KernelGroup group) => group.Nodes.Count > 1 || graph[group.Nodes[0]].Inputs.Count > 2;
 
-    public static string EpilogueName(KernelGroup group) => group.Name + "_Epilogue";
+    /// <summary>The epilogue of a GEMM group in both forms, named by content.</summary>
+    public static EpilogueSpec Epilogue(Graph graph, KernelGroup group)
+    {
+        var gpu = new CodeWriter();
+        EmitGpu(gpu, graph, group);
+        var cpu = new CodeWriter();
+        EmitCpu(cpu, graph, group);
+        return new EpilogueSpec(group.Name + "_Epilogue", Comment(graph, group).ToList(), Lines(gpu), Lines(cpu));
+    }
+
+    private static List<string> Lines(CodeWriter w) => w.ToString().TrimEnd('\n').Split('\n').ToList();
 
     /// <summary>The operands the epilogue reads: (host variable, is a row vector indexed by column only).</summary>
     public static List<(int Node, bool RowVector)> Operands(Graph graph, KernelGroup group)
@@ -40,12 +50,10 @@ internal static class GemmLowering
             yield return "  " + EmitNames.Describe(graph, n);
     }
 
-    public static void EmitGpu(CodeWriter w, Graph graph, KernelGroup group)
+    private static void EmitGpu(CodeWriter w, Graph graph, KernelGroup group)
     {
         var operands = Operands(graph, group);
-        foreach (var line in Comment(graph, group))
-            w.Line("// " + line);
-        w.Open($"public struct {EpilogueName(group)} : IGemmEpilogue");
+        w.Open($"public struct {EpilogueSpec.Placeholder} : IGemmEpilogue");
         for (var k = 0; k < operands.Count; k++)
             w.Line($"public ArrayView<float> In{k};");
         w.Line("public int Cols;");
@@ -57,16 +65,14 @@ internal static class GemmLowering
         w.Close();
     }
 
-    public static void EmitCpu(CodeWriter w, Graph graph, KernelGroup group)
+    private static void EmitCpu(CodeWriter w, Graph graph, KernelGroup group)
     {
         var operands = Operands(graph, group);
         var formulas = new OpFormulas(graph);
         var vectorizable = group.Nodes.Skip(1).All(n => FormulaEmitter.IsVectorizable(formulas.Of(graph[n]).Formula));
-        foreach (var line in Comment(graph, group))
-            w.Line("// " + line);
         var fields = string.Join(", ", Enumerable.Range(0, operands.Count).Select(k => $"DeviceTensor in{k}")
             .Concat(NeedsCols(operands) ? new[] { "int cols" } : new string[0]));
-        w.Open($"public readonly struct {EpilogueName(group)}({fields}) : ICpuGemmEpilogue");
+        w.Open($"public readonly struct {EpilogueSpec.Placeholder}({fields}) : ICpuGemmEpilogue");
         w.Open("public void ApplyRow(int row, Span<float> c)");
         for (var k = 0; k < operands.Count; k++)
             w.Line($"ReadOnlySpan<float> row{k} = in{k}.Span{(operands[k].RowVector ? "" : ".Slice(row * cols, cols)")};");
@@ -111,5 +117,34 @@ internal static class GemmLowering
             current = "v" + n;
         }
         yield return $"return {current};";
+    }
+}
+
+/// <summary>A GEMM epilogue struct in both forms; like a <see cref="KernelSpec"/>, named by its normalised content.</summary>
+internal sealed class EpilogueSpec(string useName, List<string> comment, List<string> gpu, List<string> cpu)
+{
+    /// <summary>Stands for the struct's name in the lines until the name (a hash of the lines) is known.</summary>
+    public const string Placeholder = "__EPILOGUE__";
+
+    public string UseName { get; } = useName;
+    public List<string> Comment { get; } = comment;
+
+    public string Name
+    {
+        get
+        {
+            var parts = KernelIdentity.Normalise(gpu, cpu);
+            return KernelIdentity.Name(KernelIdentity.Stem(UseName), string.Join("\n", parts[0]) + "\n--\n" + string.Join("\n", parts[1]));
+        }
+    }
+
+    public (List<string> Gpu, List<string> Cpu) Normalised
+    {
+        get
+        {
+            var name = Name;
+            var parts = KernelIdentity.Normalise(gpu, cpu);
+            return (parts[0].Select(l => l.Replace(Placeholder, name)).ToList(), parts[1].Select(l => l.Replace(Placeholder, name)).ToList());
+        }
     }
 }

@@ -5,61 +5,9 @@ using Qwen2VL.Generator.Model;
 
 namespace Qwen2VL.Generator.Emit;
 
-/// <summary>Writes the GPU (ILGPU) and CPU kernel files of a module: one kernel per fused group.</summary>
+/// <summary>The header of every generated file of a module.</summary>
 internal static class KernelFileEmitter
 {
-    public static string Gpu(FusedGraph fused, string className = "GpuKernels", string what = "fused GPU kernels",
-        IReadOnlyList<KernelSpec>? extra = null) =>
-        Write(fused, extra, "ILGPU kernels", $"The {what} of {fused.Graph.Name} (ILGPU; one thread per index).", className,
-            new[] { "using ILGPU;", "using ILGPU.Algorithms;", "using ILGPU.Runtime;" }, LoweringTarget.GpuKernel, GemmLowering.EmitGpu,
-            spec => (spec.GpuSignature, spec.GpuBody));
-
-    public static string Cpu(FusedGraph fused, string className = "CpuKernels", string what = "fused CPU kernels",
-        IReadOnlyList<KernelSpec>? extra = null) =>
-        Write(fused, extra, "CPU kernels", $"The {what} of {fused.Graph.Name} (Vector&lt;float&gt; / TensorPrimitives, Parallel.For).", className,
-            new[] { "using System.Numerics;", "using System.Numerics.Tensors;", "using System.Threading.Tasks;" }, LoweringTarget.CpuKernel, GemmLowering.EmitCpu,
-            spec => (spec.CpuSignature, spec.CpuBody));
-
-    /// <summary>One kernel file: each group's kernel (or GEMM epilogue) in one form, then the extra kernels.</summary>
-    private static string Write(FusedGraph fused, IReadOnlyList<KernelSpec>? extra, string what, string summary, string className,
-        string[] usings, LoweringTarget target, Action<CodeWriter, Graph, KernelGroup> epilogue, Func<KernelSpec, (string Signature, List<string> Body)> form)
-    {
-        var graph = fused.Graph;
-        var w = Header(graph, what, usings);
-        w.Open($"partial class {graph.Name}");
-        w.Line($"/// <summary>{summary}</summary>");
-        w.Open($"public static class {className}");
-        var first = true;
-        void Kernel(KernelSpec spec)
-        {
-            Separate(w, ref first);
-            foreach (var line in spec.Comment)
-                w.Line("// " + line);
-            var (signature, body) = form(spec);
-            w.Open($"public static void {spec.Name}({signature})");
-            foreach (var line in body)
-                w.Line(line);
-            w.Close();
-        }
-        foreach (var group in fused.Groups)
-        {
-            if (group.Kind == GroupKind.Gemm && GemmLowering.HasEpilogue(graph, group))
-            {
-                Separate(w, ref first);
-                epilogue(w, graph, group);
-            }
-            else if (GroupLowering.Lower(fused, group, target) is { } spec)
-            {
-                Kernel(spec);
-            }
-        }
-        foreach (var spec in extra ?? new KernelSpec[0])
-            Kernel(spec);
-        w.Close();
-        w.Close();
-        return w.ToString();
-    }
-
     internal static CodeWriter Header(Graph graph, string what, params string[] usings)
     {
         var w = new CodeWriter();
@@ -79,12 +27,5 @@ internal static class KernelFileEmitter
             w.Line();
         }
         return w;
-    }
-
-    private static void Separate(CodeWriter w, ref bool first)
-    {
-        if (!first)
-            w.Line();
-        first = false;
     }
 }

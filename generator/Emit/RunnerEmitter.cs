@@ -13,8 +13,8 @@ internal static class RunnerEmitter
     /// <summary>Where a group's host code sends its work: the inference kernels and arena, or the training ones.</summary>
     internal sealed record HostTarget(string CpuClass, string GpuClass, string Slot, string ForwardMethod);
 
-    internal static readonly HostTarget Inference = new("CpuKernels", "GpuKernels", "Slot", "Forward");
-    internal static readonly HostTarget Training = new("TrainCpuKernels", "TrainGpuKernels", "TrainSlot", "ForwardTrain");
+    internal static readonly HostTarget Inference = new(SharedKernelEmitter.CpuClass, SharedKernelEmitter.GpuClass, "Slot", "Forward");
+    internal static readonly HostTarget Training = new(SharedKernelEmitter.CpuClass, SharedKernelEmitter.GpuClass, "TrainSlot", "ForwardTrain");
 
     public static string Emit(FusedGraph fused)
     {
@@ -235,7 +235,7 @@ internal static class RunnerEmitter
             return;
         }
         var operands = GemmLowering.Operands(graph, group);
-        var name = GemmLowering.EpilogueName(group);
+        var name = GemmLowering.Epilogue(graph, group).Name;
         var cpuArgs = string.Join(", ", operands.Select(o => EmitNames.Var(graph, o.Node))
             .Concat(GemmLowering.NeedsCols(operands) ? new[] { n } : new string[0]));
         var gpuFields = string.Join(", ", operands.Select((o, i) => $"In{i} = {EmitNames.Var(graph, o.Node)}.View").Concat(new[] { $"Cols = {n}" }));

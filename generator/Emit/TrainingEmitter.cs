@@ -32,13 +32,15 @@ internal sealed partial class TrainingEmitter
         (_needs, _root) = Autodiff.Run(_graph);
     }
 
-    public static (string Host, string Gpu, string Cpu) Emit(FusedGraph train)
+    /// <summary>The training host code (ForwardTrain, Backward, …); its kernels are in the shared kernel file.</summary>
+    public static string Emit(FusedGraph train) => new TrainingEmitter(train).Host();
+
+    /// <summary>The gradient kernels the backward pass launches (one per rule use; the shared file emits each distinct one once).</summary>
+    public static List<KernelSpec> GradientKernels(FusedGraph train)
     {
         var emitter = new TrainingEmitter(train);
-        var host = emitter.Host();
-        var gpu = KernelFileEmitter.Gpu(train, "TrainGpuKernels", "training kernels (unfused forward and backward)", emitter._kernels);
-        var cpu = KernelFileEmitter.Cpu(train, "TrainCpuKernels", "training kernels (unfused forward and backward)", emitter._kernels);
-        return (host, gpu, cpu);
+        emitter.Host();
+        return emitter._kernels;
     }
 
     private string Host()
@@ -61,7 +63,7 @@ internal sealed partial class TrainingEmitter
         foreach (var group in _train.Groups.Where(g => g.Kind is GroupKind.Call or GroupKind.Loop))
             w.Line($"private DeviceTensor? _saved_t{group.Output};");
         RunnerEmitter.KernelFields(w, _train);
-        foreach (var spec in _kernels)
+        foreach (var spec in _kernels.GroupBy(KernelField).Select(g => g.First()))
             w.Line($"private Action<{spec.GpuTypeArguments}>? {KernelField(spec)};");
         w.Line();
         RecomputeOption(w);
@@ -366,9 +368,9 @@ internal sealed partial class TrainingEmitter
         if (guard is not null)
             w.Open($"if ({guard} is not null)");
         w.Line("if (_ctx.IsCpu)");
-        w.Line($"    TrainCpuKernels.{spec.Name}({cpuArgs});");
+        w.Line($"    {SharedKernelEmitter.CpuClass}.{spec.Name}({cpuArgs});");
         w.Open("else");
-        w.Line($"{field} ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<{spec.GpuTypeArguments}>(TrainGpuKernels.{spec.Name});");
+        w.Line($"{field} ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<{spec.GpuTypeArguments}>({SharedKernelEmitter.GpuClass}.{spec.Name});");
         w.Line($"{field}({spec.Extent}, {gpuArgs});");
         w.Close();
         if (guard is not null)

@@ -4,10 +4,13 @@ using System.Reflection;
 namespace Qwen2VL.Runtime.Aot;
 
 /// <summary>
-/// Every kernel the runtime may launch for a model, found by reflection: each public static method of each
-/// generated <c>X.GpuKernels</c> class (launched auto-grouped), the three generic GEMM kernels closed over each
-/// generated epilogue struct <c>X.GpuKernels.*_Epilogue</c>, and the runtime's own kernels (the GEMMs with
-/// <see cref="NoEpilogue"/>, the three attention kernels). Ordered by module, then kernel name (ordinal).
+/// Every kernel the runtime may launch for a model, found by reflection: each public static method of the assembly's
+/// shared generated kernel class <c>Qwen2VL.Generated.Kernels.GpuKernels</c> (every distinct kernel of every module,
+/// inference and training, named by content; launched auto-grouped), the three generic GEMM kernels closed over each
+/// generated epilogue struct in it, and the runtime's own kernels (the GEMMs with <see cref="NoEpilogue"/>, the three
+/// attention kernels). The shared class is listed as the pseudo-module <see cref="SharedModule"/>; a [Module] whose
+/// class still nests its own <c>GpuKernels</c> (an older generator) is listed under its name. Ordered by module, then
+/// kernel name (ordinal).
 /// </summary>
 public static class KernelCatalog
 {
@@ -18,6 +21,12 @@ public static class KernelCatalog
 
     /// <summary>The pseudo-module holding the runtime's own kernels.</summary>
     public const string RuntimeModule = "Runtime";
+
+    /// <summary>The pseudo-module holding the generated kernels every module shares (the class <see cref="SharedKernelsType"/>).</summary>
+    public const string SharedModule = "Kernels";
+
+    /// <summary>The generated class holding each distinct kernel of an assembly's modules once.</summary>
+    public const string SharedKernelsType = "Qwen2VL.Generated.Kernels";
 
     /// <summary>The kernels of every [Module] class in <paramref name="modelAssembly"/>, plus the runtime's.</summary>
     public static IReadOnlyList<AotKernel> FromAssembly(Assembly modelAssembly) => Build(ModuleTypes(modelAssembly));
@@ -41,9 +50,12 @@ public static class KernelCatalog
                 throw new AotException($"two [Module] classes are named {module.Name} ({seen[module.Name].FullName}, {module.FullName}); PTX file names need unique module names");
             kernels.AddRange(ModuleKernels(module));
         }
+        foreach (var shared in SharedKernelTypes(seen.Values))
+            kernels.AddRange(ModuleKernels(shared));
         kernels.AddRange(RuntimeKernels());
-        if (seen.ContainsKey(RuntimeModule))
-            throw new AotException($"a [Module] class may not be named {RuntimeModule}: the name is reserved for the runtime's kernels");
+        foreach (var reserved in new[] { RuntimeModule, SharedModule })
+            if (seen.ContainsKey(reserved))
+                throw new AotException($"a [Module] class may not be named {reserved}: the name is reserved for the {(reserved == RuntimeModule ? "runtime's" : "shared generated")} kernels");
         return kernels
             .OrderBy(k => k.Module, StringComparer.Ordinal)
             .ThenBy(k => k.Name, StringComparer.Ordinal)
@@ -52,24 +64,33 @@ public static class KernelCatalog
 
     /// <summary>The generated-code hash of each module (kernels or not) and of the runtime's kernels, ordered by name.</summary>
     public static IReadOnlyList<PtxManifestModule> ModuleHashes(IEnumerable<Type> moduleTypes) =>
-        moduleTypes.Select(m => new PtxManifestModule(m.Name, Generated(m).Hash))
+        moduleTypes.Concat(SharedKernelTypes(moduleTypes)).Select(m => new PtxManifestModule(m.Name, Generated(m).Hash))
             .Append(new PtxManifestModule(RuntimeModule, RuntimeHash()))
             .OrderBy(m => m.Name, StringComparer.Ordinal)
             .ToArray();
 
+    /// <summary>The shared kernel class of each assembly the modules come from (ordered by assembly name).</summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = Rooted)]
+    private static IEnumerable<Type> SharedKernelTypes(IEnumerable<Type> moduleTypes) =>
+        moduleTypes.Select(m => m.Assembly).Distinct().OrderBy(a => a.FullName, StringComparer.Ordinal)
+            .Select(a => a.GetType(SharedKernelsType)).OfType<Type>().ToArray();
+
+    /// <summary>
+    /// A module's (or the shared class's) GPU kernels and epilogues and its generated-code hash. A [Module] has no kernels
+    /// of its own (they are in the shared class); its hash still covers its FusedGraph dump.
+    /// </summary>
     [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private static (MethodInfo[] Methods, Type[] Epilogues, string Hash) Generated(Type module)
     {
-        var gpu = module.GetNestedType("GpuKernels", BindingFlags.Public)
-            ?? throw new AotException($"[Module] {module.FullName} has no generated GpuKernels class; was it built with Qwen2VL.Generator?");
+        var gpu = module.GetNestedType("GpuKernels", BindingFlags.Public);
         var dump = module.GetField("FusedGraph", BindingFlags.Public | BindingFlags.Static);
         if (dump is null || !dump.IsLiteral || dump.GetRawConstantValue() is not string fusedGraph)
             throw new AotException($"[Module] {module.FullName} has no generated FusedGraph dump; was it built with Qwen2VL.Generator?");
 
-        var methods = gpu.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly);
-        var epilogues = gpu.GetNestedTypes(BindingFlags.Public)
+        var methods = gpu?.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly) ?? [];
+        var epilogues = gpu?.GetNestedTypes(BindingFlags.Public)
             .Where(t => t.IsValueType && typeof(IGemmEpilogue).IsAssignableFrom(t))
-            .ToArray();
+            .ToArray() ?? [];
         return (methods, epilogues, ModuleIdentity.ForModule(module, fusedGraph, methods, epilogues));
     }
 

@@ -19,7 +19,14 @@ public sealed record CheckpointContent(
 /// Adam-style optimizer state: the first and second moments of every trainable parameter, each flattened into
 /// one array; <see cref="Layout"/> says where each parameter's slice starts and what shape it has.
 /// </summary>
-public sealed record OptimizerState(float[] M, float[] V, IReadOnlyList<OptimizerSlot> Layout);
+public sealed record OptimizerState(float[] M, float[] V, IReadOnlyList<OptimizerSlot> Layout)
+{
+    /// <summary>
+    /// The f32 master weights (every parameter, in the trainer's flat order), kept here when the weights file is
+    /// saved in a narrower dtype (bf16), so that a resumed run continues from the exact masters.
+    /// </summary>
+    public float[]? Master { get; init; }
+}
 
 /// <summary>Parameter <paramref name="Name"/> occupies M[Offset .. Offset + product(Shape)) (and the same in V).</summary>
 public sealed record OptimizerSlot(string Name, long Offset, int[] Shape);
@@ -54,6 +61,12 @@ public enum CheckpointDType { F32, BF16 }
 public sealed record CheckpointOptions
 {
     public CheckpointDType WeightsDType { get; init; } = CheckpointDType.F32;
+
+    /// <summary>
+    /// Weight files: 1 writes model.safetensors; N &gt; 1 writes model-0000k-of-0000N.safetensors and
+    /// model.safetensors.index.json, as Hugging Face's save_pretrained shards a large model.
+    /// </summary>
+    public int Shards { get; init; } = 1;
 
     /// <summary>Keep only the newest K complete checkpoints (0 keeps all). The one named by `latest` is never pruned.</summary>
     public int KeepLast { get; init; }

@@ -9,6 +9,7 @@ namespace Qwen2VL.Runtime.Checkpoints;
 internal static class OptimizerFile
 {
     public const string FileName = "optimizer.safetensors";
+    private const string MasterTensor = "master_weights";
 
     public static void Write(string path, OptimizerState state)
     {
@@ -29,8 +30,9 @@ internal static class OptimizerFile
             }
             json.WriteEndArray();
         }
-        SafetensorsWriter.Write(path,
-            [SafetensorsEntry.F32("exp_avg", state.M, state.M.Length), SafetensorsEntry.F32("exp_avg_sq", state.V, state.V.Length)],
+        List<SafetensorsEntry> tensors = [SafetensorsEntry.F32("exp_avg", state.M, state.M.Length), SafetensorsEntry.F32("exp_avg_sq", state.V, state.V.Length)];
+        if (state.Master is { } master) tensors.Add(SafetensorsEntry.F32(MasterTensor, master, master.Length));
+        SafetensorsWriter.Write(path, tensors,
             new Dictionary<string, string> { ["format"] = "pt", ["layout"] = System.Text.Encoding.UTF8.GetString(layout.ToArray()) });
     }
 
@@ -53,7 +55,10 @@ internal static class OptimizerFile
         {
             throw new ModelException($"{file}: layout metadata is not valid ({e.Message.Split('\n')[0].Trim()})", e);
         }
-        var state = new OptimizerState(safetensors.ReadFloat32("exp_avg"), safetensors.ReadFloat32("exp_avg_sq"), layout);
+        var state = new OptimizerState(safetensors.ReadFloat32("exp_avg"), safetensors.ReadFloat32("exp_avg_sq"), layout)
+        {
+            Master = safetensors.Tensors.ContainsKey(MasterTensor) ? safetensors.ReadFloat32(MasterTensor) : null,
+        };
         Validate(state, file);
         return state;
     }

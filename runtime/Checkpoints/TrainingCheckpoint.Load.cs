@@ -29,18 +29,20 @@ public static partial class TrainingCheckpoint
         string statePath = Required(checkpointDir, label, TrainerStateJson.FileName);
         TrainerState trainer = TrainerStateJson.Read(File.ReadAllBytes(statePath), $"{label}/{TrainerStateJson.FileName}");
         string config = File.ReadAllText(Required(checkpointDir, label, ConfigFile));
-        var weights = ReadWeights(Required(checkpointDir, label, WeightsFile));
+        var weights = File.Exists(Path.Combine(checkpointDir, IndexFile))
+            ? ReadShardedWeights(checkpointDir)
+            : ReadWeights(Required(checkpointDir, label, WeightsFile));
         string optimizerPath = Path.Combine(checkpointDir, OptimizerFile.FileName);
         OptimizerState? optimizer = File.Exists(optimizerPath)
             ? OptimizerFile.Read(optimizerPath, $"{label}/{OptimizerFile.FileName}")
             : null;
 
-        var own = new HashSet<string>(StringComparer.Ordinal) { WeightsFile, ConfigFile, OptimizerFile.FileName, TrainerStateJson.FileName };
+        var own = new HashSet<string>(StringComparer.Ordinal) { WeightsFile, ConfigFile, OptimizerFile.FileName, TrainerStateJson.FileName, IndexFile };
         var extra = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
         foreach (string path in Directory.EnumerateFiles(checkpointDir))
         {
             string file = Path.GetFileName(path);
-            if (!own.Contains(file) && !file.StartsWith('.') && !file.Contains(".tmp-", StringComparison.Ordinal))
+            if (!own.Contains(file) && !file.StartsWith('.') && !file.Contains(".tmp-", StringComparison.Ordinal) && !ShardName().IsMatch(file))
                 extra[file] = File.ReadAllBytes(path);
         }
         return new CheckpointContent(weights, config, optimizer, trainer) { ExtraFiles = extra };
@@ -51,6 +53,26 @@ public static partial class TrainingCheckpoint
         string path = Path.Combine(checkpointDir, file);
         return File.Exists(path) ? path : throw new ModelException($"{label}/{file}: file not found");
     }
+
+    /// <summary>The weights of a sharded checkpoint, in the order of the shards and, within each, of the data.</summary>
+    private static List<(string Name, float[] Data, int[] Shape)> ReadShardedWeights(string checkpointDir)
+    {
+        using var store = WeightStore.OpenDirectory(checkpointDir);
+        var shards = Directory.EnumerateFiles(checkpointDir).Select(Path.GetFileName).Where(f => ShardName().IsMatch(f!)).Order(StringComparer.Ordinal);
+        var result = new List<(string Name, float[] Data, int[] Shape)>();
+        foreach (var shard in shards)
+        {
+            using var file = SafetensorsFile.Open(Path.Combine(checkpointDir, shard!));
+            result.AddRange(file.Tensors.Values.OrderBy(t => t.Offset)
+                .Select(t => (t.Name, file.ReadFloat32(t.Name), t.Shape.Select(d => checked((int)d)).ToArray())));
+        }
+        if (result.Count != store.Names.Count())
+            throw new ModelException($"{Path.GetFileName(checkpointDir)}/{IndexFile}: lists {store.Names.Count()} tensors, the shards hold {result.Count}");
+        return result;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^model-\d{5}-of-\d{5}\.safetensors$")]
+    private static partial System.Text.RegularExpressions.Regex ShardName();
 
     private static List<(string Name, float[] Data, int[] Shape)> ReadWeights(string path)
     {

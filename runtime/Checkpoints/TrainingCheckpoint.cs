@@ -24,6 +24,7 @@ public static partial class TrainingCheckpoint
     public const string LatestFile = "latest";
     public const string WeightsFile = "model.safetensors";
     public const string ConfigFile = "config.json";
+    public const string IndexFile = "model.safetensors.index.json";
     private const string TempPrefix = ".tmp-checkpoint-";
     private const string TrashPrefix = ".trash-checkpoint-";
 
@@ -82,7 +83,7 @@ public static partial class TrainingCheckpoint
 
     private static void WriteInto(string temp, CheckpointContent content, CheckpointOptions options, ICheckpointFaultInjector? faults)
     {
-        WriteWeights(Path.Combine(temp, WeightsFile), content.Weights, options.WeightsDType);
+        WriteWeights(temp, content.Weights, options);
         faults?.At("weights-written");
         if (content.Optimizer is not null) OptimizerFile.Write(Path.Combine(temp, OptimizerFile.FileName), content.Optimizer);
         faults?.At("optimizer-written");
@@ -99,7 +100,7 @@ public static partial class TrainingCheckpoint
         if (content.Trainer.Step < 0) throw new ModelException($"checkpoint: step {content.Trainer.Step} is negative");
         if (options.KeepLast < 0) throw new ModelException($"checkpoint: keep-last {options.KeepLast} is negative");
         var reserved = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
-            { WeightsFile, ConfigFile, OptimizerFile.FileName, TrainerStateJson.FileName };
+            { WeightsFile, ConfigFile, OptimizerFile.FileName, TrainerStateJson.FileName, IndexFile };
         foreach (string file in content.ExtraFiles.Keys)
         {
             if (file.Length == 0 || file != Path.GetFileName(file) || file is "." or ".." || file.StartsWith('.'))
@@ -116,15 +117,43 @@ public static partial class TrainingCheckpoint
         }
     }
 
-    private static void WriteWeights(string path, IReadOnlyList<(string Name, float[] Data, int[] Shape)> weights, CheckpointDType dtype)
+    private static void WriteWeights(string dir, IReadOnlyList<(string Name, float[] Data, int[] Shape)> weights, CheckpointOptions options)
     {
         var entries = weights.Select(w =>
         {
             long[] shape = w.Shape.Select(d => (long)d).ToArray();
-            return dtype == CheckpointDType.BF16 ? SafetensorsEntry.BF16(w.Name, w.Data, shape) : SafetensorsEntry.F32(w.Name, w.Data, shape);
+            return options.WeightsDType == CheckpointDType.BF16 ? SafetensorsEntry.BF16(w.Name, w.Data, shape) : SafetensorsEntry.F32(w.Name, w.Data, shape);
         }).ToList();
         // transformers' from_pretrained reads safetensors only with metadata format "pt".
-        SafetensorsWriter.Write(path, entries, new Dictionary<string, string> { ["format"] = "pt" });
+        var metadata = new Dictionary<string, string> { ["format"] = "pt" };
+        int shards = Math.Clamp(options.Shards, 1, Math.Max(1, entries.Count));
+        if (shards == 1)
+        {
+            SafetensorsWriter.Write(Path.Combine(dir, WeightsFile), entries, metadata);
+            return;
+        }
+        // Consecutive tensors, cut where the running byte count passes each k/N of the total (save_pretrained's order).
+        long total = entries.Sum(e => (long)e.Data.Length), running = 0;
+        var groups = Enumerable.Range(0, shards).Select(_ => new List<SafetensorsEntry>()).ToArray();
+        foreach (var entry in entries)
+        {
+            int k = (int)Math.Min(shards - 1, running * shards / Math.Max(1, total));
+            groups[k].Add(entry);
+            running += entry.Data.Length;
+        }
+        var map = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        for (int k = 0; k < shards; k++)
+        {
+            string file = $"model-{k + 1:D5}-of-{shards:D5}.safetensors";
+            SafetensorsWriter.Write(Path.Combine(dir, file), groups[k], metadata);
+            foreach (var e in groups[k]) map[e.Name] = file;
+        }
+        var index = new System.Text.Json.Nodes.JsonObject
+        {
+            ["metadata"] = new System.Text.Json.Nodes.JsonObject { ["total_size"] = total },
+            ["weight_map"] = new System.Text.Json.Nodes.JsonObject(map.Select(p => KeyValuePair.Create(p.Key, (System.Text.Json.Nodes.JsonNode?)p.Value))),
+        };
+        WriteDurably(Path.Combine(dir, IndexFile), System.Text.Encoding.UTF8.GetBytes(index.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n"));
     }
 
     /// <summary>Writes and flushes to disk; the file lives in the temp folder, so no temp file of its own is needed.</summary>

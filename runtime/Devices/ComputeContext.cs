@@ -108,6 +108,38 @@ public sealed partial class ComputeContext : IDisposable
         return tensor;
     }
 
+    /// <summary>
+    /// A bf16 weight tensor over the given 16-bit patterns, without copying them (cpu device only): the CPU GEMM reads
+    /// it as its weight operand at half the bytes of f32. The memory must outlive the tensor.
+    /// </summary>
+    public DeviceTensor WrapBf16(ReadOnlyMemory<ushort> bits, params int[] shape)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!IsCpu)
+            throw new InvalidOperationException($"bf16 weight tensors exist on the cpu device only, this context is {Kind.Name()}");
+        if (bits.Length != DeviceTensor.ElementCount(shape))
+            throw new ArgumentException($"data has {bits.Length} elements, shape {DeviceTensor.Format(shape)} holds {DeviceTensor.ElementCount(shape)}");
+        return new DeviceTensor(new DeviceStorage(bits), Kind, 0, (int[])shape.Clone(), isInt: false, owner: true);
+    }
+
+    /// <summary>
+    /// A bf16 weight tensor holding a copy of the given 16-bit patterns, on any device: a managed array on the cpu
+    /// device, a 16-bit ILGPU buffer otherwise. <see cref="Gemm{TEpilogue}"/> and <see cref="CpuGemm.Run"/> read it as
+    /// their weight operand.
+    /// </summary>
+    public DeviceTensor UploadBf16(ReadOnlySpan<ushort> bits, params int[] shape)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (IsCpu) return WrapBf16(bits.ToArray(), shape);
+        int length = DeviceTensor.ElementCount(shape);
+        if (bits.Length != length)
+            throw new ArgumentException($"data has {bits.Length} elements, shape {DeviceTensor.Format(shape)} holds {length}");
+        var buffer = Accelerator.Allocate1D<ushort>(Math.Max(length, 1));
+        ArrayView<ushort> view = buffer.View.AsContiguous().SubView(0, length);
+        view.CopyFromCPU(bits);
+        return new DeviceTensor(new DeviceStorage(buffer, length), Kind, 0, (int[])shape.Clone(), isInt: false, owner: true);
+    }
+
     /// <summary>Copies a host span into an existing float tensor (or view) of the same length.</summary>
     public void CopyFrom(ReadOnlySpan<float> data, DeviceTensor destination)
     {

@@ -20,6 +20,11 @@ public sealed partial class ComputeContext
             throw new InvalidOperationException("Gemm<TEpilogue> with a GPU epilogue needs an ILGPU device; on cpu call CpuGemm.Run with an ICpuGemmEpilogue");
         GemmChecks.Check(a, w, c, m, n, k);
         if (m == 0 || n == 0) return;
+        if (w.IsBf16)
+        {
+            GemmBf16(a, w, c, m, n, k, epilogue);
+            return;
+        }
         if (_cublas is not null)
         {
             _cublas.Sgemm(a.View, w.View, c.View, m, n, k);
@@ -45,6 +50,27 @@ public sealed partial class ComputeContext
         const int block = GemmBlockedKernel.Block, threads = GemmBlockedKernel.Threads;
         var grid = new Index2D((n + block - 1) / block, (m + block - 1) / block);
         blocked(new KernelConfig(grid, new Index2D(threads, threads)), a.View, w.View, c.View, m, n, k, epilogue);
+    }
+
+    /// <summary>bf16 weights on an ILGPU device: the f32 kernels' launch shapes with 16-bit weight loads (cuBLAS is not used).</summary>
+    private void GemmBf16<TEpilogue>(DeviceTensor a, DeviceTensor w, DeviceTensor c, int m, int n, int k, TEpilogue epilogue)
+        where TEpilogue : struct, IGemmEpilogue
+    {
+        if (m <= GemmSkinnyKernel.MaxRows)
+        {
+            var skinny = CachedKernel("gemm-bf16-skinny", typeof(TEpilogue), accelerator =>
+                accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, TEpilogue>(
+                    GemmBf16Kernels.Skinny));
+            int groups = (n + GemmSkinnyKernel.WarpsPerGroup - 1) / GemmSkinnyKernel.WarpsPerGroup;
+            skinny(new KernelConfig(groups, GemmSkinnyKernel.WarpsPerGroup * Accelerator.WarpSize), a.View, w.Bf16View, c.View, m, n, k, epilogue);
+            return;
+        }
+        var blocked = CachedKernel("gemm-bf16-blocked", typeof(TEpilogue), accelerator =>
+            accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, TEpilogue>(
+                GemmBf16Kernels.Blocked));
+        const int block = GemmBlockedKernel.Block, threads = GemmBlockedKernel.Threads;
+        var grid = new Index2D((n + block - 1) / block, (m + block - 1) / block);
+        blocked(new KernelConfig(grid, new Index2D(threads, threads)), a.View, w.Bf16View, c.View, m, n, k, epilogue);
     }
 
     /// <summary>

@@ -23,6 +23,11 @@ public static class CpuGemm
         where TEpilogue : struct, ICpuGemmEpilogue
     {
         GemmChecks.Check(a, w, c, m, n, k);
+        if (w.IsBf16)
+        {
+            RunBf16(a, w, c, m, n, k, epilogue);
+            return;
+        }
         float[] aArray = a.HostArray, wArray = w.HostArray, cArray = c.HostArray;
         int aOffset = a.Offset, wOffset = w.Offset, cOffset = c.Offset;
         int rowBlocks = (m + RowBlock - 1) / RowBlock;
@@ -44,6 +49,20 @@ public static class CpuGemm
         else
             Parallel.For(0, tiles, Tile);
 
+        if (typeof(TEpilogue) == typeof(NoEpilogue)) return;
+        if ((long)m * n < 1 << 14)
+            for (int row = 0; row < m; row++) epilogue.ApplyRow(row, cArray.AsSpan(cOffset + row * n, n));
+        else
+            Parallel.For(0, m, row => epilogue.ApplyRow(row, cArray.AsSpan(cOffset + row * n, n)));
+    }
+
+    /// <summary>bf16 weights (kept in 16 bits on the cpu device): <see cref="CpuBf16Gemm"/>, then the same epilogue.</summary>
+    private static void RunBf16<TEpilogue>(DeviceTensor a, DeviceTensor w, DeviceTensor c, int m, int n, int k, TEpilogue epilogue)
+        where TEpilogue : struct, ICpuGemmEpilogue
+    {
+        float[] cArray = c.HostArray;
+        int cOffset = c.Offset;
+        CpuBf16Gemm.Run(a.HostArray.AsMemory(a.Offset, m * k), w.Bf16Memory.Slice(0, n * k), cArray.AsMemory(cOffset, m * n), m, n, k);
         if (typeof(TEpilogue) == typeof(NoEpilogue)) return;
         if ((long)m * n < 1 << 14)
             for (int row = 0; row < m; row++) epilogue.ApplyRow(row, cArray.AsSpan(cOffset + row * n, n));

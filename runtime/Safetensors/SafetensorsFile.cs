@@ -122,6 +122,24 @@ public sealed unsafe class SafetensorsFile : IDisposable
         SafetensorsConvert.ToFloat32(info.DType, GetBytes(name), destination);
     }
 
+    /// <summary>
+    /// A BF16 tensor's bit patterns in place, without widening or copying (valid until Dispose). A tensor whose data
+    /// does not start on a 2-byte boundary (legal in safetensors, never written by torch) is copied instead.
+    /// </summary>
+    public ReadOnlyMemory<ushort> MapBf16(string name)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        TensorInfo info = Info(name);
+        if (info.DType != SafetensorsDType.BF16)
+            throw new SafetensorsException($"{_fileName}: tensor '{name}' is {SafetensorsDTypes.Name(info.DType)}, not BF16");
+        int count = CheckedCount(name);
+        byte* start = _base + _dataStart + info.Offset;
+        if (((nint)start & 1) == 0) return new MappedBf16Memory(this, (ushort*)start, count).Memory;
+        return MemoryMarshal.Cast<byte, ushort>(GetBytes(name)).ToArray();
+    }
+
+    internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
     /// <summary>Reads an integer tensor (I64, I32, U8) as int64.</summary>
     public long[] ReadInt64(string name)
     {

@@ -112,7 +112,7 @@ public sealed class WeightStore : IDisposable
 
     public TensorInfo Info(string name) => FileOf(name).Info(Stored(name));
 
-    public float[] ReadFloat32(string name) => FileOf(name).ReadFloat32(Stored(name));
+    public float[] ReadFloat32(string name) => FileOf(name).ReadFloat32(MarkUsed(name));
 
     public long[] ReadInt64(string name) => FileOf(name).ReadInt64(Stored(name));
 
@@ -127,9 +127,23 @@ public sealed class WeightStore : IDisposable
     /// </summary>
     public Func<string, DeviceTensor?>? Destination { get; set; }
 
+    /// <summary>
+    /// Which weights stay bf16 in memory: for a name it accepts whose checkpoint dtype is BF16, <see cref="Load"/>
+    /// returns a bf16 tensor — on the cpu device read in place from the mapping (no widening, no copy), on an ILGPU
+    /// device copied into a 16-bit buffer — which only a GEMM may read as its weight operand, so accept only such
+    /// weights. Null: every weight is widened to f32. Ignored where <see cref="Destination"/> supplies the storage.
+    /// </summary>
+    public Func<string, bool>? KeepBf16 { get; set; }
+
+    /// <summary>Elements loaded as bf16 tensors through <see cref="KeepBf16"/> so far.</summary>
+    public long Bf16Elements => Interlocked.Read(ref _bf16Elements);
+
+    private long _bf16Elements;
+
     public DeviceTensor Load(ComputeContext ctx, string name, params int[] expectedShape)
     {
         TensorInfo info = Info(name);
+        MarkUsed(name);
         int[] shape = info.Shape.Select(d => checked((int)d)).ToArray();
         if (expectedShape.Length > 0 && !shape.SequenceEqual(expectedShape))
             throw new WeightException(
@@ -142,6 +156,13 @@ public sealed class WeightStore : IDisposable
             if (ctx.IsCpu) FileOf(name).ReadFloat32(Stored(name), destination.Span);
             else ctx.CopyFrom(ReadFloat32(name), destination);
             return destination;
+        }
+        if (info.DType == SafetensorsDType.BF16 && KeepBf16?.Invoke(name) == true)
+        {
+            ReadOnlyMemory<ushort> bits = FileOf(name).MapBf16(Stored(name));
+            DeviceTensor bf16 = ctx.IsCpu ? ctx.WrapBf16(bits, shape) : ctx.UploadBf16(bits.Span, shape);
+            Interlocked.Add(ref _bf16Elements, bf16.Length);
+            return bf16;
         }
         DeviceTensor tensor = ctx.Allocate(shape);
         try
@@ -158,6 +179,24 @@ public sealed class WeightStore : IDisposable
     }
 
     private string Stored(string name) => Resolver?.Invoke(name) ?? name;
+
+    private readonly HashSet<string> _used = new(StringComparer.Ordinal);
+
+    private string MarkUsed(string name)
+    {
+        string stored = Stored(name);
+        lock (_used) _used.Add(stored);
+        return stored;
+    }
+
+    /// <summary>
+    /// Stored tensors nothing has read (<see cref="Load"/> or <see cref="ReadFloat32"/>) so far, by stored name: after
+    /// a model is built, the checkpoint tensors it does not use (a mistyped name, another architecture's layer).
+    /// </summary>
+    public IReadOnlyList<string> UnusedNames
+    {
+        get { lock (_used) return _byName.Keys.Where(n => !_used.Contains(n)).Order(StringComparer.Ordinal).ToList(); }
+    }
 
     private SafetensorsFile FileOf(string name)
     {

@@ -65,6 +65,7 @@ public static class CanonicalConfig
         // sense is refused here by name rather than producing NaNs later.
         PositiveFloat(config, sourceName, "rms_norm_eps");
         PositiveFloat(config, sourceName, "rope_theta");
+        ConfigRules.Check(config, sourceName);
         if (config.Root.TryGetProperty("use_sliding_window", out var sliding) && sliding.ValueKind == JsonValueKind.True)
             throw new ConfigException($"{sourceName}: use_sliding_window = true is not supported (Qwen2-VL releases use full attention)");
     }

@@ -78,6 +78,16 @@ public sealed partial class Qwen2VLModel : IDisposable
     /// </summary>
     public static Qwen2VLModel Load(string modelDir, DeviceKind device, KernelOptions kernels) => Load(modelDir, device, training: null, kernels);
 
+    /// <summary>
+    /// Loads for inference; with <paramref name="bf16Weights"/> (BF16 checkpoint) the linear weights stay bf16 in memory
+    /// (on the cpu device read in place from the checkpoint) (<see cref="Bf16Weights"/>): half the bytes per decode step.
+    /// </summary>
+    public static Qwen2VLModel Load(string modelDir, DeviceKind device, KernelOptions kernels, bool bf16Weights) =>
+        Load(modelDir, device, training: null, kernels, bf16Compute: false, bf16Weights);
+
+    /// <summary>Weight elements held in bf16 (see <see cref="Bf16Weights"/>; 0 unless loaded with bf16Weights).</summary>
+    public long Bf16WeightElements => _weights.Bf16Elements;
+
     /// <summary>What <see cref="KernelLoader"/> did with the kernel options, in one line (null without options).</summary>
     public string? KernelNote { get; private init; }
 
@@ -91,7 +101,8 @@ public sealed partial class Qwen2VLModel : IDisposable
     public static Qwen2VLModel LoadForTraining(string modelDir, DeviceKind device, IEnumerable<string> freeze, bool bf16Compute = false) =>
         Load(modelDir, device, training: freeze.ToList(), KernelOptions.Jit, bf16Compute);
 
-    private static Qwen2VLModel Load(string modelDir, DeviceKind device, List<string>? training, KernelOptions kernels, bool bf16Compute = false)
+    private static Qwen2VLModel Load(string modelDir, DeviceKind device, List<string>? training, KernelOptions kernels,
+        bool bf16Compute = false, bool bf16Weights = false)
     {
         if (!Directory.Exists(modelDir))
             throw new ModelException($"model directory not found: {modelDir}");
@@ -102,6 +113,7 @@ public sealed partial class Qwen2VLModel : IDisposable
         {
             var available = weights.Names.ToHashSet(StringComparer.Ordinal);
             weights.Resolver = name => CheckpointNames.Resolve(name, available) ?? name;
+            if (bf16Weights) weights.KeepBf16 = Bf16Weights.For(weights);
             ctx = ComputeContext.Create(device);
             var kernelNote = KernelLoader.Apply(ctx, kernels, KernelCatalog.FromAssembly(typeof(Qwen2VLModel).Assembly));
             ParameterSet? parameters = null;
@@ -149,6 +161,9 @@ public sealed partial class Qwen2VLModel : IDisposable
             _ => throw new ConfigException($"config.json: key '{key}' must be an integer or a list of integers, got {e.GetRawText()}"),
         };
     }
+
+    /// <summary>Checkpoint tensors the model did not read (stored names): reported as a warning, an error with --strict.</summary>
+    public IReadOnlyList<string> UnusedWeights => _weights.UnusedNames;
 
     /// <summary>The training parameters (null when loaded for inference).</summary>
     public ParameterSet? Parameters { get; private init; }

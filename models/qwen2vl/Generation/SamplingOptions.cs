@@ -15,7 +15,7 @@ public sealed record SamplingOptions
     /// <summary>Keep only the k most likely tokens (0 = off).</summary>
     public int TopK { get; init; }
 
-    /// <summary>Keep the smallest set of most likely tokens whose probability reaches p (1 = off).</summary>
+    /// <summary>Keep the smallest set of most likely tokens whose probability reaches p (1 = off; 0 keeps the most likely one, as transformers).</summary>
     public double TopP { get; init; } = 1.0;
 
     /// <summary>CTRL-style penalty on every token already in the sequence (1 = off): a logit z becomes z/θ if z &gt; 0, else z·θ.</summary>
@@ -35,8 +35,8 @@ public sealed record SamplingOptions
             throw new ModelException($"temperature must be ≥ 0 (0 = greedy), got {Temperature}");
         if (TopK < 0)
             throw new ModelException($"top-k must be ≥ 0 (0 = off), got {TopK}");
-        if (!(TopP > 0 && TopP <= 1))
-            throw new ModelException($"top-p must be in (0, 1], got {TopP}");
+        if (!(TopP >= 0 && TopP <= 1))
+            throw new ModelException($"top-p must be in [0, 1], got {TopP}");
         if (!(RepetitionPenalty > 0) || double.IsInfinity(RepetitionPenalty))
             throw new ModelException($"repetition penalty must be > 0 (1 = off), got {RepetitionPenalty}");
     }

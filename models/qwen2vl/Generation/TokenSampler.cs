@@ -30,7 +30,14 @@ public sealed class TokenSampler
         for (int i = 0; i < z.Length; i++) z[i] /= _options.Temperature;
         // Candidates by descending logit (stable: lower id first on ties).
         var order = Enumerable.Range(0, z.Length).OrderByDescending(i => z[i]).ToArray();
-        int keep = _options.TopK > 0 ? Math.Min(_options.TopK, order.Length) : order.Length;
+        int keep = order.Length;
+        if (_options.TopK > 0 && _options.TopK < order.Length)
+        {
+            // transformers' TopKLogitsWarper removes the scores below the k-th largest: ties with it all stay.
+            double kth = z[order[_options.TopK - 1]];
+            keep = _options.TopK;
+            while (keep < order.Length && z[order[keep]] >= kth) keep++;
+        }
         double max = z[order[0]];
         var p = new double[keep];
         double sum = 0;

@@ -52,8 +52,11 @@ public sealed class RgbImage
         if (File.Exists(path)) InputFile.RequireRegular(path, $"'{path}'"); // a FIFO would block the decoder forever
         try
         {
-            CheckDecodeSize(path, maxPixels);
-            using var image = Image.Load<Rgb24>(path);
+            if (!File.Exists(path))
+                throw new PreprocessingException($"image file '{path}' does not exist");
+            // Size, structure and pixel count checked before the decoder allocates (ImageFileCheck).
+            var prepared = ImageFileCheck.Read(path, maxPixels, allFrames: false);
+            using var image = prepared.Decoder is null ? Image.Load<Rgb24>(prepared.Bytes) : Image.Load<Rgb24>(prepared.Bytes, prepared.Decoder);
             return FromImageSharp(image.Frames.RootFrame, path);
         }
         catch (Exception e) when (e is ImageFormatException or IOException or UnauthorizedAccessException or NotSupportedException)
@@ -68,19 +71,6 @@ public sealed class RgbImage
         var rgb = new byte[(long)frame.Width * frame.Height * 3];
         frame.CopyPixelDataTo(MemoryMarshal.Cast<byte, Rgb24>(rgb.AsSpan()));
         return new RgbImage(frame.Width, frame.Height, rgb, source);
-    }
-
-    /// <summary>Reads only the header so a huge image is refused before its pixels are allocated.</summary>
-    internal static void CheckDecodeSize(string path, long maxPixels)
-    {
-        if (!File.Exists(path))
-            throw new PreprocessingException($"image file '{path}' does not exist");
-        var info = Image.Identify(path)
-            ?? throw new PreprocessingException($"'{path}' is not an image format this program can read");
-        long pixels = (long)info.Width * info.Height;
-        if (pixels > maxPixels)
-            throw new PreprocessingException(
-                $"'{path}' is {info.Width}x{info.Height} = {pixels} pixels, above the limit of {maxPixels}");
     }
 
     internal static PreprocessingException Unreadable(string path, Exception e) => e switch

@@ -70,10 +70,12 @@ public static class VideoLoader
         if (File.Exists(path)) InputFile.RequireRegular(path, $"'{path}'"); // a FIFO would block the decoder forever
         try
         {
-            RgbImage.CheckDecodeSize(path, maxPixelsPerFrame);
-            if (Image.DetectFormat(path) is not GifFormat)
+            if (!File.Exists(path))
+                throw new PreprocessingException($"image file '{path}' does not exist");
+            var prepared = ImageFileCheck.Read(path, maxPixelsPerFrame, allFrames: true);
+            if (Image.DetectFormat(prepared.Bytes) is not GifFormat)
                 throw new PreprocessingException($"'{path}' is not a GIF; videos are read from GIF files or from lists of frame images");
-            using var gif = Image.Load<Rgb24>(path);
+            using var gif = Image.Load<Rgb24>(prepared.Bytes, prepared.Decoder!);
             int count = gif.Frames.Count;
             long delayCentiseconds = 0;
             for (int i = 0; i < count; i++)

@@ -24,7 +24,17 @@ public static class ChatTemplate
     public const string ImagePad = "<|image_pad|>";
     public const string VideoPad = "<|video_pad|>";
 
-    public static string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = false, bool addVisionId = false)
+    public static string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = false, bool addVisionId = false) =>
+        Render(messages, addGenerationPrompt, addVisionId, continuation: false);
+
+    /// <summary>
+    /// The text the template writes for <paramref name="messages"/> when they follow earlier ones: no default system
+    /// prompt in front (the template adds it only before the first message of a conversation).
+    /// </summary>
+    public static string RenderContinuation(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true) =>
+        Render(messages, addGenerationPrompt, addVisionId: false, continuation: true);
+
+    private static string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, bool addVisionId, bool continuation)
     {
         var sb = new StringBuilder();
         var images = 0;
@@ -32,7 +42,7 @@ public static class ChatTemplate
         for (var m = 0; m < messages.Count; m++)
         {
             var message = messages[m];
-            if (m == 0 && message.Role != "system")
+            if (m == 0 && !continuation && message.Role != "system")
                 sb.Append(ImStart).Append("system\n").Append(DefaultSystemPrompt).Append(ImEnd).Append('\n');
             sb.Append(ImStart).Append(message.Role).Append('\n');
             foreach (var item in message.Content)

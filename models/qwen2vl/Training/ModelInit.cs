@@ -11,8 +11,8 @@ public static class ModelInit
 {
     public static void Write(string dir, string configJson, int seed)
     {
-        using var doc = JsonDocument.Parse(configJson);
-        var config = ModelConfig.Parse(configJson, "config.json");
+        // Validated as every model load validates (ConfigRules): the products below then fit in an int.
+        var config = Compiled.CanonicalConfig.FromJson(configJson, "config.json");
         int h = config.GetInt("hidden_size"), inter = config.GetInt("intermediate_size"), layers = config.GetInt("num_hidden_layers");
         int heads = config.GetInt("num_attention_heads"), kv = config.GetInt("num_key_value_heads"), vocab = config.GetInt("vocab_size");
         int e = config.GetInt("vision_config.embed_dim"), depth = config.GetInt("vision_config.depth");

@@ -39,6 +39,9 @@ public sealed record TrainOptions
     /// <summary>Selective activation checkpointing (<see cref="Compiled.Qwen2VLModel.Recompute"/>): less kept memory, more compute.</summary>
     public bool Recompute { get; init; }
 
+    /// <summary>Refuse a checkpoint holding tensors the model does not use (default: warn).</summary>
+    public bool Strict { get; init; }
+
     /// <summary>Where the run says what it does besides progress ("resuming from step N", "nothing to do").</summary>
     public TextWriter? Notes { get; init; }
 

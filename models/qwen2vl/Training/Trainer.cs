@@ -59,8 +59,15 @@ public static class Trainer
         var sourceDir = resume is not null ? TrainingCheckpoint.LatestPath(o.OutDir)! : modelDir;
         // Everything a checkpoint carries besides the weights is read now, once: saves never go back to sourceDir.
         var files = RunFiles.Read(sourceDir);
+        var style = WeightStyle.Detect(sourceDir); // written back in the dtype, names and shards it came in
         using var model = Qwen2VLModel.LoadForTraining(sourceDir, o.Device, o.Freeze, o.Bf16);
         model.Recompute = o.Recompute;
+        if (model.UnusedWeights is { Count: > 0 } unused)
+        {
+            var line = $"the checkpoint holds {unused.Count} tensor(s) the model does not use: {string.Join(", ", unused.Take(5))}{(unused.Count > 5 ? ", …" : "")}";
+            if (o.Strict) throw new WeightException(line + " (--strict)");
+            o.Warnings?.WriteLine("warning: " + line);
+        }
         var parameters = model.Parameters!;
         var ctx = model.Context;
         using var dp = comm is null ? null : new DataParallelGroup(model, comm, o.Zero == 1, o.Overlap, o.BucketElements);
@@ -143,7 +150,7 @@ public static class Trainer
                 OptimizerStateBytes = dp?.Optimizer.StateBytes ?? 2L * parameters.MomentCount * sizeof(float),
             });
             if (step % o.SaveEvery == 0 || step == stopAt)
-                Save(o, files, model, parameters, adam, loader, step, history, dp, writer);
+                Save(o, files, style, model, parameters, adam, loader, step, history, dp, writer);
         }
         if (writer) LossCurve.WritePng(Path.Combine(o.OutDir, "loss.png"), history);
         return TrainingCheckpoint.LatestPath(o.OutDir) ?? o.OutDir;
@@ -208,7 +215,7 @@ public static class Trainer
                                   $"; lower --lr (now {o.LearningRate}) or check the data");
     }
 
-    private static void Save(TrainOptions o, RunFiles files, Qwen2VLModel model, ParameterSet parameters, AdamW adam,
+    private static void Save(TrainOptions o, RunFiles files, WeightStyle style, Qwen2VLModel model, ParameterSet parameters, AdamW adam,
         DataLoader loader, long step, List<(int Step, double Loss)> history, DataParallelGroup? dp, bool writer)
     {
         var ctx = model.Context;
@@ -220,9 +227,11 @@ public static class Trainer
             throw Diverged(o, step, "the weights or optimizer moments hold NaN or infinity");
         var weights = parameters.Parameters
             .Where(p => !(model.TiedHead && p.Name == "lm_head.weight"))
-            .Select(p => (p.Name, all.AsSpan(p.Offset, p.Length).ToArray(), p.Shape)).ToList();
+            .Select(p => (style.StoredName(p.Name), all.AsSpan(p.Offset, p.Length).ToArray(), p.Shape)).ToList();
         var layout = parameters.Parameters.Where(p => p.Trainable).Select(p => new OptimizerSlot(p.Name, p.Offset, p.Shape)).ToList();
-        var content = new CheckpointContent(weights, files.ConfigJson, new OptimizerState(m, v, layout),
+        // A narrower weights file keeps the exact f32 masters in the optimizer file, so resuming loses nothing.
+        var optimizer = new OptimizerState(m, v, layout) { Master = style.DType == CheckpointDType.F32 ? null : all };
+        var content = new CheckpointContent(weights, files.ConfigJson, optimizer,
             new TrainerState
             {
                 Step = step,
@@ -232,7 +241,7 @@ public static class Trainer
                 LearningRateSchedule = new Dictionary<string, double> { ["adam_step"] = adam.Step },
                 LossHistory = history.Select(h => ((long)h.Step, h.Loss)).ToList(),
             }) { ExtraFiles = files.Extra };
-        TrainingCheckpoint.Save(o.OutDir, content, new CheckpointOptions { KeepLast = 2 });
+        TrainingCheckpoint.Save(o.OutDir, content, new CheckpointOptions { KeepLast = 2, WeightsDType = style.DType, Shards = style.Shards });
     }
 
     private static void Restore(ComputeContext ctx, ParameterSet parameters, CheckpointContent resume, AdamW adam, DataLoader loader, DataParallelGroup? dp)
@@ -254,6 +263,15 @@ public static class Trainer
             {
                 ctx.CopyFrom(m, parameters.MomentM);
                 ctx.CopyFrom(v, parameters.MomentV);
+            }
+            if (optimizer.Master is { } master)
+            {
+                if (master.Length != parameters.Length)
+                    throw new ModelException($"{TrainingCheckpoint.FolderName(resume.Trainer.Step)}/optimizer.safetensors: master_weights has {master.Length} values, the model {parameters.Length}");
+                if (!AllFinite(master))
+                    throw new ModelException($"{TrainingCheckpoint.FolderName(resume.Trainer.Step)}/optimizer.safetensors: master_weights hold NaN or infinity");
+                ctx.CopyFrom(master, parameters.AllWeights);
+                if (parameters.Bf16Compute) parameters.RoundComputeWeights();
             }
         }
         if (resume.Trainer.LearningRateSchedule.TryGetValue("adam_step", out var adamStep))

@@ -35,6 +35,16 @@ public sealed class CompiledModel : IDisposable
         .OrderBy(t => t.FullName, StringComparer.Ordinal)
         .ToArray();
 
+    /// <summary>The model's shared generated GPU kernel class: every distinct kernel of every module, once.</summary>
+    public static Type SharedGpuKernels =>
+        ModelAssembly.GetType(KernelCatalog.SharedKernelsType, throwOnError: true)!.GetNestedType("GpuKernels")!;
+
+    /// <summary>The content name of the one shared GPU kernel or epilogue with <paramref name="stem"/> ("LayerNorm" → "LayerNorm_1a2b3c4d").</summary>
+    public static string Kernel(string stem) =>
+        SharedGpuKernels.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly).Select(m => m.Name)
+            .Concat(SharedGpuKernels.GetNestedTypes().Select(t => t.Name))
+            .Single(n => System.Text.RegularExpressions.Regex.IsMatch(n, "^" + stem + "_[0-9a-f]{8}$"));
+
     public void Dispose() => Directory.Delete(Root, recursive: true);
 }
 

@@ -77,11 +77,11 @@ public sealed class KernelLookupTests(CompiledModel build)
     public void StaleEntry_IsRefusedAtLoad_NamingTheModule()
     {
         ManifestValidator.CheckPresent(Manifest, Current);
-        var module = Manifest.Modules.Single(m => m.Name == "VisionBlock");
+        var module = Manifest.Modules.Single(m => m.Name == "Kernels"); // the module whose PTX the model's kernels are
         var stale = new string('0', 64);
         var edited = Manifest with { Modules = Manifest.Modules.Select(m => m == module ? m with { GeneratedCodeHash = stale } : m).ToArray() };
         var e = Assert.Throws<AotException>(() => ManifestValidator.CheckPresent(edited, Current));
-        Assert.Equal($"PTX manifest is stale: module VisionBlock was compiled from generated-code hash {stale}, the current hash is {module.GeneratedCodeHash}; recompile with qwen2vl compile", e.Message);
+        Assert.Equal($"PTX manifest is stale: module Kernels was compiled from generated-code hash {stale}, the current hash is {module.GeneratedCodeHash}; recompile with qwen2vl compile", e.Message);
     }
 
     [Fact]

@@ -37,12 +37,13 @@ public sealed class ManifestTests(CompiledModel build)
     [Fact]
     public void EveryGpuKernelsMethod_IsInTheManifest_ForEachArchitecture()
     {
-        var methods = CompiledModel.ModuleTypes
-            .SelectMany(m => m.GetNestedType("GpuKernels")!.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly)
-                .Select(k => m.Name + "." + k.Name))
+        var methods = CompiledModel.SharedGpuKernels.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly)
+            .Select(k => "Kernels." + k.Name)
             .ToArray();
-        Assert.Contains("VisionBlock.G1_LayerNorm", methods);
-        Assert.Contains("DecoderLayer.G4_MRope", methods);
+        Assert.Contains("Kernels." + CompiledModel.Kernel("LayerNorm"), methods);
+        Assert.Contains("Kernels." + CompiledModel.Kernel("MRope"), methods);
+        // The [Module] classes hold no kernels of their own: each distinct kernel is in the shared class once.
+        Assert.All(CompiledModel.ModuleTypes, m => Assert.Null(m.GetNestedType("GpuKernels")));
         foreach (var architecture in Manifest.Architectures)
         {
             var keys = Manifest.Kernels.Where(k => k.Architecture == architecture).Select(k => k.Key).ToHashSet();
@@ -54,9 +55,8 @@ public sealed class ManifestTests(CompiledModel build)
     [Fact]
     public void EveryEpilogue_HasItsGemmKernels_AndTheRuntimeKernelsArePresent()
     {
-        var epilogues = CompiledModel.ModuleTypes
-            .SelectMany(m => m.GetNestedType("GpuKernels")!.GetNestedTypes()
-                .Where(t => typeof(IGemmEpilogue).IsAssignableFrom(t)).Select(t => (m.Name, t.Name)))
+        var epilogues = CompiledModel.SharedGpuKernels.GetNestedTypes()
+            .Where(t => typeof(IGemmEpilogue).IsAssignableFrom(t)).Select(t => ("Kernels", t.Name))
             .ToArray();
         Assert.NotEmpty(epilogues);
         var keys = Manifest.Kernels.Where(k => k.Architecture == "sm_80").Select(k => k.Key).ToHashSet();
@@ -71,7 +71,7 @@ public sealed class ManifestTests(CompiledModel build)
     public void EachEntry_MatchesItsFile_AndCarriesItsHashes()
     {
         var modules = Manifest.Modules.ToDictionary(m => m.Name, m => m.GeneratedCodeHash);
-        Assert.Equal(CompiledModel.ModuleTypes.Select(t => t.Name).Append("Runtime").Order(StringComparer.Ordinal), modules.Keys);
+        Assert.Equal(CompiledModel.ModuleTypes.Select(t => t.Name).Append("Runtime").Append("Kernels").Order(StringComparer.Ordinal), modules.Keys);
         foreach (var k in Manifest.Kernels)
         {
             Assert.Equal($"{k.Architecture}/{k.Module}.{k.Name}.ptx", k.File);
@@ -92,14 +92,16 @@ public sealed class ManifestTests(CompiledModel build)
     [Fact]
     public void EntryPointAndParameters_AreWhatTheRuntimeLaunches()
     {
-        var layerNorm = Manifest.Kernels.Single(k => k.Key == "VisionBlock.G1_LayerNorm" && k.Architecture == "sm_80");
-        Assert.Equal("Kernel_G1_LayerNorm", layerNorm.EntryPoint);
+        var layerNormName = CompiledModel.Kernel("LayerNorm");
+        var layerNorm = Manifest.Kernels.Single(k => k.Key == "Kernels." + layerNormName && k.Architecture == "sm_80");
+        Assert.Equal("Kernel_" + layerNormName, layerNorm.EntryPoint);
         Assert.Equal("implicit", layerNorm.Grouping);
         Assert.Equal(["Index1D", "ArrayView<float>", "ArrayView<float>", "ArrayView<float>", "ArrayView<float>", "int", "int", "float"], layerNorm.ParameterTypes);
-        var gemm = Manifest.Kernels.Single(k => k.Key == "VisionBlock.GemmBlocked.G2_Linear_Epilogue" && k.Architecture == "sm_90");
+        var epilogue = CompiledModel.Kernel("Linear_Epilogue");
+        var gemm = Manifest.Kernels.Single(k => k.Key == "Kernels.GemmBlocked." + epilogue && k.Architecture == "sm_90");
         Assert.Equal("explicit", gemm.Grouping);
         Assert.Equal("Kernel_Run", gemm.EntryPoint);
-        Assert.Equal("VisionBlock.GpuKernels.G2_Linear_Epilogue", gemm.ParameterTypes[^1]);
+        Assert.Equal("Kernels.GpuKernels." + epilogue, gemm.ParameterTypes[^1]);
         Assert.Equal("7.8", gemm.InstructionSet);
         Assert.Equal(0, layerNorm.SharedMemoryBytes);
         Assert.Equal(2 * 16 * (GemmBlockedKernel.Block + 1) * sizeof(float), gemm.SharedMemoryBytes); // two staging tiles [Depth 16, Block + 1]

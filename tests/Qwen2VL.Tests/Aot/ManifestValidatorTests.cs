@@ -7,6 +7,9 @@ namespace Qwen2VL.Tests.Aot;
 [Collection(CompiledModelCollection.Name)]
 public sealed class ManifestValidatorTests(CompiledModel build)
 {
+    private static readonly string LayerNormKey = "Kernels." + CompiledModel.Kernel("LayerNorm");
+    private static readonly string RotaryKey = "Kernels." + CompiledModel.Kernel("VisionRotary");
+
     private PtxManifest Manifest => build.Manifest ?? throw new InvalidOperationException("compile failed: " + build.Error);
 
     private static IReadOnlyList<AotKernel> Current => KernelCatalog.FromAssembly(CompiledModel.ModelAssembly);
@@ -23,11 +26,11 @@ public sealed class ManifestValidatorTests(CompiledModel build)
     public void EditedHash_IsRefused_NamingTheKernelAndBothHashes()
     {
         const string stale = "0000000000000000000000000000000000000000000000000000000000000000";
-        var target = Manifest.Kernels.First(k => k.Key == "VisionBlock.G5_VisionRotary" && k.Architecture == "sm_80");
+        var target = Manifest.Kernels.First(k => k.Key == RotaryKey && k.Architecture == "sm_80");
         var edited = Manifest with { Kernels = Manifest.Kernels.Select(k => k == target ? k with { GeneratedCodeHash = stale } : k).ToArray() };
 
         var e = Assert.Throws<AotException>(() => ManifestValidator.Check(edited, Current));
-        Assert.Contains("VisionBlock.G5_VisionRotary", e.Message);
+        Assert.Contains(RotaryKey, e.Message);
         Assert.Contains(stale, e.Message);
         Assert.Contains(target.GeneratedCodeHash, e.Message);
         Assert.DoesNotContain('\n', e.Message);
@@ -37,14 +40,14 @@ public sealed class ManifestValidatorTests(CompiledModel build)
     public void EditedHashInTheFile_IsRefusedAfterLoading()
     {
         var json = File.ReadAllText(Path.Combine(build.BuildDir, PtxManifest.FileName));
-        var hash = Manifest.Modules.Single(m => m.Name == "DecoderLayer").GeneratedCodeHash;
+        var hash = Manifest.Modules.Single(m => m.Name == "Kernels").GeneratedCodeHash;
         var field = $"\"generatedCodeHash\": \"{hash}\"";
         var index = json.IndexOf(field, json.IndexOf("\"kernels\"", StringComparison.Ordinal), StringComparison.Ordinal);
         Assert.True(index > 0);
         var stale = (hash[0] == '0' ? "1" : "0") + hash[1..];
         var edited = json[..index] + field.Replace(hash, stale) + json[(index + field.Length)..];
         var e = Assert.Throws<AotException>(() => ManifestValidator.Check(PtxManifest.Parse(System.Text.Encoding.UTF8.GetBytes(edited), "edited.json"), Current));
-        Assert.Contains("DecoderLayer.", e.Message);
+        Assert.Contains("Kernels.", e.Message);
         Assert.Contains(stale, e.Message);
         Assert.Contains(hash, e.Message);
     }
@@ -76,10 +79,10 @@ public sealed class ManifestValidatorTests(CompiledModel build)
             Directory.CreateDirectory(Path.GetDirectoryName(to)!);
             File.Copy(file, to);
         }
-        var victim = Path.Combine(copy, "sm_80", "VisionBlock.G1_LayerNorm.ptx");
+        var victim = Path.Combine(copy, "sm_80", LayerNormKey + ".ptx");
         File.AppendAllText(victim, "// edited\n");
         var e = Assert.Throws<AotException>(() => ManifestValidator.CheckFiles(Manifest, copy, "sm_80"));
-        Assert.Contains("VisionBlock.G1_LayerNorm", e.Message);
+        Assert.Contains(LayerNormKey, e.Message);
         Assert.Throws<AotException>(() => ManifestValidator.ResolveFile(copy, "../outside.ptx"));
     }
 }

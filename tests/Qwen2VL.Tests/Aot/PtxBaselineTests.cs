@@ -61,10 +61,10 @@ public sealed class PtxBaselineTests
         foreach (var architecture in new[] { "sm_80", "sm_90" })
             foreach (var kernel in new[]
                      {
-                         "VisionBlock.G1_LayerNorm",                          // norm (one thread per row)
-                         "VisionBlock.G5_VisionRotary",                       // rotary
-                         "DecoderLayer.G4_MRope",                             // M-RoPE: theta ([Const] rope_theta) is an .f32 parameter
-                         "VisionBlock.GemmBlocked.G13_Linear_QuickGelu_Epilogue", // tiled GEMM with a fused bias + QuickGELU epilogue
+                         "Kernels." + CompiledModel.Kernel("LayerNorm"),       // norm (one thread per row)
+                         "Kernels." + CompiledModel.Kernel("VisionRotary"),    // rotary
+                         "Kernels." + CompiledModel.Kernel("MRope"),           // M-RoPE: theta ([Const] rope_theta) is an .f32 parameter
+                         "Kernels.GemmBlocked." + CompiledModel.Kernel("Linear_QuickGelu_Epilogue"), // tiled GEMM with a fused bias + QuickGELU epilogue
                          "Runtime.AttentionSegments",                         // attention
                      })
                 data.Add(architecture, kernel);

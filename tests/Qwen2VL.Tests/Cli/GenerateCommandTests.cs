@@ -62,8 +62,40 @@ public sealed class GenerateCommandTests
     [Fact]
     public void BadSamplingOptionIsNamed()
     {
-        var r = CliRunner.Run("generate", "--image", Image, "--prompt", "hi", "--top-p", "0");
+        var r = CliRunner.Run("generate", "--image", Image, "--prompt", "hi", "--top-p", "1.5");
         Assert.Equal(2, r.ExitCode);
         Assert.Contains("top-p", r.Stderr);
+    }
+
+    [Fact]
+    public void PromptHelpNamesTheQuestionTheDefaultModelAnswers()
+    {
+        // The help once named "Describe this image.", which the shapes model answers with an empty line.
+        var help = CliRunner.Run("generate", "--help");
+        Assert.Contains("\"What colour is the shape?\"", help.Stdout);
+        Assert.DoesNotContain("Describe this image", help.Stdout);
+        Assert.Contains("cuda when a GPU is visible, else cpu", help.Stdout);
+    }
+
+    [Fact]
+    public void AnEmptyAnswerIsExplainedAndSpeedIsOnStderr()
+    {
+        var none = CliRunner.Run("generate", "--max-new-tokens", "0");
+        Assert.Equal(0, none.ExitCode);
+        Assert.Equal(Environment.NewLine, none.Stdout);
+        Assert.Contains("empty answer: --max-new-tokens is 0", none.Stderr);
+
+        var answer = CliRunner.Run("generate", "--max-new-tokens", "3");
+        Assert.Equal("purple", answer.Stdout.Trim());
+        Assert.Matches(@"\(\d+ tokens, [0-9.]+ tokens/s; prompt \d+ tokens at [0-9.]+ tokens/s; ", answer.Stderr);
+    }
+
+    [Fact]
+    public void InfoNamesTheDefaultDevice()
+    {
+        var r = CliRunner.Run("info");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains($"default --device: {ComputeContext.DefaultKind().Name()}", r.Stdout);
+        Assert.Contains("ilgpu-cpu", r.Stdout);
     }
 }

@@ -28,7 +28,7 @@ public sealed class KernelFlagsTests(CompiledModel build)
         using var dir = new TempDirectory();
         var copy = Copy(dir.Path);
         var manifest = Path.Combine(copy, PtxManifest.FileName);
-        var hash = build.Manifest!.Modules.Single(m => m.Name == "DecoderLayer").GeneratedCodeHash;
+        var hash = build.Manifest!.Modules.Single(m => m.Name == "Kernels").GeneratedCodeHash;
         var stale = (hash[0] == '0' ? "1" : "0") + hash[1..];
         File.WriteAllText(manifest, File.ReadAllText(manifest).Replace(hash, stale));
 
@@ -36,7 +36,7 @@ public sealed class KernelFlagsTests(CompiledModel build)
         {
             var r = CliRunner.Run(command, "--kernels", copy);
             Assert.Equal(2, r.ExitCode);
-            Assert.Equal($"error: PTX manifest is stale: module DecoderLayer was compiled from generated-code hash {stale}, the current hash is {hash}; recompile with qwen2vl compile",
+            Assert.Equal($"error: PTX manifest is stale: module Kernels was compiled from generated-code hash {stale}, the current hash is {hash}; recompile with qwen2vl compile",
                 LastLine(r.Stderr)); // generate first says which embedded model and image it uses
             Assert.DoesNotContain("   at ", r.Stderr);
             Assert.Equal("", r.Stdout);

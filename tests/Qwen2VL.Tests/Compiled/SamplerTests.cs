@@ -47,6 +47,18 @@ public sealed class SamplerTests
     }
 
     [Fact]
+    public void TopKKeepsEveryTieOfTheKthScoreAndTopPZeroKeepsTheBest()
+    {
+        // transformers' TopKLogitsWarper removes only scores below the k-th largest: 1.0 ties for second place.
+        var topK = new TokenSampler(new SamplingOptions { Temperature = 1.0, TopK = 2, Seed = 5 });
+        var drawn = Enumerable.Range(0, 600).Select(_ => topK.Next([2f, 1f, 1f, 0.5f], None)).ToHashSet();
+        Assert.Equal(new HashSet<long> { 0, 1, 2 }, drawn);
+        // TopPLogitsWarper accepts top_p = 0 and keeps min_tokens_to_keep = 1 token.
+        var topP = new TokenSampler(new SamplingOptions { Temperature = 1.0, TopP = 0, Seed = 6 });
+        Assert.All(Enumerable.Range(0, 50), _ => Assert.Equal(1, topP.Next([0.5f, 0.9f, 0.1f], None)));
+    }
+
+    [Fact]
     public void SampledFrequenciesFollowTheSoftmax()
     {
         // p = softmax([0, ln 3]) = [0.25, 0.75].
@@ -71,7 +83,7 @@ public sealed class SamplerTests
     [Theory]
     [InlineData(-0.5, 0, 1.0, 1.0, "temperature")]
     [InlineData(1.0, -1, 1.0, 1.0, "top-k")]
-    [InlineData(1.0, 0, 0.0, 1.0, "top-p")]
+    [InlineData(1.0, 0, -0.1, 1.0, "top-p")]
     [InlineData(1.0, 0, 1.5, 1.0, "top-p")]
     [InlineData(1.0, 0, 1.0, 0.0, "repetition penalty")]
     public void OptionsOutOfRangeAreNamed(double temperature, int topK, double topP, double penalty, string named)

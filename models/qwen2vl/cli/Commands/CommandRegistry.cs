@@ -11,9 +11,11 @@ internal static class CommandRegistry
         yield return TokenizeCommand.Create();
         yield return ForwardCommand.Create();
         yield return GenerateCommand.Create();
+        yield return ChatCommand.Create();
         yield return CompileCommand.Create();
         yield return TrainCommand.Create();
         yield return TrainShapesCommand.Create();
         yield return CollectivesCommand.Create();
+        yield return ServeCommand.Create();
     }
 }

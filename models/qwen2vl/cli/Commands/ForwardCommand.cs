@@ -24,7 +24,7 @@ internal static class ForwardCommand
         var inputs = new Option<string?>("--inputs") { Description = "input_ids, attention_mask, optional labels, pixel_values + image_grid_thw, pixel_values_videos + video_grid_thw. Default with the embedded model: its example inputs." };
         var output = new Option<string?>("--out") { Description = "Where to write the outputs (safetensors). Required with --inputs." };
         var generate = new Option<int?>("--generate") { Description = "Also generate N tokens greedily (generated_new_tokens [B, N]). Default: 0, or 8 for the embedded example." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or ilgpu-cpu", DefaultValueFactory = _ => "cpu" };
+        var device = DeviceOption.Create();
         var withGrads = new Option<bool>("--grads") { Description = "Also run the backward pass and write grad.<checkpoint name> (f32) for every parameter; needs labels." };
         var recompute = new Option<bool>("--recompute") { Description = "With --grads: selective activation checkpointing (recompute norms, activations, softmax and rotary in the backward pass)." };
         var parallel = new ParallelFlags(zero: false);
@@ -33,21 +33,31 @@ internal static class ForwardCommand
         parallel.AddTo(command);
         var kernels = new KernelFlags();
         kernels.AddTo(command);
+        var strict = new StrictFlag();
+        strict.AddTo(command);
         command.SetAction(parse => Run(
-            parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), parse.GetValue(device)!, parse.GetValue(withGrads),
-            parse.GetValue(recompute), kernels.Read(parse), parallel.Read(parse)));
+            parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), DeviceOption.Read(parse, device), parse.GetValue(withGrads),
+            parse.GetValue(recompute), kernels.Read(parse), strict.Read(parse), parse.InvocationConfiguration.Error, parallel.Read(parse)));
         return command;
     }
 
-    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, string deviceName, bool withGrads, bool recompute,
-        KernelOptions kernels, ParallelOptions parallel)
+    /// <summary>The model's max_position_embeddings, when its config says.</summary>
+    internal static int? MaxPositions(ModelConfig config) =>
+        config.Has("max_position_embeddings") ? config.GetInt("max_position_embeddings") : null;
+
+    /// <summary>The files of a model folder an output must not overwrite.</summary>
+    internal static IEnumerable<string> ModelFiles(string modelDir) => Directory.Exists(modelDir)
+        ? Directory.EnumerateFiles(modelDir).Where(f => f.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".json", StringComparison.Ordinal))
+        : [];
+
+    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, DeviceKind device, bool withGrads, bool recompute, KernelOptions kernels, bool strict, TextWriter error,
+        ParallelOptions parallel)
     {
         if (recompute && !withGrads)
             throw new ModelException("--recompute applies to the backward pass: use it with --grads");
         parallel.CheckWorld();
         if (parallel.IsParallel && !withGrads)
             throw new ModelException("--dp and --comm split the backward pass over ranks: use them with --grads");
-        var device = DeviceKinds.Parse(deviceName);
         bool example = inputsPath is null;
         if (example && modelDir is not null)
             throw new ModelException("--inputs is required with --model (only the embedded model has example inputs)");
@@ -61,11 +71,16 @@ internal static class ForwardCommand
         inputsPath ??= DefaultModel.ExampleInputs;
         int steps = generate ?? (example ? 8 : 0);
 
+        if (outPath is not null)
+            OutputPath.CheckNotAnInput(outPath, "--out", [(inputsPath, "the --inputs file"),
+                .. ModelFiles(modelDir).Select(f => (f, "a file of the model"))]);
         var batch = ForwardFiles.ReadInputs(inputsPath);
         if (parallel.IsParallel)
-            return RunDataParallel(modelDir, batch, inputsPath, outPath!, steps, device, recompute, kernels, parallel);
+            return RunDataParallel(modelDir, batch, inputsPath, outPath!, steps, device, recompute, kernels, strict, error, parallel);
         using var qwen = Qwen2VLModel.Load(modelDir, device, kernels);
         if (qwen.KernelNote is { } note) Console.Error.WriteLine(note);
+        StrictFlag.Report(qwen.UnusedWeights, strict, error);
+        InputLimits.Default.CheckTokens(batch.Seq, steps, MaxPositions(qwen.Config), "--generate");
         var result = qwen.Forward(batch);
         GenerationOutput? generated = steps == 0 ? null : TextGenerator.Generate(qwen, batch,
             new GenerationOptions(steps, SamplingOptions.Greedy, qwen.EosTokenIds, qwen.PadTokenId));
@@ -98,10 +113,14 @@ internal static class ForwardCommand
     /// data-parallel loss and the reduced gradients (the same numbers one device gives, within float rounding).
     /// </summary>
     private static int RunDataParallel(string modelDir, ForwardInputs batch, string inputsPath, string outPath, int steps, DeviceKind device,
-        bool recompute, KernelOptions kernels, ParallelOptions parallel)
+        bool recompute, KernelOptions kernels, bool strict, TextWriter error, ParallelOptions parallel)
     {
         if (batch.Labels is null)
             throw new ModelException($"{inputsPath}: --grads needs 'labels' in the inputs");
+        // The inference model (rank 0 writes its forward outputs) is loaded first, so bad input fails before any rank trains.
+        using var qwen = Qwen2VLModel.Load(modelDir, device, kernels);
+        StrictFlag.Report(qwen.UnusedWeights, strict, error);
+        InputLimits.Default.CheckTokens(batch.Seq, steps, MaxPositions(qwen.Config), "--generate");
         var reduced = CommLauncher.Run(parallel.Backend, parallel.DataParallel, parallel.Layout, comm =>
         {
             using var training = Qwen2VLModel.LoadForTraining(modelDir, device, []);
@@ -116,7 +135,6 @@ internal static class ForwardCommand
             return new { Loss = loss, Grads = grads };
         });
         if (reduced is null) return 0; // not rank 0: rank 0 writes
-        using var qwen = Qwen2VLModel.Load(modelDir, device, kernels);
         var result = qwen.Forward(batch) with { Loss = (float)reduced.Loss };
         GenerationOutput? generated = steps == 0 ? null : TextGenerator.Generate(qwen, batch,
             new GenerationOptions(steps, SamplingOptions.Greedy, qwen.EosTokenIds, qwen.PadTokenId));

@@ -1,84 +1,66 @@
 using System.CommandLine;
-using Qwen2VL.Model.Compiled;
 using Qwen2VL.Model.Generation;
 using Qwen2VL.Model.Processing;
 using Qwen2VL.Model.Text;
 using Qwen2VL.Runtime;
-using Qwen2VL.Runtime.Aot;
 
 namespace Qwen2VL.Cli;
 
 /// <summary>
-/// <c>generate</c>: answers a prompt about images (and GIF videos) with the compiled model, streaming the text as it
-/// is generated. The model directory must hold tokenizer.json; preprocessor_config.json is optional (defaults).
+/// <c>generate</c>: answers one prompt about images (and GIF videos) with the compiled model, streaming the text as it
+/// is generated; then tokens/s on stderr. Images go where the prompt has <c>&lt;image&gt;</c> (the training data's
+/// placeholder), before the text when it has none.
 /// </summary>
 internal static class GenerateCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "Model directory (config.json, weights, tokenizer.json). Default: the embedded shapes model (a small Qwen2-VL trained here on synthetic coloured-shape questions)." };
-        var images = new Option<string[]>("--image") { Description = "Image file (PNG, JPEG, ...); repeat for several.", AllowMultipleArgumentsPerToken = true };
-        var videos = new Option<string[]>("--video") { Description = "Animated GIF used as a video; repeat for several.", AllowMultipleArgumentsPerToken = true };
-        var prompt = new Option<string?>("--prompt") { Description = "The user's question. Without --model, --image and --prompt: the embedded example image and \"Describe this image.\"" };
-        var maxNew = new Option<int>("--max-new-tokens") { Description = "At most this many new tokens.", DefaultValueFactory = _ => 64 };
-        var temperature = new Option<double>("--temperature") { Description = "0 = greedy (default); otherwise sample at this temperature." };
-        var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0 = off)." };
-        var topP = new Option<double>("--top-p") { Description = "Sample among the most likely tokens holding probability p (1 = off).", DefaultValueFactory = _ => 1.0 };
-        var penalty = new Option<double>("--repetition-penalty") { Description = "Penalty on tokens already present (1 = off).", DefaultValueFactory = _ => 1.0 };
-        var seed = new Option<int?>("--seed") { Description = "Seed of the sampling draws." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or ilgpu-cpu", DefaultValueFactory = _ => "cpu" };
+        var shared = new AnswerOptions();
+        var images = new Option<string[]>("--image") { Description = "Image file (PNG, JPEG, ...); repeat for several. Placed at the prompt's <image> placeholders in order, or before the text when it has none.", AllowMultipleArgumentsPerToken = true };
+        var videos = new Option<string[]>("--video") { Description = "Animated GIF used as a video; repeat for several. Placed at the prompt's <video> placeholders, or before the text.", AllowMultipleArgumentsPerToken = true };
+        var prompt = new Option<string?>("--prompt") { Description = $"The user's question; may hold <image> and <video> placeholders. Required with --model, --image or --video; without all of them the embedded shapes model is asked \"{DefaultModel.ShapesQuestion}\" about its sample image." };
         var command = new Command("generate", "Answer a prompt about images / videos, streaming the generated text.");
-        foreach (var option in new Option[] { model, images, videos, prompt, maxNew, temperature, topK, topP, penalty, seed, device })
-            command.Options.Add(option);
-        var kernels = new KernelFlags();
-        kernels.AddTo(command);
+        command.Options.Add(images);
+        command.Options.Add(videos);
+        command.Options.Add(prompt);
+        shared.AddTo(command);
         command.SetAction(parse =>
         {
-            var sampling = new SamplingOptions
-            {
-                Temperature = parse.GetValue(temperature),
-                TopK = parse.GetValue(topK),
-                TopP = parse.GetValue(topP),
-                RepetitionPenalty = parse.GetValue(penalty),
-                Seed = parse.GetValue(seed),
-            };
             var (imagePaths, videoPaths, question) = (parse.GetValue(images) ?? [], parse.GetValue(videos) ?? [], parse.GetValue(prompt));
             if (question is null)
             {
                 // The README's main command: the embedded model answers about the embedded example image.
-                if (parse.GetValue(model) is not null || imagePaths.Length > 0 || videoPaths.Length > 0)
+                if (parse.GetValue(shared.Model) is not null || imagePaths.Length > 0 || videoPaths.Length > 0)
                     throw new ModelException("--prompt is required");
                 (imagePaths, question) = ([DefaultModel.ShapesImage], DefaultModel.ShapesQuestion);
                 Console.Error.WriteLine($"(embedded shapes model; image {DefaultModel.ShapesImage}; prompt \"{question}\")");
             }
-            return Run(parse.GetValue(model) ?? DefaultModel.ShapesDirectory, imagePaths, videoPaths,
-                question, parse.GetValue(maxNew), sampling, parse.GetValue(device)!, kernels.Read(parse));
+            InputLimits.Default.CheckImageCount(imagePaths.Length + videoPaths.Length);
+            var videoOptions = shared.Video(parse);
+            // Inputs are read and placed before the model loads: a bad file or placeholder count costs nothing.
+            var conversation = new Conversation { System = parse.GetValue(shared.System) };
+            conversation.AddUser(question, imagePaths.Select(p => RgbImage.Load(p)).ToList(),
+                videoPaths.Select(p => VideoLoader.LoadGif(p, videoOptions)).ToList());
+            using var loaded = shared.Load(parse, parse.GetValue(shared.Model) ?? DefaultModel.ShapesDirectory);
+            var answer = Answer(loaded, conversation);
+            AnswerReport.Print(answer, loaded.Options);
+            return 0;
         });
         return command;
     }
 
-    private static int Run(string modelDir, string[] imagePaths, string[] videoPaths, string prompt, int maxNewTokens,
-        SamplingOptions sampling, string deviceName, KernelOptions kernels)
+    /// <summary>One answer, streamed to stdout as it is generated (the whole text is ready when this returns).</summary>
+    private static ChatAnswer Answer(LoadedModel loaded, Conversation conversation)
     {
-        var device = DeviceKinds.Parse(deviceName);
-        sampling.Validate();
-        if (maxNewTokens < 0) throw new ModelException($"--max-new-tokens must be ≥ 0, got {maxNewTokens}");
-        if (!Directory.Exists(modelDir)) throw new ModelException($"model directory not found: {modelDir}");
-        string tokenizerPath = Path.Combine(modelDir, "tokenizer.json");
-        if (!File.Exists(tokenizerPath)) throw new ModelException($"{modelDir}: no tokenizer.json (generate needs the tokenizer)");
-        var tokenizer = Qwen2Tokenizer.Load(tokenizerPath);
-        string preprocessorPath = Path.Combine(modelDir, "preprocessor_config.json");
-        var processor = File.Exists(preprocessorPath) ? ImageProcessor.Load(preprocessorPath) : new ImageProcessor(new PreprocessorConfig());
-        var images = imagePaths.Select(p => RgbImage.Load(p)).ToList();
-        var videos = videoPaths.Select(p => VideoLoader.LoadGif(p)).ToList();
-
-        var inputs = ChatInputs.Build(tokenizer, processor, images, videos, prompt);
-        using var qwen = Qwen2VLModel.Load(modelDir, device, kernels);
-        if (qwen.KernelNote is { } note) Console.Error.WriteLine(note);
-        var stream = new TokenStreamDecoder(tokenizer, skipSpecialTokens: true);
-        var options = new GenerationOptions(maxNewTokens, sampling, ChatInputs.StopIds(tokenizer, qwen.EosTokenIds), qwen.PadTokenId);
-        TextGenerator.Generate(qwen, inputs, options, (_, tokens) => Console.Write(stream.Add(checked((int)tokens[0]))));
+        using var session = new ChatSession(loaded.Model, loaded.Tokenizer, loaded.Processor)
+        {
+            PromptCheck = (promptTokens, newTokens) => InputLimits.Default.CheckTokens(promptTokens, newTokens, ForwardCommand.MaxPositions(loaded.Model.Config), "--max-new-tokens"),
+        };
+        foreach (var turn in conversation.Turns) session.Conversation.Add(turn);
+        session.Conversation.System = conversation.System;
+        var stream = new TokenStreamDecoder(loaded.Tokenizer, skipSpecialTokens: true);
+        var answer = session.Answer(loaded.Options, id => Console.Write(stream.Add(checked((int)id))));
         Console.WriteLine(stream.Flush());
-        return 0;
+        return answer;
     }
 }

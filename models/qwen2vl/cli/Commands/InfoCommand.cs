@@ -14,6 +14,8 @@ internal static class InfoCommand
             Console.WriteLine($"qwen2vl {typeof(InfoCommand).Assembly.GetName().Version}");
             Console.WriteLine($"cpu: {Environment.ProcessorCount} threads");
             Console.WriteLine(CudaDiscovery.Status(new CudaDriverProbe()));
+            Console.WriteLine("ilgpu-cpu: ILGPU's CPU accelerator (the GPU kernels run on the CPU; slow, for testing them)");
+            Console.WriteLine($"default --device: {ComputeContext.DefaultKind().Name()}");
             return 0;
         });
         return command;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text;
+using Qwen2VL.Runtime;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Qwen2VL.Model.Text;
@@ -63,7 +64,9 @@ public static class TokenizeCommand
     private static int TokenizeJsonl(Qwen2Tokenizer tokenizer, string inPath, string outPath)
     {
         if (!File.Exists(inPath)) throw new TokenizerException($"input file not found: {inPath}");
-        var temp = outPath + $".{Guid.NewGuid():N}.tmp";
+        InputFile.RequireRegular(inPath, "--jsonl");
+        OutputPath.CheckNotAnInput(outPath, "--out", (inPath, "the --jsonl input"));
+        var temp = AtomicFile.TempPathFor(outPath); // also removes the temp files of killed writers
         var count = 0;
         try
         {
@@ -92,7 +95,8 @@ public static class TokenizeCommand
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(line);
+            doc = JsonDocument.Parse(line, StrictJson.DocumentOptions);
+            StrictJson.Validate(doc, $"{path} line {lineNumber}");
         }
         catch (JsonException e)
         {

@@ -36,12 +36,13 @@ internal static class TrainCommand
         var pack = new Option<bool>("--pack") { Description = "Pack each micro-batch's samples into rows of at most --max-length tokens (per-sample attention segments and M-RoPE positions)." };
         var maxLength = new Option<int>("--max-length") { DefaultValueFactory = _ => 2048, Description = "Token budget of a packed row (with --pack)." };
         var bf16 = new Option<bool>("--bf16") { Description = "Compute with bf16-rounded weights (f32 master weights and moments; the weights stay in f32 buffers, so no memory is saved)." };
-        var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu", Description = "cpu, cuda or ilgpu-cpu" };
+        var device = DeviceOption.Create();
+        var strict = new Option<bool>("--strict") { Description = "Refuse a checkpoint holding tensors the model does not use (default: a warning listing them)." };
         var recompute = new Option<bool>("--recompute") { Description = "Selective activation checkpointing: recompute norms, activations, softmax and rotary in the backward pass instead of keeping them." };
         var parallel = new ParallelFlags(zero: true);
         var command = new Command("train", "Train (or fine-tune) a Qwen2-VL model on JSONL conversations.");
         parallel.AddTo(command);
-        foreach (var o in new Option[] { model, config, tokenizer, data, output, epochs, steps, batch, accumulate, lr, minLr, warmup, decay, clip, freeze, seed, saveEvery, pack, maxLength, bf16, device, recompute })
+        foreach (var o in new Option[] { model, config, tokenizer, data, output, epochs, steps, batch, accumulate, lr, minLr, warmup, decay, clip, freeze, seed, saveEvery, pack, maxLength, bf16, device, recompute, strict })
             command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -55,9 +56,9 @@ internal static class TrainCommand
                 BatchSize = parse.GetValue(batch), GradientAccumulation = parse.GetValue(accumulate), LearningRate = parse.GetValue(lr),
                 MinLearningRate = parse.GetValue(minLr), WarmupSteps = parse.GetValue(warmup), WeightDecay = parse.GetValue(decay),
                 ClipNorm = parse.GetValue(clip), Freeze = parse.GetValue(freeze) ?? [], Seed = parse.GetValue(seed),
-                SaveEvery = parse.GetValue(saveEvery), Device = DeviceKinds.Parse(parse.GetValue(device)!),
+                SaveEvery = parse.GetValue(saveEvery), Device = DeviceOption.Read(parse, device),
                 Pack = parse.GetValue(pack), MaxLength = parse.GetValue(maxLength), Bf16 = parse.GetValue(bf16),
-                Recompute = parse.GetValue(recompute), Notes = stdout, Warnings = stderr,
+                Recompute = parse.GetValue(recompute), Notes = stdout, Warnings = stderr, Strict = parse.GetValue(strict),
                 DataParallel = layout.DataParallel, Zero = layout.Zero, Overlap = layout.Overlap, BucketElements = layout.BucketElements,
             };
             // Everything that can be checked without writing is checked first: a refused run writes nothing.

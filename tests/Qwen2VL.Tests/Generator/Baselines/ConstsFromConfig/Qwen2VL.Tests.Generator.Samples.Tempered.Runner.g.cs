@@ -49,30 +49,30 @@ partial class Tempered
             // G1_RmsNorm: RmsNorm -> [N, Width]   (line 21)
             var t2 = Slot(0, N, Width);
             if (_ctx.IsCpu)
-                CpuKernels.G1_RmsNorm(t2, x, _normW, N, Width, Eps);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t2, x, _normW, N, Width, Eps);
             else
             {
-                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.G1_RmsNorm);
+                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.RmsNorm_868905d2);
                 _g1(N, t2.View, x.View, _normW.View, N, Width, Eps);
             }
 
             // G2_Scale_Silu_Scale: Scale + Silu + Scale -> [N, Width]   (line 22)
             var t5 = Slot(1, N, Width);
             if (_ctx.IsCpu)
-                CpuKernels.G2_Scale_Silu_Scale(t5, t2, N * Width, Temperature, Mix);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Scale_Silu_Scale_a5898b90(t5, t2, N * Width, Temperature, Mix);
             else
             {
-                _g2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, float>(GpuKernels.G2_Scale_Silu_Scale);
+                _g2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Scale_Silu_Scale_a5898b90);
                 _g2(N * Width, t5.View, t2.View, N * Width, Temperature, Mix);
             }
 
             // G3_Scale_Add: Scale + Add -> [N, Width]   (line 22)
             var t7 = Slot(2, N, Width);
             if (_ctx.IsCpu)
-                CpuKernels.G3_Scale_Add(t7, x, t5, N * Width, Temperature);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Scale_Add_f7a33a61(t7, x, t5, N * Width, Temperature);
             else
             {
-                _g3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(GpuKernels.G3_Scale_Add);
+                _g3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Scale_Add_f7a33a61);
                 _g3(N * Width, t7.View, x.View, t5.View, N * Width, Temperature);
             }
             return t7;

@@ -26,13 +26,11 @@ partial class Tempered
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int, float>? _t4;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int, float>? _t5;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t6;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b7_add_a;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b7_add_b;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _b6_scale_x;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _b5_scale_x;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b4_silu_x;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _b3_scale_x;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _b2_rmsnorm;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_add_5c3079ac;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _grad_scale_7c7f2668;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _grad_scale_7cd64af3;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_silu_0795f7bb;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _grad_rmsnorm_c5c6e210;
 
         /// <summary>
         /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
@@ -87,60 +85,60 @@ partial class Tempered
             // T1_RmsNorm: RmsNorm -> [N, Width]   (line 21)
             var t2 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(0, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T1_RmsNorm(t2, x, _normW, N, Width, Eps);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t2, x, _normW, N, Width, Eps);
             else
             {
-                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T1_RmsNorm);
+                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.RmsNorm_868905d2);
                 _t1(N, t2.View, x.View, _normW.View, N, Width, Eps);
             }
 
             // T2_Scale: Scale -> [N, Width]   (line 22)
             var t3 = _recompute ? Workspace.Slot(1, N, Width) : TrainSlot(1, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T2_Scale(t3, t2, N * Width, Temperature);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Scale_fddbf3a9(t3, t2, N * Width, Temperature);
             else
             {
-                _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(TrainGpuKernels.T2_Scale);
+                _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Scale_fddbf3a9);
                 _t2(N * Width, t3.View, t2.View, N * Width, Temperature);
             }
 
             // T3_Silu: Silu -> [N, Width]   (line 22)
             var t4 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(2, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T3_Silu(t4, t3, N * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Silu_dda9164b(t4, t3, N * Width);
             else
             {
-                _t3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T3_Silu);
+                _t3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Silu_dda9164b);
                 _t3(N * Width, t4.View, t3.View, N * Width);
             }
 
             // T4_Scale: Scale -> [N, Width]   (line 22)
             var t5 = _recompute ? Workspace.Slot(1, N, Width) : TrainSlot(3, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T4_Scale(t5, t4, N * Width, Mix);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Scale_2df3c0de(t5, t4, N * Width, Mix);
             else
             {
-                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(TrainGpuKernels.T4_Scale);
+                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Scale_2df3c0de);
                 _t4(N * Width, t5.View, t4.View, N * Width, Mix);
             }
 
             // T5_Scale: Scale -> [N, Width]   (line 22)
             var t6 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(4, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T5_Scale(t6, x, N * Width, Temperature);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Scale_fddbf3a9(t6, x, N * Width, Temperature);
             else
             {
-                _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(TrainGpuKernels.T5_Scale);
+                _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Scale_fddbf3a9);
                 _t5(N * Width, t6.View, x.View, N * Width, Temperature);
             }
 
             // T6_Add: Add -> [N, Width]   (line 22)
             var t7 = TrainSlot(5, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T6_Add(t7, t5, t6, N * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t7, t5, t6, N * Width);
             else
             {
-                _t6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T6_Add);
+                _t6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
                 _t6(N * Width, t7.View, t5.View, t6.View, N * Width);
             }
             return t7;
@@ -184,46 +182,46 @@ partial class Tempered
             {
                 // T1_RmsNorm: RmsNorm -> [N, Width]   (line 21)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T1_RmsNorm(t2, x, _normW, N, Width, Eps);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t2, x, _normW, N, Width, Eps);
                 else
                 {
-                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T1_RmsNorm);
+                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.RmsNorm_868905d2);
                     _t1(N, t2.View, x.View, _normW.View, N, Width, Eps);
                 }
 
                 // T2_Scale: Scale -> [N, Width]   (line 22)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T2_Scale(t3, t2, N * Width, Temperature);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Scale_fddbf3a9(t3, t2, N * Width, Temperature);
                 else
                 {
-                    _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(TrainGpuKernels.T2_Scale);
+                    _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Scale_fddbf3a9);
                     _t2(N * Width, t3.View, t2.View, N * Width, Temperature);
                 }
 
                 // T3_Silu: Silu -> [N, Width]   (line 22)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T3_Silu(t4, t3, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Silu_dda9164b(t4, t3, N * Width);
                 else
                 {
-                    _t3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T3_Silu);
+                    _t3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Silu_dda9164b);
                     _t3(N * Width, t4.View, t3.View, N * Width);
                 }
 
                 // T4_Scale: Scale -> [N, Width]   (line 22)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T4_Scale(t5, t4, N * Width, Mix);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Scale_2df3c0de(t5, t4, N * Width, Mix);
                 else
                 {
-                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(TrainGpuKernels.T4_Scale);
+                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Scale_2df3c0de);
                     _t4(N * Width, t5.View, t4.View, N * Width, Mix);
                 }
 
                 // T5_Scale: Scale -> [N, Width]   (line 22)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T5_Scale(t6, x, N * Width, Temperature);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Scale_fddbf3a9(t6, x, N * Width, Temperature);
                 else
                 {
-                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(TrainGpuKernels.T5_Scale);
+                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Scale_fddbf3a9);
                     _t5(N * Width, t6.View, x.View, N * Width, Temperature);
                 }
             }
@@ -232,21 +230,21 @@ partial class Tempered
             if (g5 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B7_Add_a(g5!, g7!, t5, t6, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g5!, g7!, t5, t6, N * Width);
                 else
                 {
-                    _b7_add_a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B7_Add_a);
-                    _b7_add_a(N * Width, g5!.View, g7!.View, t5.View, t6.View, N * Width);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(N * Width, g5!.View, g7!.View, t5.View, t6.View, N * Width);
                 }
             }
             if (g6 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B7_Add_b(g6!, g7!, t5, t6, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g6!, g7!, t5, t6, N * Width);
                 else
                 {
-                    _b7_add_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B7_Add_b);
-                    _b7_add_b(N * Width, g6!.View, g7!.View, t5.View, t6.View, N * Width);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(N * Width, g6!.View, g7!.View, t5.View, t6.View, N * Width);
                 }
             }
 
@@ -254,11 +252,11 @@ partial class Tempered
             if (g0 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B6_Scale_x(g0!, g6!, x, N * Width, Temperature);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Scale_7c7f2668(g0!, g6!, x, N * Width, Temperature);
                 else
                 {
-                    _b6_scale_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(TrainGpuKernels.B6_Scale_x);
-                    _b6_scale_x(N * Width, g0!.View, g6!.View, x.View, N * Width, Temperature);
+                    _grad_scale_7c7f2668 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Scale_7c7f2668);
+                    _grad_scale_7c7f2668(N * Width, g0!.View, g6!.View, x.View, N * Width, Temperature);
                 }
             }
 
@@ -266,11 +264,11 @@ partial class Tempered
             if (g4 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B5_Scale_x(g4!, g5!, t4, N * Width, Mix);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Scale_7cd64af3(g4!, g5!, t4, N * Width, Mix);
                 else
                 {
-                    _b5_scale_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(TrainGpuKernels.B5_Scale_x);
-                    _b5_scale_x(N * Width, g4!.View, g5!.View, t4.View, N * Width, Mix);
+                    _grad_scale_7cd64af3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Scale_7cd64af3);
+                    _grad_scale_7cd64af3(N * Width, g4!.View, g5!.View, t4.View, N * Width, Mix);
                 }
             }
 
@@ -278,11 +276,11 @@ partial class Tempered
             if (g3 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B4_Silu_x(g3!, g4!, t3, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Silu_0795f7bb(g3!, g4!, t3, N * Width);
                 else
                 {
-                    _b4_silu_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B4_Silu_x);
-                    _b4_silu_x(N * Width, g3!.View, g4!.View, t3.View, N * Width);
+                    _grad_silu_0795f7bb ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Silu_0795f7bb);
+                    _grad_silu_0795f7bb(N * Width, g3!.View, g4!.View, t3.View, N * Width);
                 }
             }
 
@@ -290,22 +288,22 @@ partial class Tempered
             if (g2 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B3_Scale_x(g2!, g3!, t2, N * Width, Temperature);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Scale_7c7f2668(g2!, g3!, t2, N * Width, Temperature);
                 else
                 {
-                    _b3_scale_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(TrainGpuKernels.B3_Scale_x);
-                    _b3_scale_x(N * Width, g2!.View, g3!.View, t2.View, N * Width, Temperature);
+                    _grad_scale_7c7f2668 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Scale_7c7f2668);
+                    _grad_scale_7c7f2668(N * Width, g2!.View, g3!.View, t2.View, N * Width, Temperature);
                 }
             }
 
             // d/dRmsNorm (line 21): RmsNorm(x, NormW, Eps)
             var r2 = GradSlot(7, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.B2_RmsNorm(g0!, r2, g2!, x, _normW, N, Width, Eps);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_RmsNorm_c5c6e210(g0!, r2, g2!, x, _normW, N, Width, Eps);
             else
             {
-                _b2_rmsnorm ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.B2_RmsNorm);
-                _b2_rmsnorm(N, g0!.View, r2.View, g2!.View, x.View, _normW.View, N, Width, Eps);
+                _grad_rmsnorm_c5c6e210 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_RmsNorm_c5c6e210);
+                _grad_rmsnorm_c5c6e210(N, g0!.View, r2.View, g2!.View, x.View, _normW.View, N, Width, Eps);
             }
             if (g1 is not null) _ctx.ColumnSum(r2, g1, N, Width, accumulate: true);
             return new DeviceTensor?[] { g0 };

@@ -101,19 +101,19 @@ partial class DecoderLayer
             // G1_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 46)
             var t4 = Slot(0, B, S, Hidden);
             if (_ctx.IsCpu)
-                CpuKernels.G1_RmsNorm(t4, x, _inputNormW, B * S, Hidden, Eps);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t4, x, _inputNormW, B * S, Hidden, Eps);
             else
             {
-                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.G1_RmsNorm);
+                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.RmsNorm_868905d2);
                 _g1(B * S, t4.View, x.View, _inputNormW.View, B * S, Hidden, Eps);
             }
 
             // G2_Linear: Linear -> [B, S, Hidden]   (line 47)
             var t7 = Slot(1, B, S, Hidden);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t4, _qW, t7, B * S, Hidden, Hidden, new CpuKernels.G2_Linear_Epilogue(_qB));
+                CpuGemm.Run(t4, _qW, t7, B * S, Hidden, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_qB));
             else
-                _ctx.Gemm(t4, _qW, t7, B * S, Hidden, Hidden, new GpuKernels.G2_Linear_Epilogue { In0 = _qB.View, Cols = Hidden });
+                _ctx.Gemm(t4, _qW, t7, B * S, Hidden, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _qB.View, Cols = Hidden });
 
             // G3_SplitHeads: SplitHeads -> [B, S, Heads, HeadDim]   (line 47)
             var t8 = t7.Reshape(B, S, Heads, Hidden / Heads);
@@ -121,19 +121,19 @@ partial class DecoderLayer
             // G4_MRope: MRope -> [B, S, Heads, HeadDim]   (line 47)
             var t9 = Slot(2, B, S, Heads, Hidden / Heads);
             if (_ctx.IsCpu)
-                CpuKernels.G4_MRope(t9, t8, pos, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.MRope_e85414db(t9, t8, pos, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             else
             {
-                _g4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(GpuKernels.G4_MRope);
+                _g4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.MRope_e85414db);
                 _g4(B * Hidden * S, t9.View, t8.View, pos.IntView, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             }
 
             // G5_Linear: Linear -> [B, S, KvDim]   (line 48)
             var t12 = Slot(1, B, S, Hidden * KvHeads / Heads);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new CpuKernels.G5_Linear_Epilogue(_kB));
+                CpuGemm.Run(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_kB));
             else
-                _ctx.Gemm(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new GpuKernels.G5_Linear_Epilogue { In0 = _kB.View, Cols = Hidden * KvHeads / Heads });
+                _ctx.Gemm(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _kB.View, Cols = Hidden * KvHeads / Heads });
 
             // G6_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 48)
             var t13 = t12.Reshape(B, S, KvHeads, Hidden / Heads);
@@ -141,19 +141,19 @@ partial class DecoderLayer
             // G7_MRope: MRope -> [B, S, KvHeads, HeadDim]   (line 48)
             var t14 = Slot(3, B, S, KvHeads, Hidden / Heads);
             if (_ctx.IsCpu)
-                CpuKernels.G7_MRope(t14, t13, pos, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.MRope_e85414db(t14, t13, pos, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             else
             {
-                _g7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(GpuKernels.G7_MRope);
+                _g7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.MRope_e85414db);
                 _g7(B * Hidden * KvHeads * S / Heads, t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             }
 
             // G8_Linear: Linear -> [B, S, KvDim]   (line 49)
             var t17 = Slot(1, B, S, Hidden * KvHeads / Heads);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new CpuKernels.G8_Linear_Epilogue(_vB));
+                CpuGemm.Run(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_vB));
             else
-                _ctx.Gemm(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new GpuKernels.G8_Linear_Epilogue { In0 = _vB.View, Cols = Hidden * KvHeads / Heads });
+                _ctx.Gemm(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _vB.View, Cols = Hidden * KvHeads / Heads });
 
             // G9_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 49)
             var t18 = t17.Reshape(B, S, KvHeads, Hidden / Heads);
@@ -174,40 +174,40 @@ partial class DecoderLayer
             // G12_Linear_Add: Linear + Add -> [B, S, Hidden]   (line 51)
             var t23 = Slot(1, B, S, Hidden);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t20, _oW, t23, B * S, Hidden, Hidden, new CpuKernels.G12_Linear_Add_Epilogue(x, Hidden));
+                CpuGemm.Run(t20, _oW, t23, B * S, Hidden, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Add_Epilogue_dca21e3d(x, Hidden));
             else
-                _ctx.Gemm(t20, _oW, t23, B * S, Hidden, Hidden, new GpuKernels.G12_Linear_Add_Epilogue { In0 = x.View, Cols = Hidden });
+                _ctx.Gemm(t20, _oW, t23, B * S, Hidden, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Add_Epilogue_dca21e3d { In0 = x.View, Cols = Hidden });
 
             // G13_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 52)
             var t25 = Slot(0, B, S, Hidden);
             if (_ctx.IsCpu)
-                CpuKernels.G13_RmsNorm(t25, t23, _postNormW, B * S, Hidden, Eps);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t25, t23, _postNormW, B * S, Hidden, Eps);
             else
             {
-                _g13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.G13_RmsNorm);
+                _g13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.RmsNorm_868905d2);
                 _g13(B * S, t25.View, t23.View, _postNormW.View, B * S, Hidden, Eps);
             }
 
             // G14_Linear_Silu: Linear + Silu -> [B, S, Intermediate]   (line 53)
             var t28 = Slot(2, B, S, Intermediate);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t25, _gateW, t28, B * S, Intermediate, Hidden, new CpuKernels.G14_Linear_Silu_Epilogue());
+                CpuGemm.Run(t25, _gateW, t28, B * S, Intermediate, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Silu_Epilogue_b616486b());
             else
-                _ctx.Gemm(t25, _gateW, t28, B * S, Intermediate, Hidden, new GpuKernels.G14_Linear_Silu_Epilogue { Cols = Intermediate });
+                _ctx.Gemm(t25, _gateW, t28, B * S, Intermediate, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Silu_Epilogue_b616486b { Cols = Intermediate });
 
             // G15_Linear_Mul: Linear + Mul -> [B, S, Intermediate]   (line 53)
             var t31 = Slot(3, B, S, Intermediate);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t25, _upW, t31, B * S, Intermediate, Hidden, new CpuKernels.G15_Linear_Mul_Epilogue(t28, Intermediate));
+                CpuGemm.Run(t25, _upW, t31, B * S, Intermediate, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Mul_Epilogue_6666bd14(t28, Intermediate));
             else
-                _ctx.Gemm(t25, _upW, t31, B * S, Intermediate, Hidden, new GpuKernels.G15_Linear_Mul_Epilogue { In0 = t28.View, Cols = Intermediate });
+                _ctx.Gemm(t25, _upW, t31, B * S, Intermediate, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Mul_Epilogue_6666bd14 { In0 = t28.View, Cols = Intermediate });
 
             // G16_Linear_Add: Linear + Add -> [B, S, Hidden]   (line 54)
             var t34 = Slot(4, B, S, Hidden);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t31, _downW, t34, B * S, Hidden, Intermediate, new CpuKernels.G16_Linear_Add_Epilogue(t23, Hidden));
+                CpuGemm.Run(t31, _downW, t34, B * S, Hidden, Intermediate, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Add_Epilogue_dca21e3d(t23, Hidden));
             else
-                _ctx.Gemm(t31, _downW, t34, B * S, Hidden, Intermediate, new GpuKernels.G16_Linear_Add_Epilogue { In0 = t23.View, Cols = Hidden });
+                _ctx.Gemm(t31, _downW, t34, B * S, Hidden, Intermediate, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Add_Epilogue_dca21e3d { In0 = t23.View, Cols = Hidden });
 
             cache?.Advance(S);
             return t34;

@@ -30,17 +30,12 @@ partial class DecoderLayer
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t16;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t18;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t20;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b34_add_a;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b34_add_b;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b31_mul_a;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b31_mul_b;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b28_silu_x;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _b25_rmsnorm;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b23_add_a;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b23_add_b;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>? _b14_mrope;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>? _b9_mrope;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _b4_rmsnorm;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_add_5c3079ac;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_8f589dab;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_d6a83640;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_silu_0795f7bb;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _grad_rmsnorm_c5c6e210;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>? _grad_mrope_131c6365;
 
         /// <summary>
         /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
@@ -112,19 +107,19 @@ partial class DecoderLayer
             // T1_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 46)
             var t4 = _recompute ? Workspace.Slot(0, B, S, Hidden) : TrainSlot(0, B, S, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T1_RmsNorm(t4, x, _inputNormW, B * S, Hidden, Eps);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t4, x, _inputNormW, B * S, Hidden, Eps);
             else
             {
-                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T1_RmsNorm);
+                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.RmsNorm_868905d2);
                 _t1(B * S, t4.View, x.View, _inputNormW.View, B * S, Hidden, Eps);
             }
 
             // T2_Linear: Linear -> [B, S, Hidden]   (line 47)
             var t7 = TrainSlot(1, B, S, Hidden);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t4, _qW, t7, B * S, Hidden, Hidden, new TrainCpuKernels.T2_Linear_Epilogue(_qB));
+                CpuGemm.Run(t4, _qW, t7, B * S, Hidden, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_qB));
             else
-                _ctx.Gemm(t4, _qW, t7, B * S, Hidden, Hidden, new TrainGpuKernels.T2_Linear_Epilogue { In0 = _qB.View, Cols = Hidden });
+                _ctx.Gemm(t4, _qW, t7, B * S, Hidden, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _qB.View, Cols = Hidden });
 
             // T3_SplitHeads: SplitHeads -> [B, S, Heads, HeadDim]   (line 47)
             var t8 = t7.Reshape(B, S, Heads, Hidden / Heads);
@@ -132,19 +127,19 @@ partial class DecoderLayer
             // T4_MRope: MRope -> [B, S, Heads, HeadDim]   (line 47)
             var t9 = _recompute ? Workspace.Slot(1, B, S, Heads, Hidden / Heads) : TrainSlot(2, B, S, Heads, Hidden / Heads);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T4_MRope(t9, t8, pos, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.MRope_e85414db(t9, t8, pos, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             else
             {
-                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(TrainGpuKernels.T4_MRope);
+                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.MRope_e85414db);
                 _t4(B * Hidden * S, t9.View, t8.View, pos.IntView, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             }
 
             // T5_Linear: Linear -> [B, S, KvDim]   (line 48)
             var t12 = TrainSlot(3, B, S, Hidden * KvHeads / Heads);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new TrainCpuKernels.T5_Linear_Epilogue(_kB));
+                CpuGemm.Run(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_kB));
             else
-                _ctx.Gemm(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new TrainGpuKernels.T5_Linear_Epilogue { In0 = _kB.View, Cols = Hidden * KvHeads / Heads });
+                _ctx.Gemm(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _kB.View, Cols = Hidden * KvHeads / Heads });
 
             // T6_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 48)
             var t13 = t12.Reshape(B, S, KvHeads, Hidden / Heads);
@@ -152,19 +147,19 @@ partial class DecoderLayer
             // T7_MRope: MRope -> [B, S, KvHeads, HeadDim]   (line 48)
             var t14 = _recompute ? Workspace.Slot(2, B, S, KvHeads, Hidden / Heads) : TrainSlot(4, B, S, KvHeads, Hidden / Heads);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T7_MRope(t14, t13, pos, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.MRope_e85414db(t14, t13, pos, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             else
             {
-                _t7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(TrainGpuKernels.T7_MRope);
+                _t7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.MRope_e85414db);
                 _t7(B * Hidden * KvHeads * S / Heads, t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             }
 
             // T8_Linear: Linear -> [B, S, KvDim]   (line 49)
             var t17 = TrainSlot(5, B, S, Hidden * KvHeads / Heads);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new TrainCpuKernels.T8_Linear_Epilogue(_vB));
+                CpuGemm.Run(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_vB));
             else
-                _ctx.Gemm(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new TrainGpuKernels.T8_Linear_Epilogue { In0 = _vB.View, Cols = Hidden * KvHeads / Heads });
+                _ctx.Gemm(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _vB.View, Cols = Hidden * KvHeads / Heads });
 
             // T9_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 49)
             var t18 = t17.Reshape(B, S, KvHeads, Hidden / Heads);
@@ -189,20 +184,20 @@ partial class DecoderLayer
             // T13_Add: Add -> [B, S, Hidden]   (line 51)
             var t23 = _recompute ? Workspace.Slot(0, B, S, Hidden) : TrainSlot(8, B, S, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T13_Add(t23, x, t22, B * Hidden * S);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t23, x, t22, B * Hidden * S);
             else
             {
-                _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T13_Add);
+                _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
                 _t13(B * Hidden * S, t23.View, x.View, t22.View, B * Hidden * S);
             }
 
             // T14_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 52)
             var t25 = _recompute ? Workspace.Slot(1, B, S, Hidden) : TrainSlot(9, B, S, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T14_RmsNorm(t25, t23, _postNormW, B * S, Hidden, Eps);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t25, t23, _postNormW, B * S, Hidden, Eps);
             else
             {
-                _t14 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T14_RmsNorm);
+                _t14 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.RmsNorm_868905d2);
                 _t14(B * S, t25.View, t23.View, _postNormW.View, B * S, Hidden, Eps);
             }
 
@@ -213,10 +208,10 @@ partial class DecoderLayer
             // T16_Silu: Silu -> [B, S, Intermediate]   (line 53)
             var t28 = _recompute ? Workspace.Slot(2, B, S, Intermediate) : TrainSlot(11, B, S, Intermediate);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T16_Silu(t28, t27, B * Intermediate * S);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Silu_dda9164b(t28, t27, B * Intermediate * S);
             else
             {
-                _t16 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T16_Silu);
+                _t16 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Silu_dda9164b);
                 _t16(B * Intermediate * S, t28.View, t27.View, B * Intermediate * S);
             }
 
@@ -227,10 +222,10 @@ partial class DecoderLayer
             // T18_Mul: Mul -> [B, S, Intermediate]   (line 53)
             var t31 = _recompute ? Workspace.Slot(1, B, S, Intermediate) : TrainSlot(13, B, S, Intermediate);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T18_Mul(t31, t28, t30, B * Intermediate * S);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Mul_f1704c8f(t31, t28, t30, B * Intermediate * S);
             else
             {
-                _t18 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T18_Mul);
+                _t18 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Mul_f1704c8f);
                 _t18(B * Intermediate * S, t31.View, t28.View, t30.View, B * Intermediate * S);
             }
 
@@ -241,10 +236,10 @@ partial class DecoderLayer
             // T20_Add: Add -> [B, S, Hidden]   (line 54)
             var t34 = TrainSlot(15, B, S, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T20_Add(t34, t23, t33, B * Hidden * S);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t34, t23, t33, B * Hidden * S);
             else
             {
-                _t20 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T20_Add);
+                _t20 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
                 _t20(B * Hidden * S, t34.View, t23.View, t33.View, B * Hidden * S);
             }
             return t34;
@@ -328,10 +323,10 @@ partial class DecoderLayer
             {
                 // T13_Add: Add -> [B, S, Hidden]   (line 51)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T13_Add(t23, x, t22, B * Hidden * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t23, x, t22, B * Hidden * S);
                 else
                 {
-                    _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T13_Add);
+                    _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
                     _t13(B * Hidden * S, t23.View, x.View, t22.View, B * Hidden * S);
                 }
             }
@@ -340,21 +335,21 @@ partial class DecoderLayer
             if (g23 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B34_Add_a(g23!, g34!, t23, t33, B * Hidden * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g23!, g34!, t23, t33, B * Hidden * S);
                 else
                 {
-                    _b34_add_a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B34_Add_a);
-                    _b34_add_a(B * Hidden * S, g23!.View, g34!.View, t23.View, t33.View, B * Hidden * S);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(B * Hidden * S, g23!.View, g34!.View, t23.View, t33.View, B * Hidden * S);
                 }
             }
             if (g33 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B34_Add_b(g33!, g34!, t23, t33, B * Hidden * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g33!, g34!, t23, t33, B * Hidden * S);
                 else
                 {
-                    _b34_add_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B34_Add_b);
-                    _b34_add_b(B * Hidden * S, g33!.View, g34!.View, t23.View, t33.View, B * Hidden * S);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(B * Hidden * S, g33!.View, g34!.View, t23.View, t33.View, B * Hidden * S);
                 }
             }
 
@@ -363,19 +358,19 @@ partial class DecoderLayer
             {
                 // T16_Silu: Silu -> [B, S, Intermediate]   (line 53)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T16_Silu(t28, t27, B * Intermediate * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Silu_dda9164b(t28, t27, B * Intermediate * S);
                 else
                 {
-                    _t16 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T16_Silu);
+                    _t16 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Silu_dda9164b);
                     _t16(B * Intermediate * S, t28.View, t27.View, B * Intermediate * S);
                 }
 
                 // T18_Mul: Mul -> [B, S, Intermediate]   (line 53)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T18_Mul(t31, t28, t30, B * Intermediate * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Mul_f1704c8f(t31, t28, t30, B * Intermediate * S);
                 else
                 {
-                    _t18 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T18_Mul);
+                    _t18 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Mul_f1704c8f);
                     _t18(B * Intermediate * S, t31.View, t28.View, t30.View, B * Intermediate * S);
                 }
             }
@@ -388,21 +383,21 @@ partial class DecoderLayer
             if (g28 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B31_Mul_a(g28!, g31!, t28, t30, B * Intermediate * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_8f589dab(g28!, g31!, t28, t30, B * Intermediate * S);
                 else
                 {
-                    _b31_mul_a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B31_Mul_a);
-                    _b31_mul_a(B * Intermediate * S, g28!.View, g31!.View, t28.View, t30.View, B * Intermediate * S);
+                    _grad_mul_8f589dab ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_8f589dab);
+                    _grad_mul_8f589dab(B * Intermediate * S, g28!.View, g31!.View, t28.View, t30.View, B * Intermediate * S);
                 }
             }
             if (g30 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B31_Mul_b(g30!, g31!, t28, t30, B * Intermediate * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_d6a83640(g30!, g31!, t28, t30, B * Intermediate * S);
                 else
                 {
-                    _b31_mul_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B31_Mul_b);
-                    _b31_mul_b(B * Intermediate * S, g30!.View, g31!.View, t28.View, t30.View, B * Intermediate * S);
+                    _grad_mul_d6a83640 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_d6a83640);
+                    _grad_mul_d6a83640(B * Intermediate * S, g30!.View, g31!.View, t28.View, t30.View, B * Intermediate * S);
                 }
             }
 
@@ -411,10 +406,10 @@ partial class DecoderLayer
             {
                 // T14_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 52)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T14_RmsNorm(t25, t23, _postNormW, B * S, Hidden, Eps);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t25, t23, _postNormW, B * S, Hidden, Eps);
                 else
                 {
-                    _t14 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T14_RmsNorm);
+                    _t14 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.RmsNorm_868905d2);
                     _t14(B * S, t25.View, t23.View, _postNormW.View, B * S, Hidden, Eps);
                 }
             }
@@ -427,11 +422,11 @@ partial class DecoderLayer
             if (g27 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B28_Silu_x(g27!, g28!, t27, B * Intermediate * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Silu_0795f7bb(g27!, g28!, t27, B * Intermediate * S);
                 else
                 {
-                    _b28_silu_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B28_Silu_x);
-                    _b28_silu_x(B * Intermediate * S, g27!.View, g28!.View, t27.View, B * Intermediate * S);
+                    _grad_silu_0795f7bb ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Silu_0795f7bb);
+                    _grad_silu_0795f7bb(B * Intermediate * S, g27!.View, g28!.View, t27.View, B * Intermediate * S);
                 }
             }
 
@@ -442,11 +437,11 @@ partial class DecoderLayer
             // d/dRmsNorm (line 52): RmsNorm(x, PostNormW, Eps)
             var r25 = GradSlot(17, B, S, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.B25_RmsNorm(g23!, r25, g25!, t23, _postNormW, B * S, Hidden, Eps);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_RmsNorm_c5c6e210(g23!, r25, g25!, t23, _postNormW, B * S, Hidden, Eps);
             else
             {
-                _b25_rmsnorm ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.B25_RmsNorm);
-                _b25_rmsnorm(B * S, g23!.View, r25.View, g25!.View, t23.View, _postNormW.View, B * S, Hidden, Eps);
+                _grad_rmsnorm_c5c6e210 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_RmsNorm_c5c6e210);
+                _grad_rmsnorm_c5c6e210(B * S, g23!.View, r25.View, g25!.View, t23.View, _postNormW.View, B * S, Hidden, Eps);
             }
             if (g24 is not null) _ctx.ColumnSum(r25, g24, B * S, Hidden, accumulate: true);
 
@@ -454,21 +449,21 @@ partial class DecoderLayer
             if (g0 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B23_Add_a(g0!, g23!, x, t22, B * Hidden * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g0!, g23!, x, t22, B * Hidden * S);
                 else
                 {
-                    _b23_add_a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B23_Add_a);
-                    _b23_add_a(B * Hidden * S, g0!.View, g23!.View, x.View, t22.View, B * Hidden * S);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(B * Hidden * S, g0!.View, g23!.View, x.View, t22.View, B * Hidden * S);
                 }
             }
             if (g22 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B23_Add_b(g22!, g23!, x, t22, B * Hidden * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g22!, g23!, x, t22, B * Hidden * S);
                 else
                 {
-                    _b23_add_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B23_Add_b);
-                    _b23_add_b(B * Hidden * S, g22!.View, g23!.View, x.View, t22.View, B * Hidden * S);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(B * Hidden * S, g22!.View, g23!.View, x.View, t22.View, B * Hidden * S);
                 }
             }
 
@@ -481,19 +476,19 @@ partial class DecoderLayer
             {
                 // T4_MRope: MRope -> [B, S, Heads, HeadDim]   (line 47)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T4_MRope(t9, t8, pos, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.MRope_e85414db(t9, t8, pos, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 else
                 {
-                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(TrainGpuKernels.T4_MRope);
+                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.MRope_e85414db);
                     _t4(B * Hidden * S, t9.View, t8.View, pos.IntView, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 }
 
                 // T7_MRope: MRope -> [B, S, KvHeads, HeadDim]   (line 48)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T7_MRope(t14, t13, pos, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.MRope_e85414db(t14, t13, pos, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 else
                 {
-                    _t7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(TrainGpuKernels.T7_MRope);
+                    _t7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.MRope_e85414db);
                     _t7(B * Hidden * KvHeads * S / Heads, t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 }
             }
@@ -512,10 +507,10 @@ partial class DecoderLayer
             {
                 // T1_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 46)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T1_RmsNorm(t4, x, _inputNormW, B * S, Hidden, Eps);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t4, x, _inputNormW, B * S, Hidden, Eps);
                 else
                 {
-                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T1_RmsNorm);
+                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.RmsNorm_868905d2);
                     _t1(B * S, t4.View, x.View, _inputNormW.View, B * S, Hidden, Eps);
                 }
             }
@@ -529,11 +524,11 @@ partial class DecoderLayer
             if (g13 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B14_MRope(g13!, g14!, pos, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_MRope_131c6365(g13!, g14!, pos, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 else
                 {
-                    _b14_mrope ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(TrainGpuKernels.B14_MRope);
-                    _b14_mrope(B * Hidden * KvHeads * S / Heads, g13!.View, g14!.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                    _grad_mrope_131c6365 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_MRope_131c6365);
+                    _grad_mrope_131c6365(B * Hidden * KvHeads * S / Heads, g13!.View, g14!.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 }
             }
 
@@ -546,11 +541,11 @@ partial class DecoderLayer
             if (g8 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B9_MRope(g8!, g9!, pos, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_MRope_131c6365(g8!, g9!, pos, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 else
                 {
-                    _b9_mrope ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(TrainGpuKernels.B9_MRope);
-                    _b9_mrope(B * Hidden * S, g8!.View, g9!.View, pos.IntView, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                    _grad_mrope_131c6365 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_MRope_131c6365);
+                    _grad_mrope_131c6365(B * Hidden * S, g8!.View, g9!.View, pos.IntView, B * S, Heads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 }
             }
 
@@ -562,11 +557,11 @@ partial class DecoderLayer
             // d/dRmsNorm (line 46): RmsNorm(x, InputNormW, Eps)
             var r4 = GradSlot(21, B, S, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.B4_RmsNorm(g0!, r4, g4!, x, _inputNormW, B * S, Hidden, Eps);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_RmsNorm_c5c6e210(g0!, r4, g4!, x, _inputNormW, B * S, Hidden, Eps);
             else
             {
-                _b4_rmsnorm ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.B4_RmsNorm);
-                _b4_rmsnorm(B * S, g0!.View, r4.View, g4!.View, x.View, _inputNormW.View, B * S, Hidden, Eps);
+                _grad_rmsnorm_c5c6e210 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_RmsNorm_c5c6e210);
+                _grad_rmsnorm_c5c6e210(B * S, g0!.View, r4.View, g4!.View, x.View, _inputNormW.View, B * S, Hidden, Eps);
             }
             if (g3 is not null) _ctx.ColumnSum(r4, g3, B * S, Hidden, accumulate: true);
             return new DeviceTensor?[] { g0, null, null };

@@ -44,10 +44,10 @@ partial class Gate
             // G1_Gelu_Mul_Add_Sigmoid_Mul_Scale: Gelu + Mul + Add + Sigmoid + Mul + Scale -> [N, Width]   (line 16)
             var t9 = Slot(0, N, Width);
             if (_ctx.IsCpu)
-                CpuKernels.G1_Gelu_Mul_Add_Sigmoid_Mul_Scale(t9, x, _scaleW, _shift, y, Width, Width, N * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Gelu_Mul_Add_Sigmoid_Mul_Scale_0ae9fa7a(t9, x, _scaleW, _shift, y, Width, Width, N * Width);
             else
             {
-                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(GpuKernels.G1_Gelu_Mul_Add_Sigmoid_Mul_Scale);
+                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Gelu_Mul_Add_Sigmoid_Mul_Scale_0ae9fa7a);
                 _g1(N * Width, t9.View, x.View, _scaleW.View, _shift.View, y.View, Width, Width, N * Width);
             }
             return t9;

@@ -27,15 +27,15 @@ partial class Gate
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t4;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t5;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t6;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b9_scale_x;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b8_mul_a;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b8_mul_b;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b7_sigmoid_x;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _b6_add_a;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _b6_add_b;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _b4_mul_a;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _b4_mul_b;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b2_gelu_x;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_scale_35c686ee;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_8f589dab;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_d6a83640;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_sigmoid_2eb30266;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _grad_add_fb1365dd;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _grad_add_819f3d56;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _grad_mul_827984d6;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _grad_mul_10eaea63;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_gelu_98e53ec0;
 
         /// <summary>
         /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
@@ -93,60 +93,60 @@ partial class Gate
             // T1_Gelu: Gelu -> [N, Width]   (line 16)
             var t2 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(0, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T1_Gelu(t2, x, N * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Gelu_4c81162f(t2, x, N * Width);
             else
             {
-                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T1_Gelu);
+                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Gelu_4c81162f);
                 _t1(N * Width, t2.View, x.View, N * Width);
             }
 
             // T2_Mul: Mul -> [N, Width]   (line 16)
             var t4 = _recompute ? Workspace.Slot(1, N, Width) : TrainSlot(1, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T2_Mul(t4, t2, _scaleW, Width, N * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Mul_beefc3cd(t4, t2, _scaleW, Width, N * Width);
             else
             {
-                _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.T2_Mul);
+                _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Mul_beefc3cd);
                 _t2(N * Width, t4.View, t2.View, _scaleW.View, Width, N * Width);
             }
 
             // T3_Add: Add -> [N, Width]   (line 16)
             var t6 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(2, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T3_Add(t6, t4, _shift, Width, N * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Add_8b551b42(t6, t4, _shift, Width, N * Width);
             else
             {
-                _t3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.T3_Add);
+                _t3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_8b551b42);
                 _t3(N * Width, t6.View, t4.View, _shift.View, Width, N * Width);
             }
 
             // T4_Sigmoid: Sigmoid -> [N, Width]   (line 17)
             var t7 = _recompute ? Workspace.Slot(1, N, Width) : TrainSlot(3, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T4_Sigmoid(t7, t6, N * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Sigmoid_75cb49d3(t7, t6, N * Width);
             else
             {
-                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T4_Sigmoid);
+                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Sigmoid_75cb49d3);
                 _t4(N * Width, t7.View, t6.View, N * Width);
             }
 
             // T5_Mul: Mul -> [N, Width]   (line 17)
             var t8 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(4, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T5_Mul(t8, t7, y, N * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Mul_f1704c8f(t8, t7, y, N * Width);
             else
             {
-                _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T5_Mul);
+                _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Mul_f1704c8f);
                 _t5(N * Width, t8.View, t7.View, y.View, N * Width);
             }
 
             // T6_Scale: Scale -> [N, Width]   (line 17)
             var t9 = TrainSlot(5, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T6_Scale(t9, t8, N * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Scale_e767be77(t9, t8, N * Width);
             else
             {
-                _t6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T6_Scale);
+                _t6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Scale_e767be77);
                 _t6(N * Width, t9.View, t8.View, N * Width);
             }
             return t9;
@@ -193,46 +193,46 @@ partial class Gate
             {
                 // T1_Gelu: Gelu -> [N, Width]   (line 16)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T1_Gelu(t2, x, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Gelu_4c81162f(t2, x, N * Width);
                 else
                 {
-                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T1_Gelu);
+                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Gelu_4c81162f);
                     _t1(N * Width, t2.View, x.View, N * Width);
                 }
 
                 // T2_Mul: Mul -> [N, Width]   (line 16)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T2_Mul(t4, t2, _scaleW, Width, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Mul_beefc3cd(t4, t2, _scaleW, Width, N * Width);
                 else
                 {
-                    _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.T2_Mul);
+                    _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Mul_beefc3cd);
                     _t2(N * Width, t4.View, t2.View, _scaleW.View, Width, N * Width);
                 }
 
                 // T3_Add: Add -> [N, Width]   (line 16)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T3_Add(t6, t4, _shift, Width, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Add_8b551b42(t6, t4, _shift, Width, N * Width);
                 else
                 {
-                    _t3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.T3_Add);
+                    _t3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_8b551b42);
                     _t3(N * Width, t6.View, t4.View, _shift.View, Width, N * Width);
                 }
 
                 // T4_Sigmoid: Sigmoid -> [N, Width]   (line 17)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T4_Sigmoid(t7, t6, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Sigmoid_75cb49d3(t7, t6, N * Width);
                 else
                 {
-                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T4_Sigmoid);
+                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Sigmoid_75cb49d3);
                     _t4(N * Width, t7.View, t6.View, N * Width);
                 }
 
                 // T5_Mul: Mul -> [N, Width]   (line 17)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T5_Mul(t8, t7, y, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Mul_f1704c8f(t8, t7, y, N * Width);
                 else
                 {
-                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T5_Mul);
+                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Mul_f1704c8f);
                     _t5(N * Width, t8.View, t7.View, y.View, N * Width);
                 }
             }
@@ -241,11 +241,11 @@ partial class Gate
             if (g8 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B9_Scale_x(g8!, g9!, t8, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Scale_35c686ee(g8!, g9!, t8, N * Width);
                 else
                 {
-                    _b9_scale_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B9_Scale_x);
-                    _b9_scale_x(N * Width, g8!.View, g9!.View, t8.View, N * Width);
+                    _grad_scale_35c686ee ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Scale_35c686ee);
+                    _grad_scale_35c686ee(N * Width, g8!.View, g9!.View, t8.View, N * Width);
                 }
             }
 
@@ -253,21 +253,21 @@ partial class Gate
             if (g7 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B8_Mul_a(g7!, g8!, t7, y, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_8f589dab(g7!, g8!, t7, y, N * Width);
                 else
                 {
-                    _b8_mul_a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B8_Mul_a);
-                    _b8_mul_a(N * Width, g7!.View, g8!.View, t7.View, y.View, N * Width);
+                    _grad_mul_8f589dab ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_8f589dab);
+                    _grad_mul_8f589dab(N * Width, g7!.View, g8!.View, t7.View, y.View, N * Width);
                 }
             }
             if (g1 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B8_Mul_b(g1!, g8!, t7, y, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_d6a83640(g1!, g8!, t7, y, N * Width);
                 else
                 {
-                    _b8_mul_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B8_Mul_b);
-                    _b8_mul_b(N * Width, g1!.View, g8!.View, t7.View, y.View, N * Width);
+                    _grad_mul_d6a83640 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_d6a83640);
+                    _grad_mul_d6a83640(N * Width, g1!.View, g8!.View, t7.View, y.View, N * Width);
                 }
             }
 
@@ -275,11 +275,11 @@ partial class Gate
             if (g6 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B7_Sigmoid_x(g6!, g7!, t6, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Sigmoid_2eb30266(g6!, g7!, t6, N * Width);
                 else
                 {
-                    _b7_sigmoid_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B7_Sigmoid_x);
-                    _b7_sigmoid_x(N * Width, g6!.View, g7!.View, t6.View, N * Width);
+                    _grad_sigmoid_2eb30266 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Sigmoid_2eb30266);
+                    _grad_sigmoid_2eb30266(N * Width, g6!.View, g7!.View, t6.View, N * Width);
                 }
             }
 
@@ -287,20 +287,20 @@ partial class Gate
             if (g4 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B6_Add_a(g4!, g6!, t4, _shift, Width, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_fb1365dd(g4!, g6!, t4, _shift, Width, N * Width);
                 else
                 {
-                    _b6_add_a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.B6_Add_a);
-                    _b6_add_a(N * Width, g4!.View, g6!.View, t4.View, _shift.View, Width, N * Width);
+                    _grad_add_fb1365dd ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_fb1365dd);
+                    _grad_add_fb1365dd(N * Width, g4!.View, g6!.View, t4.View, _shift.View, Width, N * Width);
                 }
             }
             var s6_1 = GradSlot(8, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.B6_Add_b(s6_1, g6!, t4, _shift, Width, N * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_819f3d56(s6_1, g6!, t4, _shift, Width, N * Width);
             else
             {
-                _b6_add_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.B6_Add_b);
-                _b6_add_b(N * Width, s6_1.View, g6!.View, t4.View, _shift.View, Width, N * Width);
+                _grad_add_819f3d56 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_819f3d56);
+                _grad_add_819f3d56(N * Width, s6_1.View, g6!.View, t4.View, _shift.View, Width, N * Width);
             }
             if (g5 is not null) _ctx.ColumnSum(s6_1, g5, (N * Width) / (Width), Width, accumulate: true);
 
@@ -308,20 +308,20 @@ partial class Gate
             if (g2 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B4_Mul_a(g2!, g4!, t2, _scaleW, Width, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_827984d6(g2!, g4!, t2, _scaleW, Width, N * Width);
                 else
                 {
-                    _b4_mul_a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.B4_Mul_a);
-                    _b4_mul_a(N * Width, g2!.View, g4!.View, t2.View, _scaleW.View, Width, N * Width);
+                    _grad_mul_827984d6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_827984d6);
+                    _grad_mul_827984d6(N * Width, g2!.View, g4!.View, t2.View, _scaleW.View, Width, N * Width);
                 }
             }
             var s4_1 = GradSlot(9, N, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.B4_Mul_b(s4_1, g4!, t2, _scaleW, Width, N * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_10eaea63(s4_1, g4!, t2, _scaleW, Width, N * Width);
             else
             {
-                _b4_mul_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.B4_Mul_b);
-                _b4_mul_b(N * Width, s4_1.View, g4!.View, t2.View, _scaleW.View, Width, N * Width);
+                _grad_mul_10eaea63 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_10eaea63);
+                _grad_mul_10eaea63(N * Width, s4_1.View, g4!.View, t2.View, _scaleW.View, Width, N * Width);
             }
             if (g3 is not null) _ctx.ColumnSum(s4_1, g3, (N * Width) / (Width), Width, accumulate: true);
 
@@ -329,11 +329,11 @@ partial class Gate
             if (g0 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B2_Gelu_x(g0!, g2!, x, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Gelu_98e53ec0(g0!, g2!, x, N * Width);
                 else
                 {
-                    _b2_gelu_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B2_Gelu_x);
-                    _b2_gelu_x(N * Width, g0!.View, g2!.View, x.View, N * Width);
+                    _grad_gelu_98e53ec0 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Gelu_98e53ec0);
+                    _grad_gelu_98e53ec0(N * Width, g0!.View, g2!.View, x.View, N * Width);
                 }
             }
             return new DeviceTensor?[] { g0, g1 };

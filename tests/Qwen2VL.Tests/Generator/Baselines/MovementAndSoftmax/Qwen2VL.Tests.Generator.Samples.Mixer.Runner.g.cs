@@ -54,20 +54,20 @@ partial class Mixer
             // G1_Embedding: Embedding -> [T, Width]   (line 18)
             var t3 = Slot(0, T, Width);
             if (_ctx.IsCpu)
-                CpuKernels.G1_Embedding(t3, ids, _embed, T, Width, Vocab);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Embedding_eea461b6(t3, ids, _embed, T, Width, Vocab);
             else
             {
-                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>(GpuKernels.G1_Embedding);
+                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Embedding_eea461b6);
                 _g1(T * Width, t3.View, ids.IntView, _embed.View, T, Width, Vocab);
             }
 
             // G2_Add: Add -> [T, Width]   (line 18)
             var t4 = Slot(1, T, Width);
             if (_ctx.IsCpu)
-                CpuKernels.G2_Add(t4, x, t3, T * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t4, x, t3, T * Width);
             else
             {
-                _g2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(GpuKernels.G2_Add);
+                _g2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
                 _g2(T * Width, t4.View, x.View, t3.View, T * Width);
             }
 
@@ -77,30 +77,30 @@ partial class Mixer
             // G4_Transpose: Transpose -> [Heads, T, HeadDim]   (line 18)
             var t6 = Slot(0, Heads, T, Width / Heads);
             if (_ctx.IsCpu)
-                CpuKernels.G4_Transpose(t6, t5, T, 1, Heads, Width / Heads);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Transpose_0ae9e03a(t6, t5, T, 1, Heads, Width / Heads);
             else
             {
-                _g4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.G4_Transpose);
+                _g4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Transpose_0ae9e03a);
                 _g4(T * Width, t6.View, t5.View, T, 1, Heads, Width / Heads);
             }
 
             // G5_Softmax: Softmax -> [Heads, T, HeadDim]   (line 19)
             var t7 = Slot(1, Heads, T, Width / Heads);
             if (_ctx.IsCpu)
-                CpuKernels.G5_Softmax(t7, t6, Heads * T, Width / Heads);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Softmax_f78c2621(t7, t6, Heads * T, Width / Heads);
             else
             {
-                _g5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(GpuKernels.G5_Softmax);
+                _g5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Softmax_f78c2621);
                 _g5(Heads * T, t7.View, t6.View, Heads * T, Width / Heads);
             }
 
             // G6_Transpose: Transpose -> [T, Heads, HeadDim]   (line 20)
             var t8 = Slot(0, T, Heads, Width / Heads);
             if (_ctx.IsCpu)
-                CpuKernels.G6_Transpose(t8, t7, Heads, 1, T, Width / Heads);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Transpose_0ae9e03a(t8, t7, Heads, 1, T, Width / Heads);
             else
             {
-                _g6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.G6_Transpose);
+                _g6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Transpose_0ae9e03a);
                 _g6(T * Width, t8.View, t7.View, Heads, 1, T, Width / Heads);
             }
 
@@ -113,20 +113,20 @@ partial class Mixer
             // G9_Select: Select -> [T, HeadDim]   (line 21)
             var t11 = Slot(1, T, Width / Heads);
             if (_ctx.IsCpu)
-                CpuKernels.G9_Select(t11, t10, T, Heads, Width / Heads, 0);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Select_6f586800(t11, t10, T, Heads, Width / Heads, 0);
             else
             {
-                _g9 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.G9_Select);
+                _g9 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Select_6f586800);
                 _g9(T * Width / Heads, t11.View, t10.View, T, Heads, Width / Heads, 0);
             }
 
             // G10_Concat: Concat -> [T, Width/Heads + Width]   (line 22)
             var t12 = Slot(2, T, (Width / Heads + Width));
             if (_ctx.IsCpu)
-                CpuKernels.G10_Concat(t12, t9, t11, T, Width, Width / Heads);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Concat_223ae86d(t12, t9, t11, T, Width, Width / Heads);
             else
             {
-                _g10 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(GpuKernels.G10_Concat);
+                _g10 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Concat_223ae86d);
                 _g10((T * Width / Heads + T * Width), t12.View, t9.View, t11.View, T, Width, Width / Heads);
             }
             return t12;

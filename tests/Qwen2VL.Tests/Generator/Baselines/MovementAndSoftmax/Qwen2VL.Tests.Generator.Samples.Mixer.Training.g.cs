@@ -28,15 +28,13 @@ partial class Mixer
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _t6;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _t9;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _t10;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _b12_concat_a;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _b12_concat_b;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _b11_select;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _b8_transpose;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _b7_softmax;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _b6_transpose;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b4_add_a;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b4_add_b;
-        private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>? _b3_embedding;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _grad_concat_9a6bf66a;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _grad_concat_ba26b8d9;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _grad_select_bfbd284f;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _grad_transpose_e10c2266;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _grad_softmax_e08594a8;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_add_5c3079ac;
+        private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>? _grad_embedding_f91bc54d;
 
         /// <summary>
         /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
@@ -91,20 +89,20 @@ partial class Mixer
             // T1_Embedding: Embedding -> [T, Width]   (line 18)
             var t3 = TrainSlot(0, T, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T1_Embedding(t3, ids, _embed, T, Width, Vocab);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Embedding_eea461b6(t3, ids, _embed, T, Width, Vocab);
             else
             {
-                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>(TrainGpuKernels.T1_Embedding);
+                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Embedding_eea461b6);
                 _t1(T * Width, t3.View, ids.IntView, _embed.View, T, Width, Vocab);
             }
 
             // T2_Add: Add -> [T, Width]   (line 18)
             var t4 = _recompute ? Workspace.Slot(0, T, Width) : TrainSlot(1, T, Width);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T2_Add(t4, x, t3, T * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t4, x, t3, T * Width);
             else
             {
-                _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T2_Add);
+                _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
                 _t2(T * Width, t4.View, x.View, t3.View, T * Width);
             }
 
@@ -114,30 +112,30 @@ partial class Mixer
             // T4_Transpose: Transpose -> [Heads, T, HeadDim]   (line 18)
             var t6 = TrainSlot(2, Heads, T, Width / Heads);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T4_Transpose(t6, t5, T, 1, Heads, Width / Heads);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Transpose_0ae9e03a(t6, t5, T, 1, Heads, Width / Heads);
             else
             {
-                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.T4_Transpose);
+                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Transpose_0ae9e03a);
                 _t4(T * Width, t6.View, t5.View, T, 1, Heads, Width / Heads);
             }
 
             // T5_Softmax: Softmax -> [Heads, T, HeadDim]   (line 19)
             var t7 = _recompute ? Workspace.Slot(0, Heads, T, Width / Heads) : TrainSlot(3, Heads, T, Width / Heads);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T5_Softmax(t7, t6, Heads * T, Width / Heads);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Softmax_f78c2621(t7, t6, Heads * T, Width / Heads);
             else
             {
-                _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.T5_Softmax);
+                _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Softmax_f78c2621);
                 _t5(Heads * T, t7.View, t6.View, Heads * T, Width / Heads);
             }
 
             // T6_Transpose: Transpose -> [T, Heads, HeadDim]   (line 20)
             var t8 = TrainSlot(4, T, Heads, Width / Heads);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T6_Transpose(t8, t7, Heads, 1, T, Width / Heads);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Transpose_0ae9e03a(t8, t7, Heads, 1, T, Width / Heads);
             else
             {
-                _t6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.T6_Transpose);
+                _t6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Transpose_0ae9e03a);
                 _t6(T * Width, t8.View, t7.View, Heads, 1, T, Width / Heads);
             }
 
@@ -150,20 +148,20 @@ partial class Mixer
             // T9_Select: Select -> [T, HeadDim]   (line 21)
             var t11 = TrainSlot(5, T, Width / Heads);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T9_Select(t11, t10, T, Heads, Width / Heads, 0);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Select_6f586800(t11, t10, T, Heads, Width / Heads, 0);
             else
             {
-                _t9 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.T9_Select);
+                _t9 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Select_6f586800);
                 _t9(T * Width / Heads, t11.View, t10.View, T, Heads, Width / Heads, 0);
             }
 
             // T10_Concat: Concat -> [T, Width/Heads + Width]   (line 22)
             var t12 = TrainSlot(6, T, (Width / Heads + Width));
             if (_ctx.IsCpu)
-                TrainCpuKernels.T10_Concat(t12, t9, t11, T, Width, Width / Heads);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Concat_223ae86d(t12, t9, t11, T, Width, Width / Heads);
             else
             {
-                _t10 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(TrainGpuKernels.T10_Concat);
+                _t10 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Concat_223ae86d);
                 _t10((T * Width / Heads + T * Width), t12.View, t9.View, t11.View, T, Width, Width / Heads);
             }
             return t12;
@@ -209,21 +207,21 @@ partial class Mixer
             if (g9 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B12_Concat_a(g12!, g9!, t11, T, Width, Width / Heads);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Concat_9a6bf66a(g12!, g9!, t11, T, Width, Width / Heads);
                 else
                 {
-                    _b12_concat_a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(TrainGpuKernels.B12_Concat_a);
-                    _b12_concat_a((T * Width / Heads + T * Width), g12!.View, g9!.View, t11.View, T, Width, Width / Heads);
+                    _grad_concat_9a6bf66a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Concat_9a6bf66a);
+                    _grad_concat_9a6bf66a((T * Width / Heads + T * Width), g12!.View, g9!.View, t11.View, T, Width, Width / Heads);
                 }
             }
             if (g11 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B12_Concat_b(g12!, t9, g11!, T, Width, Width / Heads);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Concat_ba26b8d9(g12!, t9, g11!, T, Width, Width / Heads);
                 else
                 {
-                    _b12_concat_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(TrainGpuKernels.B12_Concat_b);
-                    _b12_concat_b((T * Width / Heads + T * Width), g12!.View, t9.View, g11!.View, T, Width, Width / Heads);
+                    _grad_concat_ba26b8d9 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Concat_ba26b8d9);
+                    _grad_concat_ba26b8d9((T * Width / Heads + T * Width), g12!.View, t9.View, g11!.View, T, Width, Width / Heads);
                 }
             }
 
@@ -231,11 +229,11 @@ partial class Mixer
             if (g10 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B11_Select(g11!, g10!, T, Heads, Width / Heads, 0);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Select_bfbd284f(g11!, g10!, T, Heads, Width / Heads, 0);
                 else
                 {
-                    _b11_select ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.B11_Select);
-                    _b11_select(T * Width / Heads, g11!.View, g10!.View, T, Heads, Width / Heads, 0);
+                    _grad_select_bfbd284f ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Select_bfbd284f);
+                    _grad_select_bfbd284f(T * Width / Heads, g11!.View, g10!.View, T, Heads, Width / Heads, 0);
                 }
             }
 
@@ -243,11 +241,11 @@ partial class Mixer
             if (g7 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B8_Transpose(g8!, g7!, Heads, 1, T, Width / Heads);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Transpose_e10c2266(g8!, g7!, Heads, 1, T, Width / Heads);
                 else
                 {
-                    _b8_transpose ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.B8_Transpose);
-                    _b8_transpose(T * Width, g8!.View, g7!.View, Heads, 1, T, Width / Heads);
+                    _grad_transpose_e10c2266 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Transpose_e10c2266);
+                    _grad_transpose_e10c2266(T * Width, g8!.View, g7!.View, Heads, 1, T, Width / Heads);
                 }
             }
 
@@ -256,10 +254,10 @@ partial class Mixer
             {
                 // T5_Softmax: Softmax -> [Heads, T, HeadDim]   (line 19)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T5_Softmax(t7, t6, Heads * T, Width / Heads);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Softmax_f78c2621(t7, t6, Heads * T, Width / Heads);
                 else
                 {
-                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.T5_Softmax);
+                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Softmax_f78c2621);
                     _t5(Heads * T, t7.View, t6.View, Heads * T, Width / Heads);
                 }
             }
@@ -268,11 +266,11 @@ partial class Mixer
             if (g6 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B7_Softmax(g6!, g7!, t7, Heads * T, Width / Heads);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Softmax_e08594a8(g6!, g7!, t7, Heads * T, Width / Heads);
                 else
                 {
-                    _b7_softmax ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(TrainGpuKernels.B7_Softmax);
-                    _b7_softmax(Heads * T, g6!.View, g7!.View, t7.View, Heads * T, Width / Heads);
+                    _grad_softmax_e08594a8 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Softmax_e08594a8);
+                    _grad_softmax_e08594a8(Heads * T, g6!.View, g7!.View, t7.View, Heads * T, Width / Heads);
                 }
             }
 
@@ -280,11 +278,11 @@ partial class Mixer
             if (g5 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B6_Transpose(g6!, g5!, T, 1, Heads, Width / Heads);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Transpose_e10c2266(g6!, g5!, T, 1, Heads, Width / Heads);
                 else
                 {
-                    _b6_transpose ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.B6_Transpose);
-                    _b6_transpose(T * Width, g6!.View, g5!.View, T, 1, Heads, Width / Heads);
+                    _grad_transpose_e10c2266 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Transpose_e10c2266);
+                    _grad_transpose_e10c2266(T * Width, g6!.View, g5!.View, T, 1, Heads, Width / Heads);
                 }
             }
 
@@ -292,21 +290,21 @@ partial class Mixer
             if (g0 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B4_Add_a(g0!, g4!, x, t3, T * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g0!, g4!, x, t3, T * Width);
                 else
                 {
-                    _b4_add_a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B4_Add_a);
-                    _b4_add_a(T * Width, g0!.View, g4!.View, x.View, t3.View, T * Width);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(T * Width, g0!.View, g4!.View, x.View, t3.View, T * Width);
                 }
             }
             if (g3 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B4_Add_b(g3!, g4!, x, t3, T * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g3!, g4!, x, t3, T * Width);
                 else
                 {
-                    _b4_add_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B4_Add_b);
-                    _b4_add_b(T * Width, g3!.View, g4!.View, x.View, t3.View, T * Width);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(T * Width, g3!.View, g4!.View, x.View, t3.View, T * Width);
                 }
             }
 
@@ -314,11 +312,11 @@ partial class Mixer
             if (g2 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B3_Embedding(g3!, ids, g2!, T, Width, Vocab);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Embedding_f91bc54d(g3!, ids, g2!, T, Width, Vocab);
                 else
                 {
-                    _b3_embedding ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>(TrainGpuKernels.B3_Embedding);
-                    _b3_embedding(T * Width, g3!.View, ids.IntView, g2!.View, T, Width, Vocab);
+                    _grad_embedding_f91bc54d ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Embedding_f91bc54d);
+                    _grad_embedding_f91bc54d(T * Width, g3!.View, ids.IntView, g2!.View, T, Width, Vocab);
                 }
             }
             return new DeviceTensor?[] { g0, null };

@@ -51,37 +51,37 @@ partial class Residual
             var t2 = Slot(0, T, Hidden);
             var t4 = Slot(1, T, Hidden);
             if (_ctx.IsCpu)
-                CpuKernels.G1_Add_RmsNorm(t4, t2, x, update, _normW, T, Hidden, 1e-6f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Add_RmsNorm_14f0305f(t4, t2, x, update, _normW, T, Hidden, 1e-6f);
             else
             {
-                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.G1_Add_RmsNorm);
+                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_RmsNorm_14f0305f);
                 _g1(T, t4.View, t2.View, x.View, update.View, _normW.View, T, Hidden, 1e-6f);
             }
 
             // G2_Linear_Silu: Linear + Silu -> [T, Hidden]   (line 20)
             var t7 = Slot(2, T, Hidden);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t4, _projW, t7, T, Hidden, Hidden, new CpuKernels.G2_Linear_Silu_Epilogue());
+                CpuGemm.Run(t4, _projW, t7, T, Hidden, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Silu_Epilogue_b616486b());
             else
-                _ctx.Gemm(t4, _projW, t7, T, Hidden, Hidden, new GpuKernels.G2_Linear_Silu_Epilogue { Cols = Hidden });
+                _ctx.Gemm(t4, _projW, t7, T, Hidden, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Silu_Epilogue_b616486b { Cols = Hidden });
 
             // G3_LayerNorm: LayerNorm -> [T, Hidden]   (line 20)
             var t10 = Slot(1, T, Hidden);
             if (_ctx.IsCpu)
-                CpuKernels.G3_LayerNorm(t10, t7, _lnW, _lnB, T, Hidden, 1e-5f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t10, t7, _lnW, _lnB, T, Hidden, 1e-5f);
             else
             {
-                _g3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.G3_LayerNorm);
+                _g3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.LayerNorm_f4700a9d);
                 _g3(T, t10.View, t7.View, _lnW.View, _lnB.View, T, Hidden, 1e-5f);
             }
 
             // G4_Add: Add -> [T, Hidden]   (line 21)
             var t11 = Slot(3, T, Hidden);
             if (_ctx.IsCpu)
-                CpuKernels.G4_Add(t11, t10, t2, Hidden * T);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t11, t10, t2, Hidden * T);
             else
             {
-                _g4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(GpuKernels.G4_Add);
+                _g4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
                 _g4(Hidden * T, t11.View, t10.View, t2.View, Hidden * T);
             }
             return t11;

@@ -26,13 +26,10 @@ partial class Residual
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t4;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _t5;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t6;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b11_add_a;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b11_add_b;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _b10_layernorm;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b7_silu_x;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _b4_rmsnorm;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b2_add_a;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b2_add_b;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_add_5c3079ac;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _grad_layernorm_13ec8672;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_silu_0795f7bb;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _grad_rmsnorm_c5c6e210;
 
         /// <summary>
         /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
@@ -88,20 +85,20 @@ partial class Residual
             // T1_Add: Add -> [T, Hidden]   (line 18)
             var t2 = _recompute ? Workspace.Slot(0, T, Hidden) : TrainSlot(0, T, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T1_Add(t2, x, update, Hidden * T);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t2, x, update, Hidden * T);
             else
             {
-                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T1_Add);
+                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
                 _t1(Hidden * T, t2.View, x.View, update.View, Hidden * T);
             }
 
             // T2_RmsNorm: RmsNorm -> [T, Hidden]   (line 19)
             var t4 = _recompute ? Workspace.Slot(1, T, Hidden) : TrainSlot(1, T, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T2_RmsNorm(t4, t2, _normW, T, Hidden, 1e-6f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t4, t2, _normW, T, Hidden, 1e-6f);
             else
             {
-                _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T2_RmsNorm);
+                _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.RmsNorm_868905d2);
                 _t2(T, t4.View, t2.View, _normW.View, T, Hidden, 1e-6f);
             }
 
@@ -112,30 +109,30 @@ partial class Residual
             // T4_Silu: Silu -> [T, Hidden]   (line 20)
             var t7 = _recompute ? Workspace.Slot(1, T, Hidden) : TrainSlot(3, T, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T4_Silu(t7, t6, Hidden * T);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Silu_dda9164b(t7, t6, Hidden * T);
             else
             {
-                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T4_Silu);
+                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Silu_dda9164b);
                 _t4(Hidden * T, t7.View, t6.View, Hidden * T);
             }
 
             // T5_LayerNorm: LayerNorm -> [T, Hidden]   (line 20)
             var t10 = _recompute ? Workspace.Slot(2, T, Hidden) : TrainSlot(4, T, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T5_LayerNorm(t10, t7, _lnW, _lnB, T, Hidden, 1e-5f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t10, t7, _lnW, _lnB, T, Hidden, 1e-5f);
             else
             {
-                _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T5_LayerNorm);
+                _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.LayerNorm_f4700a9d);
                 _t5(T, t10.View, t7.View, _lnW.View, _lnB.View, T, Hidden, 1e-5f);
             }
 
             // T6_Add: Add -> [T, Hidden]   (line 21)
             var t11 = TrainSlot(5, T, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T6_Add(t11, t10, t2, Hidden * T);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t11, t10, t2, Hidden * T);
             else
             {
-                _t6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T6_Add);
+                _t6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
                 _t6(Hidden * T, t11.View, t10.View, t2.View, Hidden * T);
             }
             return t11;
@@ -182,28 +179,28 @@ partial class Residual
             {
                 // T1_Add: Add -> [T, Hidden]   (line 18)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T1_Add(t2, x, update, Hidden * T);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t2, x, update, Hidden * T);
                 else
                 {
-                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T1_Add);
+                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
                     _t1(Hidden * T, t2.View, x.View, update.View, Hidden * T);
                 }
 
                 // T4_Silu: Silu -> [T, Hidden]   (line 20)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T4_Silu(t7, t6, Hidden * T);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Silu_dda9164b(t7, t6, Hidden * T);
                 else
                 {
-                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T4_Silu);
+                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Silu_dda9164b);
                     _t4(Hidden * T, t7.View, t6.View, Hidden * T);
                 }
 
                 // T5_LayerNorm: LayerNorm -> [T, Hidden]   (line 20)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T5_LayerNorm(t10, t7, _lnW, _lnB, T, Hidden, 1e-5f);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t10, t7, _lnW, _lnB, T, Hidden, 1e-5f);
                 else
                 {
-                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T5_LayerNorm);
+                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.LayerNorm_f4700a9d);
                     _t5(T, t10.View, t7.View, _lnW.View, _lnB.View, T, Hidden, 1e-5f);
                 }
             }
@@ -212,32 +209,32 @@ partial class Residual
             if (g10 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B11_Add_a(g10!, g11!, t10, t2, Hidden * T);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g10!, g11!, t10, t2, Hidden * T);
                 else
                 {
-                    _b11_add_a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B11_Add_a);
-                    _b11_add_a(Hidden * T, g10!.View, g11!.View, t10.View, t2.View, Hidden * T);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(Hidden * T, g10!.View, g11!.View, t10.View, t2.View, Hidden * T);
                 }
             }
             if (g2 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B11_Add_b(g2!, g11!, t10, t2, Hidden * T);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g2!, g11!, t10, t2, Hidden * T);
                 else
                 {
-                    _b11_add_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B11_Add_b);
-                    _b11_add_b(Hidden * T, g2!.View, g11!.View, t10.View, t2.View, Hidden * T);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(Hidden * T, g2!.View, g11!.View, t10.View, t2.View, Hidden * T);
                 }
             }
 
             // d/dLayerNorm (line 20): LayerNorm(Silu(Linear(n, ProjW)), LnW, LnB, 1e-5f)
             var r10 = GradSlot(8, T, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.B10_LayerNorm(g7!, r10, g10!, t7, _lnW, T, Hidden, 1e-5f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_LayerNorm_13ec8672(g7!, r10, g10!, t7, _lnW, T, Hidden, 1e-5f);
             else
             {
-                _b10_layernorm ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.B10_LayerNorm);
-                _b10_layernorm(T, g7!.View, r10.View, g10!.View, t7.View, _lnW.View, T, Hidden, 1e-5f);
+                _grad_layernorm_13ec8672 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_LayerNorm_13ec8672);
+                _grad_layernorm_13ec8672(T, g7!.View, r10.View, g10!.View, t7.View, _lnW.View, T, Hidden, 1e-5f);
             }
             if (g8 is not null) _ctx.ColumnSum(r10, g8, T, Hidden, accumulate: true);
             if (g9 is not null) _ctx.ColumnSum(g10!, g9, T, Hidden, accumulate: true);
@@ -246,11 +243,11 @@ partial class Residual
             if (g6 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B7_Silu_x(g6!, g7!, t6, Hidden * T);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Silu_0795f7bb(g6!, g7!, t6, Hidden * T);
                 else
                 {
-                    _b7_silu_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B7_Silu_x);
-                    _b7_silu_x(Hidden * T, g6!.View, g7!.View, t6.View, Hidden * T);
+                    _grad_silu_0795f7bb ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Silu_0795f7bb);
+                    _grad_silu_0795f7bb(Hidden * T, g6!.View, g7!.View, t6.View, Hidden * T);
                 }
             }
 
@@ -259,10 +256,10 @@ partial class Residual
             {
                 // T2_RmsNorm: RmsNorm -> [T, Hidden]   (line 19)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T2_RmsNorm(t4, t2, _normW, T, Hidden, 1e-6f);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t4, t2, _normW, T, Hidden, 1e-6f);
                 else
                 {
-                    _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T2_RmsNorm);
+                    _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.RmsNorm_868905d2);
                     _t2(T, t4.View, t2.View, _normW.View, T, Hidden, 1e-6f);
                 }
             }
@@ -274,11 +271,11 @@ partial class Residual
             // d/dRmsNorm (line 19): RmsNorm(s, NormW, 1e-6f)
             var r4 = GradSlot(9, T, Hidden);
             if (_ctx.IsCpu)
-                TrainCpuKernels.B4_RmsNorm(g2!, r4, g4!, t2, _normW, T, Hidden, 1e-6f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_RmsNorm_c5c6e210(g2!, r4, g4!, t2, _normW, T, Hidden, 1e-6f);
             else
             {
-                _b4_rmsnorm ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.B4_RmsNorm);
-                _b4_rmsnorm(T, g2!.View, r4.View, g4!.View, t2.View, _normW.View, T, Hidden, 1e-6f);
+                _grad_rmsnorm_c5c6e210 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_RmsNorm_c5c6e210);
+                _grad_rmsnorm_c5c6e210(T, g2!.View, r4.View, g4!.View, t2.View, _normW.View, T, Hidden, 1e-6f);
             }
             if (g3 is not null) _ctx.ColumnSum(r4, g3, T, Hidden, accumulate: true);
 
@@ -286,21 +283,21 @@ partial class Residual
             if (g0 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B2_Add_a(g0!, g2!, x, update, Hidden * T);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g0!, g2!, x, update, Hidden * T);
                 else
                 {
-                    _b2_add_a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B2_Add_a);
-                    _b2_add_a(Hidden * T, g0!.View, g2!.View, x.View, update.View, Hidden * T);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(Hidden * T, g0!.View, g2!.View, x.View, update.View, Hidden * T);
                 }
             }
             if (g1 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B2_Add_b(g1!, g2!, x, update, Hidden * T);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g1!, g2!, x, update, Hidden * T);
                 else
                 {
-                    _b2_add_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B2_Add_b);
-                    _b2_add_b(Hidden * T, g1!.View, g2!.View, x.View, update.View, Hidden * T);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(Hidden * T, g1!.View, g2!.View, x.View, update.View, Hidden * T);
                 }
             }
             return new DeviceTensor?[] { g0, g1 };

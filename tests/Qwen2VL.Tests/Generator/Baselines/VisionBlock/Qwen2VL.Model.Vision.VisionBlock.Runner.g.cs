@@ -80,19 +80,19 @@ partial class VisionBlock
             // G1_LayerNorm: LayerNorm -> [N, Embed]   (line 37)
             var t5 = Slot(0, N, Embed);
             if (_ctx.IsCpu)
-                CpuKernels.G1_LayerNorm(t5, x, _norm1W, _norm1B, N, Embed, 1e-6f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t5, x, _norm1W, _norm1B, N, Embed, 1e-6f);
             else
             {
-                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.G1_LayerNorm);
+                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.LayerNorm_f4700a9d);
                 _g1(N, t5.View, x.View, _norm1W.View, _norm1B.View, N, Embed, 1e-6f);
             }
 
             // G2_Linear: Linear -> [N, 3*Embed]   (line 38)
             var t8 = Slot(1, N, 3 * Embed);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t5, _qkvW, t8, N, 3 * Embed, Embed, new CpuKernels.G2_Linear_Epilogue(_qkvB));
+                CpuGemm.Run(t5, _qkvW, t8, N, 3 * Embed, Embed, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_qkvB));
             else
-                _ctx.Gemm(t5, _qkvW, t8, N, 3 * Embed, Embed, new GpuKernels.G2_Linear_Epilogue { In0 = _qkvB.View, Cols = 3 * Embed });
+                _ctx.Gemm(t5, _qkvW, t8, N, 3 * Embed, Embed, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _qkvB.View, Cols = 3 * Embed });
 
             // G3_Reshape: Reshape -> [N, 3, Heads, HeadDim]   (line 38)
             var t9 = t8.Reshape(N, 3, Heads, Embed / Heads);
@@ -100,50 +100,50 @@ partial class VisionBlock
             // G4_Select: Select -> [N, Heads, HeadDim]   (line 39)
             var t10 = Slot(0, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
-                CpuKernels.G4_Select(t10, t9, N, 3, Embed, 0);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Select_6f586800(t10, t9, N, 3, Embed, 0);
             else
             {
-                _g4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.G4_Select);
+                _g4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Select_6f586800);
                 _g4(Embed * N, t10.View, t9.View, N, 3, Embed, 0);
             }
 
             // G5_VisionRotary: VisionRotary -> [N, Heads, HeadDim]   (line 39)
             var t11 = Slot(2, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
-                CpuKernels.G5_VisionRotary(t11, t10, pos, N, Heads, Embed / Heads, 10000f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.VisionRotary_36c9a8f4(t11, t10, pos, N, Heads, Embed / Heads, 10000f);
             else
             {
-                _g5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(GpuKernels.G5_VisionRotary);
+                _g5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.VisionRotary_36c9a8f4);
                 _g5(Embed * N, t11.View, t10.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
             }
 
             // G6_Select: Select -> [N, Heads, HeadDim]   (line 40)
             var t12 = Slot(0, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
-                CpuKernels.G6_Select(t12, t9, N, 3, Embed, 1);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Select_6f586800(t12, t9, N, 3, Embed, 1);
             else
             {
-                _g6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.G6_Select);
+                _g6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Select_6f586800);
                 _g6(Embed * N, t12.View, t9.View, N, 3, Embed, 1);
             }
 
             // G7_VisionRotary: VisionRotary -> [N, Heads, HeadDim]   (line 40)
             var t13 = Slot(3, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
-                CpuKernels.G7_VisionRotary(t13, t12, pos, N, Heads, Embed / Heads, 10000f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.VisionRotary_36c9a8f4(t13, t12, pos, N, Heads, Embed / Heads, 10000f);
             else
             {
-                _g7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(GpuKernels.G7_VisionRotary);
+                _g7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.VisionRotary_36c9a8f4);
                 _g7(Embed * N, t13.View, t12.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
             }
 
             // G8_Select: Select -> [N, Heads, HeadDim]   (line 41)
             var t14 = Slot(0, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
-                CpuKernels.G8_Select(t14, t9, N, 3, Embed, 2);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Select_6f586800(t14, t9, N, 3, Embed, 2);
             else
             {
-                _g8 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.G8_Select);
+                _g8 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Select_6f586800);
                 _g8(Embed * N, t14.View, t9.View, N, 3, Embed, 2);
             }
 
@@ -157,33 +157,33 @@ partial class VisionBlock
             // G11_Linear_Add: Linear + Add -> [N, Embed]   (line 43)
             var t20 = Slot(0, N, Embed);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t16, _projW, t20, N, Embed, Embed, new CpuKernels.G11_Linear_Add_Epilogue(_projB, x, Embed));
+                CpuGemm.Run(t16, _projW, t20, N, Embed, Embed, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Add_Epilogue_b91e8536(_projB, x, Embed));
             else
-                _ctx.Gemm(t16, _projW, t20, N, Embed, Embed, new GpuKernels.G11_Linear_Add_Epilogue { In0 = _projB.View, In1 = x.View, Cols = Embed });
+                _ctx.Gemm(t16, _projW, t20, N, Embed, Embed, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Add_Epilogue_b91e8536 { In0 = _projB.View, In1 = x.View, Cols = Embed });
 
             // G12_LayerNorm: LayerNorm -> [N, Embed]   (line 44)
             var t23 = Slot(1, N, Embed);
             if (_ctx.IsCpu)
-                CpuKernels.G12_LayerNorm(t23, t20, _norm2W, _norm2B, N, Embed, 1e-6f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t23, t20, _norm2W, _norm2B, N, Embed, 1e-6f);
             else
             {
-                _g12 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.G12_LayerNorm);
+                _g12 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.LayerNorm_f4700a9d);
                 _g12(N, t23.View, t20.View, _norm2W.View, _norm2B.View, N, Embed, 1e-6f);
             }
 
             // G13_Linear_QuickGelu: Linear + QuickGelu -> [N, Mlp]   (line 44)
             var t27 = Slot(2, N, Embed * MlpRatio);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t23, _fc1W, t27, N, Embed * MlpRatio, Embed, new CpuKernels.G13_Linear_QuickGelu_Epilogue(_fc1B));
+                CpuGemm.Run(t23, _fc1W, t27, N, Embed * MlpRatio, Embed, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_QuickGelu_Epilogue_95ab1852(_fc1B));
             else
-                _ctx.Gemm(t23, _fc1W, t27, N, Embed * MlpRatio, Embed, new GpuKernels.G13_Linear_QuickGelu_Epilogue { In0 = _fc1B.View, Cols = Embed * MlpRatio });
+                _ctx.Gemm(t23, _fc1W, t27, N, Embed * MlpRatio, Embed, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_QuickGelu_Epilogue_95ab1852 { In0 = _fc1B.View, Cols = Embed * MlpRatio });
 
             // G14_Linear_Add: Linear + Add -> [N, Embed]   (line 45)
             var t31 = Slot(4, N, Embed);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t27, _fc2W, t31, N, Embed, Embed * MlpRatio, new CpuKernels.G14_Linear_Add_Epilogue(_fc2B, t20, Embed));
+                CpuGemm.Run(t27, _fc2W, t31, N, Embed, Embed * MlpRatio, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Add_Epilogue_b91e8536(_fc2B, t20, Embed));
             else
-                _ctx.Gemm(t27, _fc2W, t31, N, Embed, Embed * MlpRatio, new GpuKernels.G14_Linear_Add_Epilogue { In0 = _fc2B.View, In1 = t20.View, Cols = Embed });
+                _ctx.Gemm(t27, _fc2W, t31, N, Embed, Embed * MlpRatio, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Add_Epilogue_b91e8536 { In0 = _fc2B.View, In1 = t20.View, Cols = Embed });
             return t31;
         }
 

@@ -32,18 +32,11 @@ partial class VisionBlock
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _t13;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t15;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t17;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b31_add_a;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b31_add_b;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b27_quickgelu_x;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _b23_layernorm;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b20_add_a;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b20_add_b;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _b14_select;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>? _b13_visionrotary;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _b12_select;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>? _b11_visionrotary;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _b10_select;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _b5_layernorm;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_add_5c3079ac;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_quickgelu_20ef7488;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _grad_layernorm_13ec8672;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _grad_select_bfbd284f;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>? _grad_visionrotary_7b2378ad;
 
         /// <summary>
         /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
@@ -112,19 +105,19 @@ partial class VisionBlock
             // T1_LayerNorm: LayerNorm -> [N, Embed]   (line 37)
             var t5 = _recompute ? Workspace.Slot(0, N, Embed) : TrainSlot(0, N, Embed);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T1_LayerNorm(t5, x, _norm1W, _norm1B, N, Embed, 1e-6f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t5, x, _norm1W, _norm1B, N, Embed, 1e-6f);
             else
             {
-                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T1_LayerNorm);
+                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.LayerNorm_f4700a9d);
                 _t1(N, t5.View, x.View, _norm1W.View, _norm1B.View, N, Embed, 1e-6f);
             }
 
             // T2_Linear: Linear -> [N, 3*Embed]   (line 38)
             var t8 = TrainSlot(1, N, 3 * Embed);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t5, _qkvW, t8, N, 3 * Embed, Embed, new TrainCpuKernels.T2_Linear_Epilogue(_qkvB));
+                CpuGemm.Run(t5, _qkvW, t8, N, 3 * Embed, Embed, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_qkvB));
             else
-                _ctx.Gemm(t5, _qkvW, t8, N, 3 * Embed, Embed, new TrainGpuKernels.T2_Linear_Epilogue { In0 = _qkvB.View, Cols = 3 * Embed });
+                _ctx.Gemm(t5, _qkvW, t8, N, 3 * Embed, Embed, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _qkvB.View, Cols = 3 * Embed });
 
             // T3_Reshape: Reshape -> [N, 3, Heads, HeadDim]   (line 38)
             var t9 = t8.Reshape(N, 3, Heads, Embed / Heads);
@@ -132,50 +125,50 @@ partial class VisionBlock
             // T4_Select: Select -> [N, Heads, HeadDim]   (line 39)
             var t10 = TrainSlot(2, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T4_Select(t10, t9, N, 3, Embed, 0);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Select_6f586800(t10, t9, N, 3, Embed, 0);
             else
             {
-                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.T4_Select);
+                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Select_6f586800);
                 _t4(Embed * N, t10.View, t9.View, N, 3, Embed, 0);
             }
 
             // T5_VisionRotary: VisionRotary -> [N, Heads, HeadDim]   (line 39)
             var t11 = _recompute ? Workspace.Slot(0, N, Heads, Embed / Heads) : TrainSlot(3, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T5_VisionRotary(t11, t10, pos, N, Heads, Embed / Heads, 10000f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.VisionRotary_36c9a8f4(t11, t10, pos, N, Heads, Embed / Heads, 10000f);
             else
             {
-                _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(TrainGpuKernels.T5_VisionRotary);
+                _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.VisionRotary_36c9a8f4);
                 _t5(Embed * N, t11.View, t10.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
             }
 
             // T6_Select: Select -> [N, Heads, HeadDim]   (line 40)
             var t12 = TrainSlot(4, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T6_Select(t12, t9, N, 3, Embed, 1);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Select_6f586800(t12, t9, N, 3, Embed, 1);
             else
             {
-                _t6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.T6_Select);
+                _t6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Select_6f586800);
                 _t6(Embed * N, t12.View, t9.View, N, 3, Embed, 1);
             }
 
             // T7_VisionRotary: VisionRotary -> [N, Heads, HeadDim]   (line 40)
             var t13 = _recompute ? Workspace.Slot(1, N, Heads, Embed / Heads) : TrainSlot(5, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T7_VisionRotary(t13, t12, pos, N, Heads, Embed / Heads, 10000f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.VisionRotary_36c9a8f4(t13, t12, pos, N, Heads, Embed / Heads, 10000f);
             else
             {
-                _t7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(TrainGpuKernels.T7_VisionRotary);
+                _t7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.VisionRotary_36c9a8f4);
                 _t7(Embed * N, t13.View, t12.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
             }
 
             // T8_Select: Select -> [N, Heads, HeadDim]   (line 41)
             var t14 = TrainSlot(6, N, Heads, Embed / Heads);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T8_Select(t14, t9, N, 3, Embed, 2);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Select_6f586800(t14, t9, N, 3, Embed, 2);
             else
             {
-                _t8 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.T8_Select);
+                _t8 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Select_6f586800);
                 _t8(Embed * N, t14.View, t9.View, N, 3, Embed, 2);
             }
 
@@ -189,61 +182,61 @@ partial class VisionBlock
             // T11_Linear: Linear -> [N, Embed]   (line 43)
             var t19 = TrainSlot(8, N, Embed);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t16, _projW, t19, N, Embed, Embed, new TrainCpuKernels.T11_Linear_Epilogue(_projB));
+                CpuGemm.Run(t16, _projW, t19, N, Embed, Embed, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_projB));
             else
-                _ctx.Gemm(t16, _projW, t19, N, Embed, Embed, new TrainGpuKernels.T11_Linear_Epilogue { In0 = _projB.View, Cols = Embed });
+                _ctx.Gemm(t16, _projW, t19, N, Embed, Embed, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _projB.View, Cols = Embed });
 
             // T12_Add: Add -> [N, Embed]   (line 43)
             var t20 = _recompute ? Workspace.Slot(0, N, Embed) : TrainSlot(9, N, Embed);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T12_Add(t20, x, t19, Embed * N);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t20, x, t19, Embed * N);
             else
             {
-                _t12 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T12_Add);
+                _t12 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
                 _t12(Embed * N, t20.View, x.View, t19.View, Embed * N);
             }
 
             // T13_LayerNorm: LayerNorm -> [N, Embed]   (line 44)
             var t23 = _recompute ? Workspace.Slot(1, N, Embed) : TrainSlot(10, N, Embed);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T13_LayerNorm(t23, t20, _norm2W, _norm2B, N, Embed, 1e-6f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t23, t20, _norm2W, _norm2B, N, Embed, 1e-6f);
             else
             {
-                _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T13_LayerNorm);
+                _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.LayerNorm_f4700a9d);
                 _t13(N, t23.View, t20.View, _norm2W.View, _norm2B.View, N, Embed, 1e-6f);
             }
 
             // T14_Linear: Linear -> [N, Mlp]   (line 44)
             var t26 = TrainSlot(11, N, Embed * MlpRatio);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t23, _fc1W, t26, N, Embed * MlpRatio, Embed, new TrainCpuKernels.T14_Linear_Epilogue(_fc1B));
+                CpuGemm.Run(t23, _fc1W, t26, N, Embed * MlpRatio, Embed, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_fc1B));
             else
-                _ctx.Gemm(t23, _fc1W, t26, N, Embed * MlpRatio, Embed, new TrainGpuKernels.T14_Linear_Epilogue { In0 = _fc1B.View, Cols = Embed * MlpRatio });
+                _ctx.Gemm(t23, _fc1W, t26, N, Embed * MlpRatio, Embed, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _fc1B.View, Cols = Embed * MlpRatio });
 
             // T15_QuickGelu: QuickGelu -> [N, Mlp]   (line 44)
             var t27 = _recompute ? Workspace.Slot(1, N, Embed * MlpRatio) : TrainSlot(12, N, Embed * MlpRatio);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T15_QuickGelu(t27, t26, Embed * MlpRatio * N);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.QuickGelu_0179370e(t27, t26, Embed * MlpRatio * N);
             else
             {
-                _t15 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T15_QuickGelu);
+                _t15 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.QuickGelu_0179370e);
                 _t15(Embed * MlpRatio * N, t27.View, t26.View, Embed * MlpRatio * N);
             }
 
             // T16_Linear: Linear -> [N, Embed]   (line 45)
             var t30 = TrainSlot(13, N, Embed);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t27, _fc2W, t30, N, Embed, Embed * MlpRatio, new TrainCpuKernels.T16_Linear_Epilogue(_fc2B));
+                CpuGemm.Run(t27, _fc2W, t30, N, Embed, Embed * MlpRatio, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_fc2B));
             else
-                _ctx.Gemm(t27, _fc2W, t30, N, Embed, Embed * MlpRatio, new TrainGpuKernels.T16_Linear_Epilogue { In0 = _fc2B.View, Cols = Embed });
+                _ctx.Gemm(t27, _fc2W, t30, N, Embed, Embed * MlpRatio, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _fc2B.View, Cols = Embed });
 
             // T17_Add: Add -> [N, Embed]   (line 45)
             var t31 = TrainSlot(14, N, Embed);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T17_Add(t31, t20, t30, Embed * N);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t31, t20, t30, Embed * N);
             else
             {
-                _t17 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T17_Add);
+                _t17 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
                 _t17(Embed * N, t31.View, t20.View, t30.View, Embed * N);
             }
             return t31;
@@ -318,10 +311,10 @@ partial class VisionBlock
             {
                 // T12_Add: Add -> [N, Embed]   (line 43)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T12_Add(t20, x, t19, Embed * N);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t20, x, t19, Embed * N);
                 else
                 {
-                    _t12 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T12_Add);
+                    _t12 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
                     _t12(Embed * N, t20.View, x.View, t19.View, Embed * N);
                 }
             }
@@ -330,21 +323,21 @@ partial class VisionBlock
             if (g20 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B31_Add_a(g20!, g31!, t20, t30, Embed * N);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g20!, g31!, t20, t30, Embed * N);
                 else
                 {
-                    _b31_add_a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B31_Add_a);
-                    _b31_add_a(Embed * N, g20!.View, g31!.View, t20.View, t30.View, Embed * N);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(Embed * N, g20!.View, g31!.View, t20.View, t30.View, Embed * N);
                 }
             }
             if (g30 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B31_Add_b(g30!, g31!, t20, t30, Embed * N);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g30!, g31!, t20, t30, Embed * N);
                 else
                 {
-                    _b31_add_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B31_Add_b);
-                    _b31_add_b(Embed * N, g30!.View, g31!.View, t20.View, t30.View, Embed * N);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(Embed * N, g30!.View, g31!.View, t20.View, t30.View, Embed * N);
                 }
             }
 
@@ -353,10 +346,10 @@ partial class VisionBlock
             {
                 // T15_QuickGelu: QuickGelu -> [N, Mlp]   (line 44)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T15_QuickGelu(t27, t26, Embed * MlpRatio * N);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.QuickGelu_0179370e(t27, t26, Embed * MlpRatio * N);
                 else
                 {
-                    _t15 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T15_QuickGelu);
+                    _t15 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.QuickGelu_0179370e);
                     _t15(Embed * MlpRatio * N, t27.View, t26.View, Embed * MlpRatio * N);
                 }
             }
@@ -370,11 +363,11 @@ partial class VisionBlock
             if (g26 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B27_QuickGelu_x(g26!, g27!, t26, Embed * MlpRatio * N);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_QuickGelu_20ef7488(g26!, g27!, t26, Embed * MlpRatio * N);
                 else
                 {
-                    _b27_quickgelu_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B27_QuickGelu_x);
-                    _b27_quickgelu_x(Embed * MlpRatio * N, g26!.View, g27!.View, t26.View, Embed * MlpRatio * N);
+                    _grad_quickgelu_20ef7488 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_QuickGelu_20ef7488);
+                    _grad_quickgelu_20ef7488(Embed * MlpRatio * N, g26!.View, g27!.View, t26.View, Embed * MlpRatio * N);
                 }
             }
 
@@ -383,10 +376,10 @@ partial class VisionBlock
             {
                 // T13_LayerNorm: LayerNorm -> [N, Embed]   (line 44)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T13_LayerNorm(t23, t20, _norm2W, _norm2B, N, Embed, 1e-6f);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t23, t20, _norm2W, _norm2B, N, Embed, 1e-6f);
                 else
                 {
-                    _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T13_LayerNorm);
+                    _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.LayerNorm_f4700a9d);
                     _t13(N, t23.View, t20.View, _norm2W.View, _norm2B.View, N, Embed, 1e-6f);
                 }
             }
@@ -399,11 +392,11 @@ partial class VisionBlock
             // d/dLayerNorm (line 44): LayerNorm(x, Norm2W, Norm2B, 1e-6f)
             var r23 = GradSlot(16, N, Embed);
             if (_ctx.IsCpu)
-                TrainCpuKernels.B23_LayerNorm(g20!, r23, g23!, t20, _norm2W, N, Embed, 1e-6f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_LayerNorm_13ec8672(g20!, r23, g23!, t20, _norm2W, N, Embed, 1e-6f);
             else
             {
-                _b23_layernorm ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.B23_LayerNorm);
-                _b23_layernorm(N, g20!.View, r23.View, g23!.View, t20.View, _norm2W.View, N, Embed, 1e-6f);
+                _grad_layernorm_13ec8672 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_LayerNorm_13ec8672);
+                _grad_layernorm_13ec8672(N, g20!.View, r23.View, g23!.View, t20.View, _norm2W.View, N, Embed, 1e-6f);
             }
             if (g21 is not null) _ctx.ColumnSum(r23, g21, N, Embed, accumulate: true);
             if (g22 is not null) _ctx.ColumnSum(g23!, g22, N, Embed, accumulate: true);
@@ -412,21 +405,21 @@ partial class VisionBlock
             if (g0 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B20_Add_a(g0!, g20!, x, t19, Embed * N);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g0!, g20!, x, t19, Embed * N);
                 else
                 {
-                    _b20_add_a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B20_Add_a);
-                    _b20_add_a(Embed * N, g0!.View, g20!.View, x.View, t19.View, Embed * N);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(Embed * N, g0!.View, g20!.View, x.View, t19.View, Embed * N);
                 }
             }
             if (g19 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B20_Add_b(g19!, g20!, x, t19, Embed * N);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g19!, g20!, x, t19, Embed * N);
                 else
                 {
-                    _b20_add_b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B20_Add_b);
-                    _b20_add_b(Embed * N, g19!.View, g20!.View, x.View, t19.View, Embed * N);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(Embed * N, g19!.View, g20!.View, x.View, t19.View, Embed * N);
                 }
             }
 
@@ -440,19 +433,19 @@ partial class VisionBlock
             {
                 // T5_VisionRotary: VisionRotary -> [N, Heads, HeadDim]   (line 39)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T5_VisionRotary(t11, t10, pos, N, Heads, Embed / Heads, 10000f);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.VisionRotary_36c9a8f4(t11, t10, pos, N, Heads, Embed / Heads, 10000f);
                 else
                 {
-                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(TrainGpuKernels.T5_VisionRotary);
+                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.VisionRotary_36c9a8f4);
                     _t5(Embed * N, t11.View, t10.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
                 }
 
                 // T7_VisionRotary: VisionRotary -> [N, Heads, HeadDim]   (line 40)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T7_VisionRotary(t13, t12, pos, N, Heads, Embed / Heads, 10000f);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.VisionRotary_36c9a8f4(t13, t12, pos, N, Heads, Embed / Heads, 10000f);
                 else
                 {
-                    _t7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(TrainGpuKernels.T7_VisionRotary);
+                    _t7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.VisionRotary_36c9a8f4);
                     _t7(Embed * N, t13.View, t12.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
                 }
             }
@@ -470,11 +463,11 @@ partial class VisionBlock
             if (g9 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B14_Select(g14!, g9!, N, 3, Embed, 2);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Select_bfbd284f(g14!, g9!, N, 3, Embed, 2);
                 else
                 {
-                    _b14_select ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.B14_Select);
-                    _b14_select(Embed * N, g14!.View, g9!.View, N, 3, Embed, 2);
+                    _grad_select_bfbd284f ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Select_bfbd284f);
+                    _grad_select_bfbd284f(Embed * N, g14!.View, g9!.View, N, 3, Embed, 2);
                 }
             }
 
@@ -482,11 +475,11 @@ partial class VisionBlock
             if (g12 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B13_VisionRotary(g12!, g13!, pos, N, Heads, Embed / Heads, 10000f);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_VisionRotary_7b2378ad(g12!, g13!, pos, N, Heads, Embed / Heads, 10000f);
                 else
                 {
-                    _b13_visionrotary ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(TrainGpuKernels.B13_VisionRotary);
-                    _b13_visionrotary(Embed * N, g12!.View, g13!.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
+                    _grad_visionrotary_7b2378ad ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_VisionRotary_7b2378ad);
+                    _grad_visionrotary_7b2378ad(Embed * N, g12!.View, g13!.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
                 }
             }
 
@@ -494,11 +487,11 @@ partial class VisionBlock
             if (g9 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B12_Select(g12!, g9!, N, 3, Embed, 1);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Select_bfbd284f(g12!, g9!, N, 3, Embed, 1);
                 else
                 {
-                    _b12_select ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.B12_Select);
-                    _b12_select(Embed * N, g12!.View, g9!.View, N, 3, Embed, 1);
+                    _grad_select_bfbd284f ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Select_bfbd284f);
+                    _grad_select_bfbd284f(Embed * N, g12!.View, g9!.View, N, 3, Embed, 1);
                 }
             }
 
@@ -506,11 +499,11 @@ partial class VisionBlock
             if (g10 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B11_VisionRotary(g10!, g11!, pos, N, Heads, Embed / Heads, 10000f);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_VisionRotary_7b2378ad(g10!, g11!, pos, N, Heads, Embed / Heads, 10000f);
                 else
                 {
-                    _b11_visionrotary ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(TrainGpuKernels.B11_VisionRotary);
-                    _b11_visionrotary(Embed * N, g10!.View, g11!.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
+                    _grad_visionrotary_7b2378ad ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_VisionRotary_7b2378ad);
+                    _grad_visionrotary_7b2378ad(Embed * N, g10!.View, g11!.View, pos.IntView, N, Heads, Embed / Heads, 10000f);
                 }
             }
 
@@ -518,11 +511,11 @@ partial class VisionBlock
             if (g9 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B10_Select(g10!, g9!, N, 3, Embed, 0);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Select_bfbd284f(g10!, g9!, N, 3, Embed, 0);
                 else
                 {
-                    _b10_select ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TrainGpuKernels.B10_Select);
-                    _b10_select(Embed * N, g10!.View, g9!.View, N, 3, Embed, 0);
+                    _grad_select_bfbd284f ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Select_bfbd284f);
+                    _grad_select_bfbd284f(Embed * N, g10!.View, g9!.View, N, 3, Embed, 0);
                 }
             }
 
@@ -531,10 +524,10 @@ partial class VisionBlock
             {
                 // T1_LayerNorm: LayerNorm -> [N, Embed]   (line 37)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T1_LayerNorm(t5, x, _norm1W, _norm1B, N, Embed, 1e-6f);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t5, x, _norm1W, _norm1B, N, Embed, 1e-6f);
                 else
                 {
-                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T1_LayerNorm);
+                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.LayerNorm_f4700a9d);
                     _t1(N, t5.View, x.View, _norm1W.View, _norm1B.View, N, Embed, 1e-6f);
                 }
             }
@@ -547,11 +540,11 @@ partial class VisionBlock
             // d/dLayerNorm (line 37): LayerNorm(x, Norm1W, Norm1B, 1e-6f)
             var r5 = GradSlot(20, N, Embed);
             if (_ctx.IsCpu)
-                TrainCpuKernels.B5_LayerNorm(g0!, r5, g5!, x, _norm1W, N, Embed, 1e-6f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_LayerNorm_13ec8672(g0!, r5, g5!, x, _norm1W, N, Embed, 1e-6f);
             else
             {
-                _b5_layernorm ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.B5_LayerNorm);
-                _b5_layernorm(N, g0!.View, r5.View, g5!.View, x.View, _norm1W.View, N, Embed, 1e-6f);
+                _grad_layernorm_13ec8672 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_LayerNorm_13ec8672);
+                _grad_layernorm_13ec8672(N, g0!.View, r5.View, g5!.View, x.View, _norm1W.View, N, Embed, 1e-6f);
             }
             if (g3 is not null) _ctx.ColumnSum(r5, g3, N, Embed, accumulate: true);
             if (g4 is not null) _ctx.ColumnSum(g5!, g4, N, Embed, accumulate: true);

@@ -57,10 +57,10 @@ partial class PatchMerger
             // G1_LayerNorm: LayerNorm -> [N, Embed]   (line 27)
             var t3 = Slot(0, N, Embed);
             if (_ctx.IsCpu)
-                CpuKernels.G1_LayerNorm(t3, x, _lnW, _lnB, N, Embed, 1e-6f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t3, x, _lnW, _lnB, N, Embed, 1e-6f);
             else
             {
-                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.G1_LayerNorm);
+                _g1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.LayerNorm_f4700a9d);
                 _g1(N, t3.View, x.View, _lnW.View, _lnB.View, N, Embed, 1e-6f);
             }
 
@@ -70,16 +70,16 @@ partial class PatchMerger
             // G3_Linear_Gelu: Linear + Gelu -> [N/(Merge*Merge), Window]   (line 28)
             var t8 = Slot(1, N / (Merge * Merge), Embed * Merge * Merge);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t4, _mlp0W, t8, N / (Merge * Merge), Embed * Merge * Merge, Embed * Merge * Merge, new CpuKernels.G3_Linear_Gelu_Epilogue(_mlp0B));
+                CpuGemm.Run(t4, _mlp0W, t8, N / (Merge * Merge), Embed * Merge * Merge, Embed * Merge * Merge, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Gelu_Epilogue_6bb22c36(_mlp0B));
             else
-                _ctx.Gemm(t4, _mlp0W, t8, N / (Merge * Merge), Embed * Merge * Merge, Embed * Merge * Merge, new GpuKernels.G3_Linear_Gelu_Epilogue { In0 = _mlp0B.View, Cols = Embed * Merge * Merge });
+                _ctx.Gemm(t4, _mlp0W, t8, N / (Merge * Merge), Embed * Merge * Merge, Embed * Merge * Merge, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Gelu_Epilogue_6bb22c36 { In0 = _mlp0B.View, Cols = Embed * Merge * Merge });
 
             // G4_Linear: Linear -> [N/(Merge*Merge), Hidden]   (line 29)
             var t11 = Slot(2, N / (Merge * Merge), Hidden);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t8, _mlp2W, t11, N / (Merge * Merge), Hidden, Embed * Merge * Merge, new CpuKernels.G4_Linear_Epilogue(_mlp2B));
+                CpuGemm.Run(t8, _mlp2W, t11, N / (Merge * Merge), Hidden, Embed * Merge * Merge, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_mlp2B));
             else
-                _ctx.Gemm(t8, _mlp2W, t11, N / (Merge * Merge), Hidden, Embed * Merge * Merge, new GpuKernels.G4_Linear_Epilogue { In0 = _mlp2B.View, Cols = Hidden });
+                _ctx.Gemm(t8, _mlp2W, t11, N / (Merge * Merge), Hidden, Embed * Merge * Merge, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _mlp2B.View, Cols = Hidden });
             return t11;
         }
 

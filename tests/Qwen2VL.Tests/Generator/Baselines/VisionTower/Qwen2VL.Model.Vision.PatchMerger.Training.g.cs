@@ -22,8 +22,8 @@ partial class PatchMerger
         private DeviceTensor? _saved_x;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _t1;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t4;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _b8_gelu_x;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _b3_layernorm;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_gelu_98e53ec0;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _grad_layernorm_13ec8672;
 
         /// <summary>
         /// Selective activation checkpointing (this module's policy: CheapOps): when on, <see cref="ForwardTrain"/> does not
@@ -72,10 +72,10 @@ partial class PatchMerger
             // T1_LayerNorm: LayerNorm -> [N, Embed]   (line 27)
             var t3 = _recompute ? Workspace.Slot(0, N, Embed) : TrainSlot(0, N, Embed);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T1_LayerNorm(t3, x, _lnW, _lnB, N, Embed, 1e-6f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t3, x, _lnW, _lnB, N, Embed, 1e-6f);
             else
             {
-                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T1_LayerNorm);
+                _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.LayerNorm_f4700a9d);
                 _t1(N, t3.View, x.View, _lnW.View, _lnB.View, N, Embed, 1e-6f);
             }
 
@@ -85,26 +85,26 @@ partial class PatchMerger
             // T3_Linear: Linear -> [N/(Merge*Merge), Window]   (line 28)
             var t7 = TrainSlot(1, N / (Merge * Merge), Embed * Merge * Merge);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t4, _mlp0W, t7, N / (Merge * Merge), Embed * Merge * Merge, Embed * Merge * Merge, new TrainCpuKernels.T3_Linear_Epilogue(_mlp0B));
+                CpuGemm.Run(t4, _mlp0W, t7, N / (Merge * Merge), Embed * Merge * Merge, Embed * Merge * Merge, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_mlp0B));
             else
-                _ctx.Gemm(t4, _mlp0W, t7, N / (Merge * Merge), Embed * Merge * Merge, Embed * Merge * Merge, new TrainGpuKernels.T3_Linear_Epilogue { In0 = _mlp0B.View, Cols = Embed * Merge * Merge });
+                _ctx.Gemm(t4, _mlp0W, t7, N / (Merge * Merge), Embed * Merge * Merge, Embed * Merge * Merge, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _mlp0B.View, Cols = Embed * Merge * Merge });
 
             // T4_Gelu: Gelu -> [N/(Merge*Merge), Window]   (line 28)
             var t8 = _recompute ? Workspace.Slot(0, N / (Merge * Merge), Embed * Merge * Merge) : TrainSlot(2, N / (Merge * Merge), Embed * Merge * Merge);
             if (_ctx.IsCpu)
-                TrainCpuKernels.T4_Gelu(t8, t7, Embed * N);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Gelu_4c81162f(t8, t7, Embed * N);
             else
             {
-                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T4_Gelu);
+                _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Gelu_4c81162f);
                 _t4(Embed * N, t8.View, t7.View, Embed * N);
             }
 
             // T5_Linear: Linear -> [N/(Merge*Merge), Hidden]   (line 29)
             var t11 = TrainSlot(3, N / (Merge * Merge), Hidden);
             if (_ctx.IsCpu)
-                CpuGemm.Run(t8, _mlp2W, t11, N / (Merge * Merge), Hidden, Embed * Merge * Merge, new TrainCpuKernels.T5_Linear_Epilogue(_mlp2B));
+                CpuGemm.Run(t8, _mlp2W, t11, N / (Merge * Merge), Hidden, Embed * Merge * Merge, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_mlp2B));
             else
-                _ctx.Gemm(t8, _mlp2W, t11, N / (Merge * Merge), Hidden, Embed * Merge * Merge, new TrainGpuKernels.T5_Linear_Epilogue { In0 = _mlp2B.View, Cols = Hidden });
+                _ctx.Gemm(t8, _mlp2W, t11, N / (Merge * Merge), Hidden, Embed * Merge * Merge, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _mlp2B.View, Cols = Hidden });
             return t11;
         }
 
@@ -145,10 +145,10 @@ partial class PatchMerger
             {
                 // T4_Gelu: Gelu -> [N/(Merge*Merge), Window]   (line 28)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T4_Gelu(t8, t7, Embed * N);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Gelu_4c81162f(t8, t7, Embed * N);
                 else
                 {
-                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.T4_Gelu);
+                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Gelu_4c81162f);
                     _t4(Embed * N, t8.View, t7.View, Embed * N);
                 }
             }
@@ -162,11 +162,11 @@ partial class PatchMerger
             if (g7 is not null)
             {
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.B8_Gelu_x(g7!, g8!, t7, Embed * N);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Gelu_98e53ec0(g7!, g8!, t7, Embed * N);
                 else
                 {
-                    _b8_gelu_x ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(TrainGpuKernels.B8_Gelu_x);
-                    _b8_gelu_x(Embed * N, g7!.View, g8!.View, t7.View, Embed * N);
+                    _grad_gelu_98e53ec0 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Gelu_98e53ec0);
+                    _grad_gelu_98e53ec0(Embed * N, g7!.View, g8!.View, t7.View, Embed * N);
                 }
             }
 
@@ -175,10 +175,10 @@ partial class PatchMerger
             {
                 // T1_LayerNorm: LayerNorm -> [N, Embed]   (line 27)
                 if (_ctx.IsCpu)
-                    TrainCpuKernels.T1_LayerNorm(t3, x, _lnW, _lnB, N, Embed, 1e-6f);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t3, x, _lnW, _lnB, N, Embed, 1e-6f);
                 else
                 {
-                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.T1_LayerNorm);
+                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.LayerNorm_f4700a9d);
                     _t1(N, t3.View, x.View, _lnW.View, _lnB.View, N, Embed, 1e-6f);
                 }
             }
@@ -191,11 +191,11 @@ partial class PatchMerger
             // d/dLayerNorm (line 27): LayerNorm(x, LnW, LnB, 1e-6f)
             var r3 = GradSlot(5, N, Embed);
             if (_ctx.IsCpu)
-                TrainCpuKernels.B3_LayerNorm(g0!, r3, g3!, x, _lnW, N, Embed, 1e-6f);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_LayerNorm_13ec8672(g0!, r3, g3!, x, _lnW, N, Embed, 1e-6f);
             else
             {
-                _b3_layernorm ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(TrainGpuKernels.B3_LayerNorm);
-                _b3_layernorm(N, g0!.View, r3.View, g3!.View, x.View, _lnW.View, N, Embed, 1e-6f);
+                _grad_layernorm_13ec8672 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_LayerNorm_13ec8672);
+                _grad_layernorm_13ec8672(N, g0!.View, r3.View, g3!.View, x.View, _lnW.View, N, Embed, 1e-6f);
             }
             if (g1 is not null) _ctx.ColumnSum(r3, g1, N, Embed, accumulate: true);
             if (g2 is not null) _ctx.ColumnSum(g3!, g2, N, Embed, accumulate: true);

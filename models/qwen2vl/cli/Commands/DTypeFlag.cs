@@ -1,0 +1,25 @@
+using System.CommandLine;
+using Qwen2VL.Runtime;
+
+namespace Qwen2VL.Cli;
+
+/// <summary>
+/// <c>--dtype bf16|f32</c> on <c>generate</c>: bf16 keeps a BF16 checkpoint's linear weights in bf16 in memory (half
+/// the bytes read per decode step); arithmetic and activations stay f32. f32 (the default) widens
+/// every weight on load.
+/// </summary>
+internal static class DTypeFlag
+{
+    public static Option<string> Create() => new("--dtype")
+    {
+        Description = "f32 (default): weights widened to f32 on load. bf16 (BF16 checkpoint): linear weights stay bf16 in memory, computed in f32.",
+        DefaultValueFactory = _ => "f32",
+    };
+
+    public static bool Bf16Weights(string value) => value switch
+    {
+        "bf16" => true,
+        "f32" => false,
+        _ => throw new ModelException($"--dtype must be bf16 or f32, got '{value}'"),
+    };
+}
