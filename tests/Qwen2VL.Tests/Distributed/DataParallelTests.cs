@@ -15,7 +15,8 @@ namespace Qwen2VL.Tests.Distributed;
 /// <c>forward --grads --dp 2</c> on the batch-2 fixture case (two left-padded rows, one image each): each rank runs one
 /// row, the gradients are reduced in small buckets while the backward pass runs, and the loss and every gradient match
 /// transformers within the fixture tolerances (1e-5; 1e-5 + 1e-3·max|expected|) — on thread ranks, and under
-/// <c>mpirun -np 2</c> through the CLI. Both ranks hold the same bits after the all-reduce.
+/// <c>mpirun -np 2</c> through the CLI. Both ranks hold the same bits after the all-reduce, and on thread ranks the
+/// loss and gradients also equal one device's on the whole batch within those tolerances.
 /// </summary>
 public sealed class DataParallelTests(ITestOutputHelper log) : IDisposable
 {
@@ -47,6 +48,24 @@ public sealed class DataParallelTests(ITestOutputHelper log) : IDisposable
         foreach (var (name, g) in perRank[0].grads)
             Assert.True(g.AsSpan().SequenceEqual(perRank[1].grads[name]), $"{name} differs between the ranks");
         CompareWithGolden(golden, perRank[0].loss, perRank[0].grads);
+
+        // And against one device running the whole batch, within the same tolerance: what data parallelism promises.
+        using var single = Qwen2VLModel.Load(FixturePaths.Root, DeviceKind.Cpu);
+        using var sink = single.CreateGradients();
+        var alone = single.ForwardBackward(golden.Inputs, sink);
+        Assert.True(Math.Abs(perRank[0].loss - alone.Loss) <= 1e-5, $"loss {perRank[0].loss} vs single-device {alone.Loss}");
+        double worst = 0;
+        foreach (var (name, tensor) in sink.Gradients)
+        {
+            var expected = single.Context.Download(tensor);
+            var actual = perRank[0].grads[name];
+            double tolerance = 1e-5 + 1e-3 * expected.Max(Math.Abs);
+            double diff = Compare.MaxAbsDiff(actual, expected, out int at);
+            worst = Math.Max(worst, diff);
+            Assert.True(diff <= tolerance, $"{name}: max |diff| against one device {diff:E3} at {at}, tolerance {tolerance:E2}");
+        }
+        Assert.True(sink.Gradients.Count == perRank[0].grads.Count, $"{sink.Gradients.Count} single-device gradients, {perRank[0].grads.Count} data-parallel");
+        log.WriteLine($"against one device: loss {perRank[0].loss} vs {alone.Loss}; worst gradient |diff| {worst:E2}");
     }
 
     [Fact]
