@@ -65,11 +65,16 @@ public sealed partial class Qwen2VLModel
 
         // lm_head + loss + their backward, fused and chunked over the vocabulary (no [B·S, V] logits; Qwen2VLModel.HeadLoss.cs).
         var (loss, count, dH, logitsColumns) = HeadLossBackward(normed, inputs.Labels, b, s, grads, gradScale);
+        Done(grads, "lm_head.");
 
-        // Backward, in reverse.
+        // Backward, in reverse; IGradientProgress hears each module's prefix as its gradients become final (GradientCompletionOrder).
         dH = _norm.Backward(dH, grads)[0]!;
+        Done(grads, "model.norm.");
         for (int i = _layers.Length - 1; i >= 0; i--)
+        {
             dH = _layers[i].Backward(dH, grads)[0]!;
+            Done(grads, $"model.layers.{i}.");
+        }
         var dX = Context.Download(dH);                                                               // [B·S, Hidden]
         if (vision is not null)
         {
@@ -84,6 +89,7 @@ public sealed partial class Qwen2VLModel
                 }
             using var dVisionT = Context.Upload(dVision, dVision.Length / Hidden, Hidden);
             _vision.Backward(dVisionT, grads);
+            Done(grads, "visual.");
         }
         // transformers builds embed_tokens with padding_idx = pad_token_id: the lookup of the pad token gets no gradient.
         if (PadTokenId is { } pad)
@@ -92,8 +98,24 @@ public sealed partial class Qwen2VLModel
                     Array.Clear(dX, t * Hidden, Hidden);
         using var dXT = Context.Upload(dX, b, s, Hidden);
         _embed.Backward(dXT, grads);
+        Done(grads, "model.embed_tokens.");
         Context.Synchronize();
         return new TrainingLoss(loss, count) { LogitsColumns = logitsColumns };
+    }
+
+    /// <summary>
+    /// The checkpoint prefixes whose gradients <see cref="ForwardBackward"/> finalises, in the order it does (the
+    /// vision tower only for batches with pixels). With tied embeddings the head writes into the embedding's gradient,
+    /// which is final only after <c>model.embed_tokens.</c>.
+    /// </summary>
+    public IReadOnlyList<string> GradientCompletionOrder =>
+        ["lm_head.", "model.norm.", .. Enumerable.Range(0, _layers.Length).Reverse().Select(i => $"model.layers.{i}."), "visual.", "model.embed_tokens."];
+
+    private void Done(IGradientSink grads, string prefix)
+    {
+        if (grads is not IGradientProgress progress) return;
+        Context.Synchronize();
+        progress.ModuleDone(prefix);
     }
 
     /// <summary>
