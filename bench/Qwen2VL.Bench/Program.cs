@@ -16,9 +16,11 @@ using Qwen2VL.Runtime;
 // `bf16` instead measures the bf16-weight CPU kernels against the f32 ones on the 2B language-model shapes (Bf16Bench.cs).
 // `startup` instead measures start-up on CUDA with precompiled PTX against ILGPU's JIT (Startup.cs).
 // `serve` measures `serve`'s throughput on 32 concurrent requests, continuous batching against one at a time (ServeBench.cs).
+// `dp`: data-parallel training layouts with thread ranks and under mpirun: step time, optimizer state per rank, hidden communication (DataParallelBench.cs).
 
 if (args.Length > 0 && args[0] is "startup" or "startup-child") return Startup.Run(args);
 if (args.Length > 0 && args[0] is "serve") return await ServeBench.Run();
+if (args.Length > 0 && args[0] is "dp" or DataParallelBench.MpiChild) return DataParallelBench.Run(args);
 if (args.Length > 0 && args[0] == "bf16")
 {
     Console.WriteLine($"machine: {Machine.Describe()}");

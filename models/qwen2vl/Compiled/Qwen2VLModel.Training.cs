@@ -64,11 +64,16 @@ public sealed partial class Qwen2VLModel
 
         // lm_head + loss + their backward, fused and chunked over the vocabulary (no [B·S, V] logits; Qwen2VLModel.HeadLoss.cs).
         var (loss, count, dH, logitsColumns) = HeadLossBackward(normed, inputs.Labels, b, s, grads, gradScale);
+        Done(grads, "lm_head.");
 
-        // Backward, in reverse, on the device.
+        // Backward, in reverse, on the device; IGradientProgress hears each module's prefix as its gradients become final (GradientCompletionOrder).
         dH = _norm.Backward(dH, grads)[0]!;
+        Done(grads, "model.norm.");
         for (int i = _layers.Length - 1; i >= 0; i--)
+        {
             dH = _layers[i].Backward(dH, grads)[0]!;
+            Done(grads, $"model.layers.{i}.");
+        }
         var dX = dH.Reshape(b * s, Hidden);
         if (visionRows is not null)
         {
@@ -77,12 +82,30 @@ public sealed partial class Qwen2VLModel
             var dVision = _staging.View("vision-grad", visionRows.Shape[0], Hidden);
             VisionScatter.GatherAndClear(Context, dX, mapT!, dVision);
             _vision.Backward(dVision, grads);
+            Done(grads, "visual.");
         }
         // transformers builds embed_tokens with padding_idx = pad_token_id: the lookup of the pad token gets no gradient.
         if (PadTokenId is { } pad)
             VisionScatter.ClearRowsOf(Context, dX, idsT, checked((int)pad));
         _embed.Backward(dX.Reshape(b, s, Hidden), grads);
+        Done(grads, "model.embed_tokens.");
+        Context.Synchronize();
         return new TrainingLoss(loss, count) { LogitsColumns = logitsColumns };
+    }
+
+    /// <summary>
+    /// The checkpoint prefixes whose gradients <see cref="ForwardBackward"/> finalises, in the order it does (the
+    /// vision tower only for batches with pixels). With tied embeddings the head writes into the embedding's gradient,
+    /// which is final only after <c>model.embed_tokens.</c>.
+    /// </summary>
+    public IReadOnlyList<string> GradientCompletionOrder =>
+        ["lm_head.", "model.norm.", .. Enumerable.Range(0, _layers.Length).Reverse().Select(i => $"model.layers.{i}."), "visual.", "model.embed_tokens."];
+
+    private void Done(IGradientSink grads, string prefix)
+    {
+        if (grads is not IGradientProgress progress) return;
+        Context.Synchronize();
+        progress.ModuleDone(prefix);
     }
 
     /// <summary>
