@@ -121,7 +121,6 @@ void TwoB()
 (double Prefill, double Decode) Measure(Qwen2VLModel model, long[] ids)
 {
     int s = ids.Length;
-    var embeddings = model.EmbedTokens(ids, 1, s);
     var positions = new long[3 * s];
     for (int a = 0; a < 3; a++) for (int i = 0; i < s; i++) positions[a * s + i] = i;
     var mask = Enumerable.Repeat(1L, s).ToArray();
@@ -130,14 +129,14 @@ void TwoB()
     {
         using var cache = model.CreateCache(1, s + decodeSteps);
         var t = Stopwatch.StartNew();
-        var logits = model.DecodeWithCache(cache, embeddings, positions, mask, s);
+        var logits = model.DecodeWithCache(cache, ids, positions, mask, s);
         double p = t.Elapsed.TotalSeconds;
         long next = ArgMax(logits);
         t.Restart();
         for (int step = 0; step < decodeSteps; step++)
         {
             var pos = Enumerable.Repeat((long)(s + step), 3).ToArray();
-            logits = model.DecodeWithCache(cache, model.EmbedTokens([next], 1, 1), pos, [1L], 1);
+            logits = model.DecodeWithCache(cache, [next], pos, [1L], 1);
             next = ArgMax(logits);
         }
         double dStep = t.Elapsed.TotalSeconds / decodeSteps;
