@@ -62,7 +62,7 @@ internal static class GraphDumper
         var graph = fused.Graph;
         var w = KernelFileEmitter.Header(graph, "Pass dump");
         w.Open($"partial class {graph.Name}");
-        w.Line("/// <summary>The generator's view of this module: dims, typed graph, fusion and memory plan.</summary>");
+        w.Line("/// <summary>The generator's view of this module: dims, typed graph, backward steps, fusion and memory plan.</summary>");
         w.Line("public const string FusedGraph = @\"" + Dump(fused).Replace("\"", "\"\"") + "\";");
         w.Close();
         return w.ToString();

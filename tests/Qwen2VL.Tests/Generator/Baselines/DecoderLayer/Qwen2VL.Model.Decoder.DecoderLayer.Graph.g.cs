@@ -10,7 +10,7 @@ namespace Qwen2VL.Model.Decoder;
 
 partial class DecoderLayer
 {
-    /// <summary>The generator's view of this module: dims, typed graph, fusion and memory plan.</summary>
+    /// <summary>The generator's view of this module: dims, typed graph, backward steps, fusion and memory plan.</summary>
     public const string FusedGraph = @"module DecoderLayer
 dims
   Hidden: config hidden_size

@@ -10,7 +10,7 @@ namespace Qwen2VL.Model.Vision;
 
 partial class VisionBlock
 {
-    /// <summary>The generator's view of this module: dims, typed graph, fusion and memory plan.</summary>
+    /// <summary>The generator's view of this module: dims, typed graph, backward steps, fusion and memory plan.</summary>
     public const string FusedGraph = @"module VisionBlock
 dims
   Embed: config vision_config.embed_dim (default 1280)
