@@ -136,7 +136,13 @@ public enum OpGroup
 /// <c>:i64</c> suffix an integer tensor. <c>"custom"</c> means the generator has a dedicated rule (reshape …).
 /// <see cref="Scalar"/> is the pointwise meaning of elementwise ops as a C# expression over the argument names
 /// (<c>Exp</c>, <c>Erf</c>, <c>Sqrt</c> are available), used for both the GPU and CPU kernels.
-/// <see cref="Grad"/> is left for the gradient rule (training).
+/// <see cref="Grad"/> is the op's row of the gradient table: one assignment per differentiable operand,
+/// <c>"d&lt;operand&gt; = expression"</c>, separated by <c>;</c>. The expression reads the operands, the op's output
+/// <c>y</c>, the output gradient <c>dy</c> and the scalar arguments: for elementwise ops it is a scalar formula like
+/// <see cref="Scalar"/> (<c>"dx = dy * (1f / (1f + Exp(-x)))"</c>); otherwise it calls ops, usually the backward ops
+/// declared next to the op (<c>"dx = SoftmaxBackward(y, dy)"</c>). A view's gradient is a view of dy (<c>"dx = dy"</c>);
+/// a broadcast operand's gradient is summed over the repeated rows. The generator parses the table (QVL0203 when a row
+/// does not parse) and builds the backward pass from it.
 /// </summary>
 [AttributeUsage(AttributeTargets.Method, Inherited = false)]
 public sealed class OpAttribute(OpGroup group, string shape) : Attribute

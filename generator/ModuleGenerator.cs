@@ -104,6 +104,11 @@ public sealed class ModuleGenerator : IIncrementalGenerator
         {
             emit();
         }
+        catch (GradientRuleException e)
+        {
+            var location = graph.LocationOf(e.Node)?.ToLocation() ?? Location.None;
+            spc.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.InvalidGradRule, location, e.Op.Name, e.Op.Grad ?? "", e.Message));
+        }
         catch (UnloweredOpException e)
         {
             var location = graph.LocationOf(e.Node)?.ToLocation() ?? Location.None;

@@ -4,7 +4,7 @@ public static partial class Ops
 {
     // Bidirectional attention within segments [cu[i], cu[i+1]) (vision tower); scale 1/sqrt(D).
     [Op(OpGroup.Attention, "q:[N,H,D]; k:[N,H,D]; v:[N,H,D]; cuSeqlens:[G]:i64 -> [N,H,D]",
-        Grad = "recompute P; dv = Pᵀ·dy; dS = P·(dy·vᵀ − rowsum); dq = dS·k·scale; dk = dSᵀ·q·scale")]
+        Grad = "dq = AttentionBackwardQ(q, k, v, cuSeqlens, dy); dk = AttentionBackwardK(q, k, v, cuSeqlens, dy); dv = AttentionBackwardV(q, k, v, cuSeqlens, dy)")]
     public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor cuSeqlens)
     {
         const string op = nameof(Attention);
@@ -46,7 +46,7 @@ public static partial class Ops
     // so such a row is S equal scores and its softmax is uniform over every key, masked or not. The value matters:
     // the logits at the last padding position predict the first real token, which the loss counts.
     [Op(OpGroup.Attention, "q:[B,S,H,D]; k:[B,S,KV,D]; v:[B,S,KV,D]; mask:[B,S]:i64 -> [B,S,H,D]",
-        Grad = "recompute P; dv = Pᵀ·dy; dS = P·(dy·vᵀ − rowsum); dq = dS·k·scale; dk = dSᵀ·q·scale (kv heads sum their query heads)")]
+        Grad = "dq = CausalAttentionBackwardQ(q, k, v, mask, dy); dk = CausalAttentionBackwardK(q, k, v, mask, dy); dv = CausalAttentionBackwardV(q, k, v, mask, dy)")]
     public static Tensor CausalAttention(Tensor q, Tensor k, Tensor v, Tensor mask)
     {
         const string op = nameof(CausalAttention);
@@ -101,5 +101,100 @@ public static partial class Ops
     private static void Axpy(double alpha, Tensor x, int xOff, double[] y, int yOff, int n)
     {
         for (int i = 0; i < n; i++) y[yOff + i] += alpha * x.Data[xOff + i];
+    }
+
+    // Attention's backward ops, one per operand (the generated code computes all three in one provider call). For a
+    // query with visible keys j: P = softmax(scale·q·kⱼ), dvⱼ += Pⱼ·dy, dSⱼ = Pⱼ·(dy·vⱼ − Σ P·(dy·v)),
+    // dq += scale·Σ dSⱼ·kⱼ, dkⱼ += scale·dSⱼ·q.
+
+    /// <summary>Attention's query gradient.</summary>
+    [Op(OpGroup.Attention, "q:[N,H,D]; k:[N,H,D]; v:[N,H,D]; cuSeqlens:[G]:i64; dy:[N,H,D] -> [N,H,D]")]
+    public static Tensor AttentionBackwardQ(Tensor q, Tensor k, Tensor v, Tensor cuSeqlens, Tensor dy) => SegmentGrads(q, k, v, cuSeqlens, dy).Q;
+
+    /// <summary>Attention's key gradient.</summary>
+    [Op(OpGroup.Attention, "q:[N,H,D]; k:[N,H,D]; v:[N,H,D]; cuSeqlens:[G]:i64; dy:[N,H,D] -> [N,H,D]")]
+    public static Tensor AttentionBackwardK(Tensor q, Tensor k, Tensor v, Tensor cuSeqlens, Tensor dy) => SegmentGrads(q, k, v, cuSeqlens, dy).K;
+
+    /// <summary>Attention's value gradient.</summary>
+    [Op(OpGroup.Attention, "q:[N,H,D]; k:[N,H,D]; v:[N,H,D]; cuSeqlens:[G]:i64; dy:[N,H,D] -> [N,H,D]")]
+    public static Tensor AttentionBackwardV(Tensor q, Tensor k, Tensor v, Tensor cuSeqlens, Tensor dy) => SegmentGrads(q, k, v, cuSeqlens, dy).V;
+
+    /// <summary>CausalAttention's query gradient.</summary>
+    [Op(OpGroup.Attention, "q:[B,S,H,D]; k:[B,S,KV,D]; v:[B,S,KV,D]; mask:[B,S]:i64; dy:[B,S,H,D] -> [B,S,H,D]")]
+    public static Tensor CausalAttentionBackwardQ(Tensor q, Tensor k, Tensor v, Tensor mask, Tensor dy) => CausalGrads(q, k, v, mask, dy).Q;
+
+    /// <summary>CausalAttention's key gradient (each KV head sums over its query heads).</summary>
+    [Op(OpGroup.Attention, "q:[B,S,H,D]; k:[B,S,KV,D]; v:[B,S,KV,D]; mask:[B,S]:i64; dy:[B,S,H,D] -> [B,S,KV,D]")]
+    public static Tensor CausalAttentionBackwardK(Tensor q, Tensor k, Tensor v, Tensor mask, Tensor dy) => CausalGrads(q, k, v, mask, dy).K;
+
+    /// <summary>CausalAttention's value gradient (each KV head sums over its query heads).</summary>
+    [Op(OpGroup.Attention, "q:[B,S,H,D]; k:[B,S,KV,D]; v:[B,S,KV,D]; mask:[B,S]:i64; dy:[B,S,H,D] -> [B,S,KV,D]")]
+    public static Tensor CausalAttentionBackwardV(Tensor q, Tensor k, Tensor v, Tensor mask, Tensor dy) => CausalGrads(q, k, v, mask, dy).V;
+
+    private static (Tensor Q, Tensor K, Tensor V) SegmentGrads(Tensor q, Tensor k, Tensor v, Tensor cuSeqlens, Tensor dy)
+    {
+        Attention(q, k, v, cuSeqlens); // the forward's checks
+        int heads = q.Shape[1], d = q.Shape[2];
+        var (dq, dk, dv) = (new double[q.Count], new double[k.Count], new double[v.Count]);
+        var keys = new int[q.Shape[0]];
+        for (int g = 0; g + 1 < cuSeqlens.Count; g++)
+        {
+            int start = (int)cuSeqlens.Data[g], len = (int)cuSeqlens.Data[g + 1] - start;
+            for (int h = 0; h < heads; h++)
+                for (int i = start; i < start + len; i++)
+                {
+                    for (int j = 0; j < len; j++) keys[j] = ((start + j) * heads + h) * d;
+                    AttendBackward(q, k, v, dy, dq, dk, dv, (i * heads + h) * d, keys, len, d);
+                }
+        }
+        return (new Tensor((int[])q.Shape.Clone(), dq), new Tensor((int[])k.Shape.Clone(), dk), new Tensor((int[])v.Shape.Clone(), dv));
+    }
+
+    private static (Tensor Q, Tensor K, Tensor V) CausalGrads(Tensor q, Tensor k, Tensor v, Tensor mask, Tensor dy)
+    {
+        CausalAttention(q, k, v, mask); // the forward's checks
+        int b = q.Shape[0], s = q.Shape[1], heads = q.Shape[2], d = q.Shape[3], kv = k.Shape[2], group = heads / kv;
+        var (dq, dk, dv) = (new double[q.Count], new double[k.Count], new double[v.Count]);
+        var keys = new int[s];
+        for (int bi = 0; bi < b; bi++)
+            for (int h = 0; h < heads; h++)
+                for (int i = 0; i < s; i++)
+                {
+                    int m = 0;
+                    for (int j = 0; j <= i; j++)
+                        if (mask.Data[bi * s + j] != 0) keys[m++] = ((bi * s + j) * kv + h / group) * d;
+                    int qOff = ((bi * s + i) * heads + h) * d;
+                    if (m == 0)
+                    {
+                        // The forward's uniform mean over all S values: only v has a gradient.
+                        for (int j = 0; j < s; j++) Axpy(1.0 / s, dy, qOff, dv, ((bi * s + j) * kv + h / group) * d, d);
+                        continue;
+                    }
+                    AttendBackward(q, k, v, dy, dq, dk, dv, qOff, keys, m, d);
+                }
+        return (new Tensor((int[])q.Shape.Clone(), dq), new Tensor((int[])k.Shape.Clone(), dk), new Tensor((int[])v.Shape.Clone(), dv));
+    }
+
+    /// <summary>One query row's contribution to dq, dk, dv over its visible keys (offsets of their k and v rows).</summary>
+    private static void AttendBackward(Tensor q, Tensor k, Tensor v, Tensor dy, double[] dq, double[] dk, double[] dv, int qOff, int[] keys, int m, int d)
+    {
+        double scale = 1.0 / Math.Sqrt(d);
+        var p = new double[m];
+        for (int t = 0; t < m; t++) p[t] = scale * Dot(q, qOff, k, keys[t], d);
+        SoftmaxInPlace(p, p);
+        var dp = new double[m];
+        double sum = 0;
+        for (int t = 0; t < m; t++)
+        {
+            dp[t] = Dot(dy, qOff, v, keys[t], d);
+            sum += p[t] * dp[t];
+        }
+        for (int t = 0; t < m; t++)
+        {
+            double ds = p[t] * (dp[t] - sum) * scale;
+            Axpy(p[t], dy, qOff, dv, keys[t], d);
+            Axpy(ds, k, keys[t], dq, qOff, d);
+            Axpy(ds, q, qOff, dk, keys[t], d);
+        }
     }
 }

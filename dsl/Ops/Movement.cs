@@ -3,7 +3,7 @@ namespace Qwen2VL.Dsl;
 public static partial class Ops
 {
     /// <summary>Same data, new shape (row-major order unchanged). One entry may be −1: inferred from the rest.</summary>
-    [Op(OpGroup.Movement, "custom", Grad = "dx = reshape(dy)")]
+    [Op(OpGroup.Movement, "custom", Grad = "dx = dy")]
     public static Tensor Reshape(Tensor x, params int[] shape)
     {
         const string op = nameof(Reshape);
@@ -32,7 +32,7 @@ public static partial class Ops
     }
 
     /// <summary>Swaps two axes and materialises the result in row-major order.</summary>
-    [Op(OpGroup.Movement, "custom", Grad = "dx = transpose(dy)")]
+    [Op(OpGroup.Movement, "custom", Grad = "dx = Transpose(dy, axis0, axis1)")]
     public static Tensor Transpose(Tensor x, int axis0, int axis1)
     {
         int a0 = OpChecks.Axis(nameof(Transpose), x, axis0), a1 = OpChecks.Axis(nameof(Transpose), x, axis1);
@@ -57,7 +57,7 @@ public static partial class Ops
     }
 
     /// <summary>The slice at <paramref name="index"/> along <paramref name="axis"/>; that axis is dropped.</summary>
-    [Op(OpGroup.Movement, "custom", Grad = "dx[…, index, …] += dy")]
+    [Op(OpGroup.Movement, "custom", Grad = "dx = SelectBackward(dy, x, axis, index)")]
     public static Tensor Select(Tensor x, int axis, int index)
     {
         const string op = nameof(Select);
@@ -73,7 +73,7 @@ public static partial class Ops
     }
 
     /// <summary>Joins a and b along <paramref name="axis"/>; all other dims must agree.</summary>
-    [Op(OpGroup.Movement, "custom", Grad = "da, db = split(dy)")]
+    [Op(OpGroup.Movement, "custom", Grad = "da = ConcatBackwardA(dy, a, axis); db = ConcatBackwardB(dy, a, b, axis)")]
     public static Tensor Concat(Tensor a, Tensor b, int axis)
     {
         const string op = nameof(Concat);
@@ -95,7 +95,7 @@ public static partial class Ops
     }
 
     /// <summary>[*B, Heads·D] → [*B, Heads, D]: splits the last axis into heads (a view).</summary>
-    [Op(OpGroup.Movement, "custom", Grad = "dx = merge(dy)")]
+    [Op(OpGroup.Movement, "custom", Grad = "dx = dy")]
     public static Tensor SplitHeads(Tensor x, int heads)
     {
         const string op = nameof(SplitHeads);
@@ -107,7 +107,7 @@ public static partial class Ops
     }
 
     /// <summary>[*B, Heads, D] → [*B, Heads·D]: joins the last two axes (a view).</summary>
-    [Op(OpGroup.Movement, "custom", Grad = "dx = split(dy)")]
+    [Op(OpGroup.Movement, "custom", Grad = "dx = dy")]
     public static Tensor MergeHeads(Tensor x)
     {
         OpChecks.MinRank(nameof(MergeHeads), "x", x, 2);
@@ -130,5 +130,39 @@ public static partial class Ops
             if (++idx[d] < shape[d]) return;
             idx[d] = 0;
         }
+    }
+
+    // The copying movement ops' backward ops (Transpose is its own inverse; the views' gradients are views of dy).
+
+    /// <summary>Select's input gradient: zeros the shape of x with dy at <paramref name="index"/> along <paramref name="axis"/>.</summary>
+    [Op(OpGroup.Movement, "dy:[*D]; x:[*S] -> [*S]")]
+    public static Tensor SelectBackward(Tensor dy, Tensor x, int axis, int index)
+    {
+        int a = OpChecks.Axis(nameof(SelectBackward), x, axis);
+        int outer = Tensor.Product(x.Shape.AsSpan(0, a)), inner = Tensor.Product(x.Shape.AsSpan(a + 1));
+        if (dy.Count != outer * inner) throw OpChecks.Error(nameof(SelectBackward), $"dy {OpChecks.S(dy)} does not match x {OpChecks.S(x)} without axis {a}");
+        var dx = new double[x.Count];
+        for (int o = 0; o < outer; o++)
+            Array.Copy(dy.Data, o * inner, dx, (o * x.Shape[a] + index) * inner, inner);
+        return new Tensor((int[])x.Shape.Clone(), dx);
+    }
+
+    /// <summary>Concat's first input gradient: the leading a-sized part of dy along <paramref name="axis"/>.</summary>
+    [Op(OpGroup.Movement, "dy:[*D]; a:[*S] -> [*S]")]
+    public static Tensor ConcatBackwardA(Tensor dy, Tensor a, int axis) => ConcatPart(dy, a, 0, axis);
+
+    /// <summary>Concat's second input gradient: the part of dy after a's along <paramref name="axis"/>.</summary>
+    [Op(OpGroup.Movement, "dy:[*D]; a:[*A]; b:[*S] -> [*S]")]
+    public static Tensor ConcatBackwardB(Tensor dy, Tensor a, Tensor b, int axis) => ConcatPart(dy, b, a.Shape[OpChecks.Axis(nameof(ConcatBackwardB), a, axis)], axis);
+
+    private static Tensor ConcatPart(Tensor dy, Tensor part, int start, int axis)
+    {
+        int ax = OpChecks.Axis("ConcatBackward", part, axis);
+        int outer = Tensor.Product(part.Shape.AsSpan(0, ax)), inner = Tensor.Product(part.Shape.AsSpan(ax + 1));
+        int width = part.Shape[ax] * inner, row = dy.Shape[ax] * inner;
+        var dx = new double[part.Count];
+        for (int o = 0; o < outer; o++)
+            Array.Copy(dy.Data, o * row + start * inner, dx, o * width, width);
+        return new Tensor((int[])part.Shape.Clone(), dx);
     }
 }

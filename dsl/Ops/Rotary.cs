@@ -4,7 +4,7 @@ public static partial class Ops
 {
     // Vision 2-D rotary: x [N,H,D]; pos [N,2] = (h, w) patch coordinates. inv_freq[k] = 1/theta^(2k/(D/2)), k < D/4.
     // Pair d with d + D/2 (rotate_half). d mod D/2 < D/4 uses h·inv_freq[d mod D/4], else w·inv_freq[d mod D/4].
-    [Op(OpGroup.Rotary, "x:[N,H,D]; pos:[N,2]:i64 -> [N,H,D]", Grad = "dx = rotate(dy, −angle)")]
+    [Op(OpGroup.Rotary, "x:[N,H,D]; pos:[N,2]:i64 -> [N,H,D]", Grad = "dx = VisionRotaryBackward(dy, pos, theta)")]
     public static Tensor VisionRotary(Tensor x, Tensor pos, float theta)
     {
         const string op = nameof(VisionRotary);
@@ -30,7 +30,7 @@ public static partial class Ops
 
     // Decoder M-RoPE: x [B,S,H,D]; pos [3,B,S] (t,h,w). inv_freq[k] = 1/theta^(2k/D), k < D/2; frequency k uses
     // axis 0 for k < sT, axis 1 for k < sT+sH, axis 2 otherwise; rotate_half pairs d and d + D/2.
-    [Op(OpGroup.Rotary, "x:[B,S,H,D]; pos:[3,B,S]:i64 -> [B,S,H,D]", Grad = "dx = rotate(dy, −angle)")]
+    [Op(OpGroup.Rotary, "x:[B,S,H,D]; pos:[3,B,S]:i64 -> [B,S,H,D]", Grad = "dx = MRopeBackward(dy, pos, theta, sectionT, sectionH, sectionW)")]
     public static Tensor MRope(Tensor x, Tensor pos, float theta, int sectionT, int sectionH, int sectionW)
     {
         const string op = nameof(MRope);
@@ -76,5 +76,33 @@ public static partial class Ops
                 }
             }
         return new Tensor((int[])x.Shape.Clone(), y);
+    }
+
+    // The rotations' backward ops: a rotation's transpose is the rotation by the opposite angle.
+
+    /// <summary>VisionRotary's input gradient: dy rotated by −angle.</summary>
+    [Op(OpGroup.Rotary, "dy:[N,H,D]; pos:[N,2]:i64 -> [N,H,D]")]
+    public static Tensor VisionRotaryBackward(Tensor dy, Tensor pos, float theta) => Unrotate(VisionRotary(Unrotate(dy), pos, theta));
+
+    /// <summary>MRope's input gradient: dy rotated by −angle.</summary>
+    [Op(OpGroup.Rotary, "dy:[B,S,H,D]; pos:[3,B,S]:i64 -> [B,S,H,D]")]
+    public static Tensor MRopeBackward(Tensor dy, Tensor pos, float theta, int sectionT, int sectionH, int sectionW) =>
+        Unrotate(MRope(Unrotate(dy), pos, theta, sectionT, sectionH, sectionW));
+
+    /// <summary>
+    /// Swaps the halves of the last axis: with u' = [u[D/2:], u[:D/2]], rotating u' by an angle and swapping back rotates
+    /// u by the opposite angle (the pair (a, b) ↦ (a·c − b·s, b·c + a·s) becomes (a·c + b·s, b·c − a·s)).
+    /// </summary>
+    private static Tensor Unrotate(Tensor x)
+    {
+        int d = x.Shape[^1], half = d / 2;
+        var y = new double[x.Count];
+        for (int o = 0; o < x.Count; o += d)
+            for (int j = 0; j < half; j++)
+            {
+                y[o + j] = x.Data[o + j + half];
+                y[o + j + half] = x.Data[o + j];
+            }
+        return new Tensor((int[])x.Shape.Clone(), y, x.DType);
     }
 }

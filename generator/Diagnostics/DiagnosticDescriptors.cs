@@ -104,6 +104,10 @@ public static class DiagnosticDescriptors
         "QVL0202", "Call of a method that is not an op",
         "'{0}' is not a DSL op (an Ops method with [Op]) nor a submodule Forward");
 
+    public static readonly DiagnosticDescriptor InvalidGradRule = Error(
+        "QVL0203", "Invalid gradient rule",
+        "Op '{0}' has an invalid gradient rule '{1}': {2}");
+
     public static readonly DiagnosticDescriptor InternalError = Error(
         "QVL0901", "Generator internal error",
         "The generator failed on module '{0}': {1}. Please report this with the module source.");

@@ -11,24 +11,25 @@ namespace Qwen2VL.Generator.Emit;
 internal static class BackwardKernels
 {
     /// <summary>
-    /// d(operand) from an elementwise op's Grad rule ("da = dy * b; db = dy * a"). Accumulates into
-    /// <paramref name="destination"/>, or overwrites it when it is a full-size scratch for a broadcast operand.
+    /// d(operand) from an elementwise op's gradient table row (<c>da = dy * b</c>): the row's formula, with the operands
+    /// it reads as the kernel's inputs. Accumulates into <paramref name="destination"/>, or overwrites it when it is a
+    /// full-size scratch for a broadcast operand.
     /// </summary>
-    public static KernelSpec Elementwise(Graph graph, OpInfo op, Node node, int operand, string destination, string dy, bool overwrite)
+    public static KernelSpec Elementwise(Graph graph, OpInfo op, Node node, GradAssign rule, string destination, string dy, bool overwrite)
     {
         var tensorNames = op.Parameters.Where(p => p.Kind is "Tensor" or "OptionalTensor").Select(p => p.Name).ToList();
         var scalarNames = op.Parameters.Where(p => p.Kind is "Float" or "Int").Select(p => p.Name).ToList();
-        var target = tensorNames[operand];
-        var rule = (op.Grad ?? "").Split(';').Select(r => r.Trim()).FirstOrDefault(r => r.StartsWith("d" + target + " ="))
-            ?? throw new System.InvalidOperationException($"{op.Name} declares no gradient for '{target}' (Grad = \"d{target} = …\")");
-        var formula = rule.Substring(rule.IndexOf('=') + 1).Trim();
+        var target = rule.Operand;
+        var formula = rule.Text;
+        var names = new HashSet<string>(Passes.Autodiff.Names(rule.Value));
+        var reads = Enumerable.Range(0, node.Inputs.Count).Where(k => k < tensorNames.Count && names.Contains(tensorNames[k])).ToList();
         var spec = new KernelSpec($"B{node.Id}_{node.Op}_{target}",
             new[] { $"B{node.Id}_{node.Op}_{target}: gradient of {node.Op} (line {node.Line}) with respect to '{target}': d{target} {(overwrite ? "=" : "+=")} {formula}" },
             EmitNames.Size(graph, node.Id));
         spec.Params.Add(new KernelParam("grad", ParamKind.Tensor, destination));
         spec.Params.Add(new KernelParam("dy", ParamKind.Tensor, dy));
         var broadcast = new List<int>();
-        for (var k = 0; k < node.Inputs.Count; k++)
+        foreach (var k in reads)
         {
             spec.Params.Add(new KernelParam("in" + k, ParamKind.Tensor, EmitNames.Var(graph, node.Inputs[k])));
             if (!graph[node.Inputs[k]].Shape.Equals(node.Shape))
@@ -42,7 +43,7 @@ internal static class BackwardKernels
         string Lower(FormulaTarget t, System.Func<int, string> load, string dyValue)
         {
             var map = new Dictionary<string, string> { ["dy"] = dyValue };
-            for (var k = 0; k < tensorNames.Count && k < node.Inputs.Count; k++)
+            foreach (var k in reads)
                 map[tensorNames[k]] = load(k);
             for (var k = 0; k < scalarNames.Count; k++)
                 map[scalarNames[k]] = graph.IsConst(node.Attrs[k]) ? EmitNames.ConstParam(node.Attrs[k]) : node.Attrs[k];
@@ -53,7 +54,7 @@ internal static class BackwardKernels
         spec.CpuBody.AddRange(Chunked(new[]
         {
             $"g[i] {assign} {Lower(FormulaTarget.CpuScalar, k => broadcast.Contains(k) ? $"s{k}[i % in{k}Size]" : $"s{k}[i]", "d[i]")};",
-        }, new[] { "var g = grad.Span;", "var d = dy.Span;" }.Concat(Enumerable.Range(0, node.Inputs.Count).Select(k => $"var s{k} = in{k}.Span;"))));
+        }, new[] { "var g = grad.Span;", "var d = dy.Span;" }.Concat(reads.Select(k => $"var s{k} = in{k}.Span;"))));
         return spec;
     }
 

@@ -5,7 +5,7 @@ using Qwen2VL.Generator.Passes;
 
 namespace Qwen2VL.Generator.Emit;
 
-/// <summary>A text dump of the passes' output: dims, the typed graph, the fused groups and the memory plan.</summary>
+/// <summary>A text dump of the passes' output: dims, the typed graph, the backward steps, the fused groups and the memory plan.</summary>
 internal static class GraphDumper
 {
     public static string Dump(FusedGraph fused)
@@ -40,6 +40,10 @@ internal static class GraphDumper
             sb.Append($"  %{node.Id} = {OpTable.DumpWord(node.Kind)} {node.Op}({inputs}){attrs} : {scope.Display(node.Shape)} {node.DType}   ; line {node.Line}\n");
         }
         sb.Append("  return %").Append(graph.Output).Append('\n');
+        // The autodiff pass: the backward steps from the gradient table and what each reads (the training plan's input).
+        sb.Append("backward\n");
+        foreach (var step in Autodiff.Steps(graph, Autodiff.Run(graph).NeedsGrad))
+            sb.Append("  ").Append(step).Append('\n');
         sb.Append("fusion\n");
         foreach (var group in fused.Groups)
         {
@@ -58,7 +62,7 @@ internal static class GraphDumper
         var graph = fused.Graph;
         var w = KernelFileEmitter.Header(graph, "Pass dump");
         w.Open($"partial class {graph.Name}");
-        w.Line("/// <summary>The generator's view of this module: dims, typed graph, fusion and memory plan.</summary>");
+        w.Line("/// <summary>The generator's view of this module: dims, typed graph, backward steps, fusion and memory plan.</summary>");
         w.Line("public const string FusedGraph = @\"" + Dump(fused).Replace("\"", "\"\"") + "\";");
         w.Close();
         return w.ToString();

@@ -1,6 +1,5 @@
 using System.Collections.Generic;
 using System.Linq;
-using System.Text.RegularExpressions;
 using Qwen2VL.Generator.Model;
 using Qwen2VL.Generator.Passes;
 
@@ -10,10 +9,6 @@ namespace Qwen2VL.Generator.Emit;
 // the shared workspace and the kept-floats count (the plan itself is MemoryPlanner.Training).
 internal sealed partial class TrainingEmitter
 {
-    /// <summary>The forward values a rule's code reads (its <c>t&lt;id&gt;</c> locals).</summary>
-    private static HashSet<int> ReadsOf(string code) =>
-        new(Regex.Matches(code, @"\bt(\d+)\b").Cast<Match>().Select(m => int.Parse(m.Groups[1].Value)));
-
     /// <summary>A value's buffer: its kept slot, or for a recomputed value the workspace slot when Recompute is on.</summary>
     private string Buffer(int value, int work)
     {

@@ -141,21 +141,23 @@ internal sealed partial class TrainingEmitter
             else
                 gradients.Line($"DeviceTensor? g{node.Id} = {NewGrad(node)};");
         }
-        // The rules, in reverse program order; what each reads decides what is recomputed before it.
+        // The backward steps, in reverse program order, from the gradient table: what each step's rules read decides
+        // what is kept and what is recomputed before it.
+        var steps = Autodiff.Steps(graph, _needs);
+        if (steps.FirstOrDefault(s => s.Missing is not null) is { } incomplete)
+            throw new GradientRuleException(incomplete.Node, graph.Ops.First(o => o.Name == incomplete.Node.Op),
+                $"it has no row for d{incomplete.Missing}, which the backward pass needs (write \"d{incomplete.Missing} = …\" in Grad)");
         var rules = new List<(Node Node, string Code)>();
-        for (var id = graph.Nodes.Count - 1; id >= 0; id--)
+        foreach (var step in steps)
         {
-            var node = graph[id];
-            if (!_needs[id] || node.Kind is OpKind.Input or OpKind.Param || Autodiff.IsView(node))
-                continue;
             var rule = new CodeWriter();
-            Rule(rule, node);
-            rules.Add((node, rule.ToString()));
+            Rule(rule, step);
+            rules.Add((step.Node, rule.ToString()));
         }
-        _plan = MemoryPlanner.Training(_train, Autodiff.Recomputable(_train), rules.Select(r => (ISet<int>)ReadsOf(r.Code)).ToList());
+        _plan = MemoryPlanner.Training(_train, Autodiff.Recomputable(_train), steps.Select(s => s.Reads).ToList());
         var read = new bool[graph.Nodes.Count];
-        foreach (var (_, code) in rules)
-            foreach (var v in ReadsOf(code))
+        foreach (var step in steps)
+            foreach (var v in step.Reads)
                 read[_train.Plan.AliasOf[v]] = true;
         foreach (var v in _plan.RecomputeBefore.SelectMany(r => r))
             foreach (var input in graph[v].Inputs)
@@ -222,8 +224,9 @@ internal sealed partial class TrainingEmitter
     private bool Wants(int input) => _needs[input];
 
     /// <summary>The gradient rule of one node: adds its output gradient's contribution into its inputs' gradients.</summary>
-    private void Rule(CodeWriter w, Node node)
+    private void Rule(CodeWriter w, BackwardStep step)
     {
+        var node = step.Node;
         var graph = _graph;
         var dy = $"g{node.Id}!";
         if (node.Kind == OpKind.Call)
@@ -253,7 +256,7 @@ internal sealed partial class TrainingEmitter
         switch (node.Kind)
         {
             case OpKind.Add or OpKind.Mul or OpKind.Scale or OpKind.QuickGelu or OpKind.Gelu or OpKind.Silu or OpKind.Sigmoid or OpKind.Pointwise:
-                Elementwise(w, node, dy);
+                Elementwise(w, step, dy);
                 return;
             case OpKind.Linear:
                 Linear(w, node, dy);
@@ -283,23 +286,25 @@ internal sealed partial class TrainingEmitter
         }
     }
 
-    private void Elementwise(CodeWriter w, Node node, string dy)
+    private void Elementwise(CodeWriter w, BackwardStep step, string dy)
     {
+        var node = step.Node;
         var op = _graph.Ops.First(o => o.Name == node.Op);
-        for (var k = 0; k < node.Inputs.Count; k++)
+        foreach (var rule in step.Rules)
         {
+            var k = rule.Index;
             var input = node.Inputs[k];
             if (!Wants(input))
                 continue;
             if (_graph[input].Shape.Equals(node.Shape))
             {
-                Launch(w, BackwardKernels.Elementwise(_graph, op, node, k, $"g{input}!", dy, overwrite: false), $"g{input}");
+                Launch(w, BackwardKernels.Elementwise(_graph, op, node, rule, $"g{input}!", dy, overwrite: false), $"g{input}");
                 continue;
             }
             // A broadcast operand (a row vector): per-element contributions into a scratch, then summed over rows.
             var scratch = $"s{node.Id}_{k}";
             w.Line($"var {scratch} = {Scratch(Dims(node))};");
-            Launch(w, BackwardKernels.Elementwise(_graph, op, node, k, scratch, dy, overwrite: true), null);
+            Launch(w, BackwardKernels.Elementwise(_graph, op, node, rule, scratch, dy, overwrite: true), null);
             var cols = EmitNames.Size(_graph, input);
             w.Line($"if (g{input} is not null) _ctx.ColumnSum({scratch}, g{input}, ({EmitNames.Size(_graph, node.Id)}) / ({cols}), {cols}, accumulate: true);");
         }

@@ -70,7 +70,19 @@ public sealed record OpInfo(
     string ShapeRule,
     string? Scalar,
     string? Grad,
-    EquatableArray<OpParameter> Parameters);
+    EquatableArray<OpParameter> Parameters)
+{
+    /// <summary>The op's row of the gradient table, parsed from <see cref="Grad"/>: one assignment per differentiable operand.</summary>
+    public EquatableArray<GradAssign> GradRules { get; init; } = EquatableArray<GradAssign>.Empty;
+}
+
+/// <summary>
+/// One derivative of an op's gradient table: <c>d&lt;Operand&gt; = Value</c>. <see cref="Operand"/> is the tensor
+/// parameter's name and <see cref="Index"/> its position among the op's tensor parameters (the node's input);
+/// <see cref="Value"/> is a DSL expression over the operands, <c>y</c>, <c>dy</c> and the scalar arguments
+/// (<see cref="Text"/> is its source).
+/// </summary>
+public sealed record GradAssign(string Operand, int Index, Expr Value, string Text);
 
 /// <summary>An op parameter: its name and kind (Tensor, OptionalTensor, Float, Int, IntArray).</summary>
 public sealed record OpParameter(string Name, string Kind);
@@ -103,5 +115,8 @@ public sealed record SubCallExpr(string Field, bool Indexed, EquatableArray<Expr
 public sealed record BinaryExpr(string Operator, Expr Left, Expr Right, LocationInfo? Location, string Text) : Expr(Location, Text);
 
 public sealed record NumberExpr(string Literal, bool IsInteger, LocationInfo? Location, string Text) : Expr(Location, Text);
+
+/// <summary>A scalar function of an elementwise gradient formula (<c>Exp</c>, <c>Erf</c>, <c>Sqrt</c>, <c>Tanh</c>).</summary>
+public sealed record FunctionExpr(string Name, EquatableArray<Expr> Args, LocationInfo? Location, string Text) : Expr(Location, Text);
 
 public sealed record NegateExpr(Expr Operand, LocationInfo? Location, string Text) : Expr(Location, Text);

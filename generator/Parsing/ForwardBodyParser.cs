@@ -11,9 +11,10 @@ namespace Qwen2VL.Generator.Parsing;
 
 /// <summary>
 /// Interprets the body of Forward: the restricted C# subset of locals, assignments, returns, the layer loop,
-/// op calls, submodule calls, tensor + and *, and integer size arithmetic.
+/// op calls, submodule calls, tensor + and *, and integer size arithmetic. The same expression grammar reads the
+/// gradient table (each op's <c>Grad</c> row, ForwardBodyParser.Gradients.cs).
 /// </summary>
-internal sealed class ForwardBodyParser(
+internal sealed partial class ForwardBodyParser(
     SemanticModel model, INamedTypeSymbol module, List<DiagnosticInfo> diagnostics, CancellationToken ct)
 {
     private const string SubsetHint = "only op calls, submodule Forward calls, tensor + and *, names, and number literals are allowed";
@@ -94,15 +95,15 @@ internal sealed class ForwardBodyParser(
 
     private Expr? Expression(ExpressionSyntax syntax)
     {
-        var location = LocationInfo.From(syntax);
+        var location = _rule is null ? LocationInfo.From(syntax) : null;
         var text = syntax.ToString();
         switch (syntax)
         {
             case ParenthesizedExpressionSyntax parens:
                 return Expression(parens.Expression);
             case IdentifierNameSyntax name:
-                return new NameExpr(name.Identifier.Text, location, text);
-            case MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax, Name: IdentifierNameSyntax member }:
+                return _rule is null || RuleName(name.Identifier.Text) ? new NameExpr(name.Identifier.Text, location, text) : null;
+            case MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax, Name: IdentifierNameSyntax member } when _rule is null:
                 return new NameExpr(member.Identifier.Text, location, text);
             case LiteralExpressionSyntax literal when literal.IsKind(SyntaxKind.NumericLiteralExpression):
                 return new NumberExpr(literal.Token.Text, literal.Token.Value is int or long, location, text);
@@ -115,24 +116,28 @@ internal sealed class ForwardBodyParser(
                 var right = Expression(binary.Right);
                 if (left is null || right is null)
                     return null;
-                // Tensor operators are the ops Add and Mul; integer arithmetic stays a size expression.
-                if (model.GetSymbolInfo(binary, ct).Symbol is IMethodSymbol { MethodKind: MethodKind.UserDefinedOperator } op
-                    && op.ContainingType.ToDisplayString() == DslNames.Tensor)
+                // Tensor operators are the ops Add and Mul; integer arithmetic stays a size expression. In a gradient rule
+                // an elementwise op's formula is per element (its arithmetic stays arithmetic); other rules combine tensors.
+                if (_rule is not null ? !_rule.Elementwise && binary.OperatorToken.Text is "+" or "*"
+                    : model.GetSymbolInfo(binary, ct).Symbol is IMethodSymbol { MethodKind: MethodKind.UserDefinedOperator } op
+                      && op.ContainingType.ToDisplayString() == DslNames.Tensor)
                 {
                     var opName = binary.OperatorToken.Text == "+" ? "Add" : binary.OperatorToken.Text == "*" ? "Mul" : null;
                     var info = opName is null ? null : ReadOp(opName);
+                    if (info is not null)
+                        info = WithGradRules(info, null, location);
                     if (info is null)
                     {
-                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotAnOp, location, "operator " + binary.OperatorToken.Text));
+                        Report(DiagnosticDescriptors.NotAnOp, location, "operator " + binary.OperatorToken.Text);
                         return null;
                     }
                     return new OpCallExpr(info, new[] { left, right }.ToEquatableArray(), location, text);
                 }
                 return new BinaryExpr(binary.OperatorToken.Text, left, right, location, text);
             case InvocationExpressionSyntax invocation:
-                return Invocation(invocation, location, text);
+                return _rule is null ? Invocation(invocation, location, text) : RuleInvocation(invocation, text);
         }
-        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedExpression, location, FirstLine(text), SubsetHint));
+        Report(DiagnosticDescriptors.UnsupportedExpression, location, FirstLine(text), _rule is null ? SubsetHint : RuleHint);
         return null;
     }
 
@@ -152,7 +157,7 @@ internal sealed class ForwardBodyParser(
             diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotAnOp, location, FirstLine(invocation.Expression.ToString())));
             return null;
         }
-        var op = OpInfoReader.Read(method, opAttribute);
+        var op = WithGradRules(OpInfoReader.Read(method, opAttribute), method.ContainingType, location);
         var arguments = new List<Expr>();
         foreach (var argument in invocation.ArgumentList.Arguments)
         {

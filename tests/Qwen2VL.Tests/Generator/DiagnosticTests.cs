@@ -333,6 +333,63 @@ public sealed class DiagnosticTests
         Assert.Equal("QVL0201", d.Id);
     }
 
+    /// <summary>A module that uses the user's op Twist, declared with <paramref name="opAttribute"/>; the file and Twist's line.</summary>
+    private static ((string Path, string Text) Source, int Line) WithOwnOp(string opAttribute)
+    {
+        var sample = GeneratorHarness.Sample("M", Module("""
+                var h = RmsNorm(x, Norm, 1e-6f);
+                var t = Twist(h);
+                return t;
+        """) + $$"""
+
+            public static class MyOps
+            {
+                {{opAttribute}}
+                public static Tensor Twist(Tensor x) => x;
+            }
+            """);
+        var text = sample.Text.Replace("using static Qwen2VL.Dsl.Ops;", "using static Qwen2VL.Dsl.Ops;\nusing static Samples.MyOps;");
+        return ((sample.Path, text), Array.FindIndex(text.Split('\n'), l => l.Contains("var t = Twist")) + 1);
+    }
+
+    [Fact]
+    public void QVL0203_GradientRuleThatDoesNotParse()
+    {
+        // An unknown function in the row: an error on the line that uses the op, and nothing emitted.
+        var (source, line) = WithOwnOp("""[Op(OpGroup.Elementwise, "x:[*S] -> [*S]", Scalar = "x * x", Grad = "dx = dy * Frob(x)")]""");
+        var result = GeneratorHarness.Run(source);
+        var d = Assert.Single(result.Diagnostics);
+        Assert.Equal("QVL0203", d.Id);
+        Assert.Equal(DiagnosticSeverity.Error, d.Severity);
+        Assert.Equal(line, Line(d));
+        Assert.Contains("'Frob'", d.GetMessage());
+        Assert.DoesNotContain(result.Files.Keys, k => k.Contains("Runner"));
+
+        // Not an assignment, an unknown operand, a name the rule cannot read: the same id, each saying what is wrong.
+        foreach (var (grad, says) in new[] { ("dy * x", "is not 'd<operand> = expression'"), ("dz = dy", "'dz' is not d<operand>"), ("dx = dy * w", "unknown name 'w'") })
+        {
+            var (bad, badLine) = WithOwnOp($$"""[Op(OpGroup.Elementwise, "x:[*S] -> [*S]", Scalar = "x * x", Grad = "{{grad}}")]""");
+            var diagnostic = Assert.Single(GeneratorHarness.Run(bad).Diagnostics);
+            Assert.Equal("QVL0203", diagnostic.Id);
+            Assert.Equal(badLine, Line(diagnostic));
+            Assert.Contains(says, diagnostic.GetMessage());
+        }
+    }
+
+    [Fact]
+    public void QVL0203_OperandWithoutAGradientRow()
+    {
+        // The forward compiles (the runner is emitted); the training code needs dx and reports the missing row on the op's line.
+        var (source, line) = WithOwnOp("""[Op(OpGroup.Elementwise, "x:[*S] -> [*S]", Scalar = "x * x")]""");
+        var result = GeneratorHarness.Run(source);
+        Assert.NotEmpty(result.Diagnostics);
+        Assert.All(result.Diagnostics, d => Assert.Equal("QVL0203", d.Id));
+        Assert.All(result.Diagnostics, d => Assert.Equal(line, Line(d)));
+        Assert.Contains("no row for dx", result.Diagnostics[0].GetMessage());
+        Assert.Contains(result.Files.Keys, k => k.EndsWith(".Runner.g.cs"));
+        Assert.DoesNotContain(result.Files.Keys, k => k.EndsWith(".Training.g.cs"));
+    }
+
     [Fact]
     public void QVL0202_CallOfAMethodThatIsNotAnOp()
     {

@@ -51,14 +51,12 @@ internal static partial class Kernels
 
         // used by Tempered.B7
         // B7_Add_a: gradient of Add (line 22) with respect to 'a': da += dy
-        public static void Grad_Add_5c3079ac(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int size)
+        public static void Grad_Add_9a01e723(DeviceTensor grad, DeviceTensor dy, int size)
         {
             void Chunk(int c)
             {
                 var g = grad.Span;
                 var d = dy.Span;
-                var s0 = in0.Span;
-                var s1 = in1.Span;
                 int end = Math.Min(size, (c + 1) * 16384);
                 for (int i = c * 16384; i < end; i++)
                 {
@@ -89,19 +87,18 @@ internal static partial class Kernels
             else Parallel.For(0, rows, Row);
         }
 
-        // used by Tempered.B6, Tempered.B3
-        // B6_Scale_x: gradient of Scale (line 22) with respect to 'x': dx += dy * s
-        public static void Grad_Scale_7c7f2668(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, int size, float constTemperature)
+        // used by Tempered.B5
+        // B5_Scale_x: gradient of Scale (line 22) with respect to 'x': dx += dy * s
+        public static void Grad_Scale_03e3288d(DeviceTensor grad, DeviceTensor dy, int size, float constMix)
         {
             void Chunk(int c)
             {
                 var g = grad.Span;
                 var d = dy.Span;
-                var s0 = in0.Span;
                 int end = Math.Min(size, (c + 1) * 16384);
                 for (int i = c * 16384; i < end; i++)
                 {
-                    g[i] += d[i] * constTemperature;
+                    g[i] += d[i] * constMix;
                 }
             }
             int chunks = (size + 16383) / 16384;
@@ -109,19 +106,18 @@ internal static partial class Kernels
             else Parallel.For(0, chunks, Chunk);
         }
 
-        // used by Tempered.B5
-        // B5_Scale_x: gradient of Scale (line 22) with respect to 'x': dx += dy * s
-        public static void Grad_Scale_7cd64af3(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, int size, float constMix)
+        // used by Tempered.B6, Tempered.B3
+        // B6_Scale_x: gradient of Scale (line 22) with respect to 'x': dx += dy * s
+        public static void Grad_Scale_b47f823d(DeviceTensor grad, DeviceTensor dy, int size, float constTemperature)
         {
             void Chunk(int c)
             {
                 var g = grad.Span;
                 var d = dy.Span;
-                var s0 = in0.Span;
                 int end = Math.Min(size, (c + 1) * 16384);
                 for (int i = c * 16384; i < end; i++)
                 {
-                    g[i] += d[i] * constMix;
+                    g[i] += d[i] * constTemperature;
                 }
             }
             int chunks = (size + 16383) / 16384;

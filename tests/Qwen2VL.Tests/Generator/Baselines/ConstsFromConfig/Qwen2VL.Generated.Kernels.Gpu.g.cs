@@ -15,7 +15,7 @@ namespace Qwen2VL.Generated;
 
 internal static partial class Kernels
 {
-    public const string FusedGraph = "shared kernels\nAdd_faf425c9\nGrad_Add_5c3079ac\nGrad_RmsNorm_c5c6e210\nGrad_Scale_7c7f2668\nGrad_Scale_7cd64af3\nGrad_Silu_0795f7bb\nRmsNorm_868905d2\nScale_2df3c0de\nScale_Add_f7a33a61\nScale_Silu_Scale_a5898b90\nScale_fddbf3a9\nSilu_dda9164b\n";
+    public const string FusedGraph = "shared kernels\nAdd_faf425c9\nGrad_Add_9a01e723\nGrad_RmsNorm_c5c6e210\nGrad_Scale_03e3288d\nGrad_Scale_b47f823d\nGrad_Silu_0795f7bb\nRmsNorm_868905d2\nScale_2df3c0de\nScale_Add_f7a33a61\nScale_Silu_Scale_a5898b90\nScale_fddbf3a9\nSilu_dda9164b\n";
 
     /// <summary>The ILGPU kernels (one thread per index) of the assembly's modules, shared by inference and training.</summary>
     public static class GpuKernels
@@ -33,7 +33,7 @@ internal static partial class Kernels
 
         // used by Tempered.B7
         // B7_Add_a: gradient of Add (line 22) with respect to 'a': da += dy
-        public static void Grad_Add_5c3079ac(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
+        public static void Grad_Add_9a01e723(Index1D index, ArrayView<float> grad, ArrayView<float> dy, int size)
         {
             grad[index] += dy[index];
         }
@@ -52,18 +52,18 @@ internal static partial class Kernels
             for (int j = 0; j < d; j++) dx[o + j] += rstd * dy[o + j] * w[j] - x[o + j] * rstd * rstd * rstd * sumGX;
         }
 
-        // used by Tempered.B6, Tempered.B3
-        // B6_Scale_x: gradient of Scale (line 22) with respect to 'x': dx += dy * s
-        public static void Grad_Scale_7c7f2668(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, int size, float constTemperature)
-        {
-            grad[index] += dy[index] * constTemperature;
-        }
-
         // used by Tempered.B5
         // B5_Scale_x: gradient of Scale (line 22) with respect to 'x': dx += dy * s
-        public static void Grad_Scale_7cd64af3(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, int size, float constMix)
+        public static void Grad_Scale_03e3288d(Index1D index, ArrayView<float> grad, ArrayView<float> dy, int size, float constMix)
         {
             grad[index] += dy[index] * constMix;
+        }
+
+        // used by Tempered.B6, Tempered.B3
+        // B6_Scale_x: gradient of Scale (line 22) with respect to 'x': dx += dy * s
+        public static void Grad_Scale_b47f823d(Index1D index, ArrayView<float> grad, ArrayView<float> dy, int size, float constTemperature)
+        {
+            grad[index] += dy[index] * constTemperature;
         }
 
         // used by Tempered.B4

@@ -10,7 +10,7 @@ namespace Qwen2VL.Tests.Generator.Samples;
 
 partial class Tempered
 {
-    /// <summary>The generator's view of this module: dims, typed graph, fusion and memory plan.</summary>
+    /// <summary>The generator's view of this module: dims, typed graph, backward steps, fusion and memory plan.</summary>
     public const string FusedGraph = @"module Tempered
 dims
   Width: config width
@@ -29,6 +29,13 @@ graph
   %6 = op Scale(%0) {Temperature} : [N, Width] F32   ; line 22
   %7 = op Add(%5, %6) : [N, Width] F32   ; line 22
   return %7
+backward
+  %7 Add: da = dy; db = dy   reads -
+  %6 Scale: dx = dy * s   reads -
+  %5 Scale: dx = dy * s   reads -
+  %4 Silu: dx = dy * (1f / (1f + Exp(-x))) * (1f + x * (1f - 1f / (1f + Exp(-x))))   reads %3
+  %3 Scale: dx = dy * s   reads -
+  %2 RmsNorm: dx = RmsNormBackward(dy, x, w, eps); dw = ColumnSum(RmsNormWeightRows(dy, x, eps))   reads %0 %1
 fusion
   G1_RmsNorm [norm] nodes %2 -> %2
   G2_Scale_Silu_Scale [elementwise] nodes %3 %4 %5 -> %5

@@ -26,9 +26,9 @@ partial class Tempered
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int, float>? _t4;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int, float>? _t5;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t6;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_add_5c3079ac;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _grad_scale_7c7f2668;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>? _grad_scale_7cd64af3;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _grad_add_9a01e723;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, int, float>? _grad_scale_b47f823d;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, int, float>? _grad_scale_03e3288d;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_silu_0795f7bb;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _grad_rmsnorm_c5c6e210;
 
@@ -77,9 +77,6 @@ partial class Tempered
             {
                 Workspace.Reserve(0, N * Width);
                 Workspace.Reserve(1, N * Width);
-                Workspace.Reserve(2, N * Width);
-                Workspace.Reserve(3, N * Width);
-                Workspace.Reserve(4, N * Width);
             }
 
             // T1_RmsNorm: RmsNorm -> [N, Width]   (line 21)
@@ -157,15 +154,9 @@ partial class Tempered
             {
                 Workspace.Reserve(0, N * Width);
                 Workspace.Reserve(1, N * Width);
-                Workspace.Reserve(2, N * Width);
-                Workspace.Reserve(3, N * Width);
-                Workspace.Reserve(4, N * Width);
             }
             var t2 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(0, N, Width);
             var t3 = _recompute ? Workspace.Slot(1, N, Width) : TrainSlot(1, N, Width);
-            var t4 = _recompute ? Workspace.Slot(2, N, Width) : TrainSlot(2, N, Width);
-            var t5 = _recompute ? Workspace.Slot(3, N, Width) : TrainSlot(3, N, Width);
-            var t6 = _recompute ? Workspace.Slot(4, N, Width) : TrainSlot(4, N, Width);
             ShapeCheck.Expect("Tempered", "dOutput", dOutput, false, N, Width);
             DeviceTensor? g0 = GradSlot(0, N, Width);
             var g1 = grads.GradientOf(_prefix + "norm.weight");
@@ -176,6 +167,52 @@ partial class Tempered
             DeviceTensor? g6 = GradSlot(5, N, Width);
             DeviceTensor? g7 = GradSlot(6, N, Width);
             _ctx.Copy(dOutput, g7!);
+
+            // d/dAdd (line 22): Scale(Silu(Scale(n, Temperature)), Mix) + Scale(x, Temperature)
+            if (g5 is not null)
+            {
+                if (_ctx.IsCpu)
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g5!, g7!, N * Width);
+                else
+                {
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(N * Width, g5!.View, g7!.View, N * Width);
+                }
+            }
+            if (g6 is not null)
+            {
+                if (_ctx.IsCpu)
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g6!, g7!, N * Width);
+                else
+                {
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(N * Width, g6!.View, g7!.View, N * Width);
+                }
+            }
+
+            // d/dScale (line 22): Scale(x, Temperature)
+            if (g0 is not null)
+            {
+                if (_ctx.IsCpu)
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Scale_b47f823d(g0!, g6!, N * Width, Temperature);
+                else
+                {
+                    _grad_scale_b47f823d ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Scale_b47f823d);
+                    _grad_scale_b47f823d(N * Width, g0!.View, g6!.View, N * Width, Temperature);
+                }
+            }
+
+            // d/dScale (line 22): Scale(Silu(Scale(n, Temperature)), Mix)
+            if (g4 is not null)
+            {
+                if (_ctx.IsCpu)
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Scale_03e3288d(g4!, g5!, N * Width, Mix);
+                else
+                {
+                    _grad_scale_03e3288d ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Scale_03e3288d);
+                    _grad_scale_03e3288d(N * Width, g4!.View, g5!.View, N * Width, Mix);
+                }
+            }
 
             // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
             if (_recompute)
@@ -197,79 +234,6 @@ partial class Tempered
                     _t2 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Scale_fddbf3a9);
                     _t2(N * Width, t3.View, t2.View, N * Width, Temperature);
                 }
-
-                // T3_Silu: Silu -> [N, Width]   (line 22)
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Silu_dda9164b(t4, t3, N * Width);
-                else
-                {
-                    _t3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Silu_dda9164b);
-                    _t3(N * Width, t4.View, t3.View, N * Width);
-                }
-
-                // T4_Scale: Scale -> [N, Width]   (line 22)
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Scale_2df3c0de(t5, t4, N * Width, Mix);
-                else
-                {
-                    _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Scale_2df3c0de);
-                    _t4(N * Width, t5.View, t4.View, N * Width, Mix);
-                }
-
-                // T5_Scale: Scale -> [N, Width]   (line 22)
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Scale_fddbf3a9(t6, x, N * Width, Temperature);
-                else
-                {
-                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Scale_fddbf3a9);
-                    _t5(N * Width, t6.View, x.View, N * Width, Temperature);
-                }
-            }
-
-            // d/dAdd (line 22): Scale(Silu(Scale(n, Temperature)), Mix) + Scale(x, Temperature)
-            if (g5 is not null)
-            {
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g5!, g7!, t5, t6, N * Width);
-                else
-                {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(N * Width, g5!.View, g7!.View, t5.View, t6.View, N * Width);
-                }
-            }
-            if (g6 is not null)
-            {
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g6!, g7!, t5, t6, N * Width);
-                else
-                {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(N * Width, g6!.View, g7!.View, t5.View, t6.View, N * Width);
-                }
-            }
-
-            // d/dScale (line 22): Scale(x, Temperature)
-            if (g0 is not null)
-            {
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Scale_7c7f2668(g0!, g6!, x, N * Width, Temperature);
-                else
-                {
-                    _grad_scale_7c7f2668 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Scale_7c7f2668);
-                    _grad_scale_7c7f2668(N * Width, g0!.View, g6!.View, x.View, N * Width, Temperature);
-                }
-            }
-
-            // d/dScale (line 22): Scale(Silu(Scale(n, Temperature)), Mix)
-            if (g4 is not null)
-            {
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Scale_7cd64af3(g4!, g5!, t4, N * Width, Mix);
-                else
-                {
-                    _grad_scale_7cd64af3 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Scale_7cd64af3);
-                    _grad_scale_7cd64af3(N * Width, g4!.View, g5!.View, t4.View, N * Width, Mix);
-                }
             }
 
             // d/dSilu (line 22): Silu(Scale(n, Temperature))
@@ -288,11 +252,11 @@ partial class Tempered
             if (g2 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Scale_7c7f2668(g2!, g3!, t2, N * Width, Temperature);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Scale_b47f823d(g2!, g3!, N * Width, Temperature);
                 else
                 {
-                    _grad_scale_7c7f2668 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Scale_7c7f2668);
-                    _grad_scale_7c7f2668(N * Width, g2!.View, g3!.View, t2.View, N * Width, Temperature);
+                    _grad_scale_b47f823d ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Scale_b47f823d);
+                    _grad_scale_b47f823d(N * Width, g2!.View, g3!.View, N * Width, Temperature);
                 }
             }
 

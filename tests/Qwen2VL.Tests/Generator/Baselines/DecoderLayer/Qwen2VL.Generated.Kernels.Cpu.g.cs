@@ -152,14 +152,12 @@ internal static partial class Kernels
 
         // used by DecoderLayer.B34, DecoderLayer.B23
         // B34_Add_a: gradient of Add (line 54) with respect to 'a': da += dy
-        public static void Grad_Add_5c3079ac(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int size)
+        public static void Grad_Add_9a01e723(DeviceTensor grad, DeviceTensor dy, int size)
         {
             void Chunk(int c)
             {
                 var g = grad.Span;
                 var d = dy.Span;
-                var s0 = in0.Span;
-                var s1 = in1.Span;
                 int end = Math.Min(size, (c + 1) * 16384);
                 for (int i = c * 16384; i < end; i++)
                 {
@@ -207,19 +205,18 @@ internal static partial class Kernels
         }
 
         // used by DecoderLayer.B31
-        // B31_Mul_a: gradient of Mul (line 53) with respect to 'a': da += dy * b
-        public static void Grad_Mul_8f589dab(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int size)
+        // B31_Mul_b: gradient of Mul (line 53) with respect to 'b': db += dy * a
+        public static void Grad_Mul_a95744de(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, int size)
         {
             void Chunk(int c)
             {
                 var g = grad.Span;
                 var d = dy.Span;
                 var s0 = in0.Span;
-                var s1 = in1.Span;
                 int end = Math.Min(size, (c + 1) * 16384);
                 for (int i = c * 16384; i < end; i++)
                 {
-                    g[i] += d[i] * s1[i];
+                    g[i] += d[i] * s0[i];
                 }
             }
             int chunks = (size + 16383) / 16384;
@@ -228,19 +225,18 @@ internal static partial class Kernels
         }
 
         // used by DecoderLayer.B31
-        // B31_Mul_b: gradient of Mul (line 53) with respect to 'b': db += dy * a
-        public static void Grad_Mul_d6a83640(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int size)
+        // B31_Mul_a: gradient of Mul (line 53) with respect to 'a': da += dy * b
+        public static void Grad_Mul_da374b1b(DeviceTensor grad, DeviceTensor dy, DeviceTensor in1, int size)
         {
             void Chunk(int c)
             {
                 var g = grad.Span;
                 var d = dy.Span;
-                var s0 = in0.Span;
                 var s1 = in1.Span;
                 int end = Math.Min(size, (c + 1) * 16384);
                 for (int i = c * 16384; i < end; i++)
                 {
-                    g[i] += d[i] * s0[i];
+                    g[i] += d[i] * s1[i];
                 }
             }
             int chunks = (size + 16383) / 16384;

@@ -15,7 +15,7 @@ namespace Qwen2VL.Generated;
 
 internal static partial class Kernels
 {
-    public const string FusedGraph = "shared kernels\nAdd_faf425c9\nGrad_Add_5c3079ac\nGrad_MRope_131c6365\nGrad_Mul_8f589dab\nGrad_Mul_d6a83640\nGrad_RmsNorm_c5c6e210\nGrad_Silu_0795f7bb\nLinear_Add_Epilogue_dca21e3d\nLinear_Epilogue_e6b8f936\nLinear_Mul_Epilogue_6666bd14\nLinear_Silu_Epilogue_b616486b\nMRope_e85414db\nMul_f1704c8f\nRmsNorm_868905d2\nSilu_dda9164b\n";
+    public const string FusedGraph = "shared kernels\nAdd_faf425c9\nGrad_Add_9a01e723\nGrad_MRope_131c6365\nGrad_Mul_a95744de\nGrad_Mul_da374b1b\nGrad_RmsNorm_c5c6e210\nGrad_Silu_0795f7bb\nLinear_Add_Epilogue_dca21e3d\nLinear_Epilogue_e6b8f936\nLinear_Mul_Epilogue_6666bd14\nLinear_Silu_Epilogue_b616486b\nMRope_e85414db\nMul_f1704c8f\nRmsNorm_868905d2\nSilu_dda9164b\n";
 
     /// <summary>The ILGPU kernels (one thread per index) of the assembly's modules, shared by inference and training.</summary>
     public static class GpuKernels
@@ -95,7 +95,7 @@ internal static partial class Kernels
 
         // used by DecoderLayer.B34, DecoderLayer.B23
         // B34_Add_a: gradient of Add (line 54) with respect to 'a': da += dy
-        public static void Grad_Add_5c3079ac(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
+        public static void Grad_Add_9a01e723(Index1D index, ArrayView<float> grad, ArrayView<float> dy, int size)
         {
             grad[index] += dy[index];
         }
@@ -116,17 +116,17 @@ internal static partial class Kernels
         }
 
         // used by DecoderLayer.B31
-        // B31_Mul_a: gradient of Mul (line 53) with respect to 'a': da += dy * b
-        public static void Grad_Mul_8f589dab(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
+        // B31_Mul_b: gradient of Mul (line 53) with respect to 'b': db += dy * a
+        public static void Grad_Mul_a95744de(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, int size)
         {
-            grad[index] += dy[index] * in1[index];
+            grad[index] += dy[index] * in0[index];
         }
 
         // used by DecoderLayer.B31
-        // B31_Mul_b: gradient of Mul (line 53) with respect to 'b': db += dy * a
-        public static void Grad_Mul_d6a83640(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
+        // B31_Mul_a: gradient of Mul (line 53) with respect to 'a': da += dy * b
+        public static void Grad_Mul_da374b1b(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in1, int size)
         {
-            grad[index] += dy[index] * in0[index];
+            grad[index] += dy[index] * in1[index];
         }
 
         // used by DecoderLayer.B25, DecoderLayer.B4

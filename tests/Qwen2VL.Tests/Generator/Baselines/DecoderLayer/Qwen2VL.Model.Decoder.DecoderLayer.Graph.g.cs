@@ -10,7 +10,7 @@ namespace Qwen2VL.Model.Decoder;
 
 partial class DecoderLayer
 {
-    /// <summary>The generator's view of this module: dims, typed graph, fusion and memory plan.</summary>
+    /// <summary>The generator's view of this module: dims, typed graph, backward steps, fusion and memory plan.</summary>
     public const string FusedGraph = @"module DecoderLayer
 dims
   Hidden: config hidden_size
@@ -64,6 +64,23 @@ graph
   %33 = op Linear(%31, %32) : [B, S, Hidden] F32   ; line 54
   %34 = op Add(%23, %33) : [B, S, Hidden] F32   ; line 54
   return %34
+backward
+  %34 Add: da = dy; db = dy   reads -
+  %33 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x)   reads %31 %32
+  %31 Mul: da = dy * b; db = dy * a   reads %28 %30
+  %30 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x)   reads %25 %29
+  %28 Silu: dx = dy * (1f / (1f + Exp(-x))) * (1f + x * (1f - 1f / (1f + Exp(-x))))   reads %27
+  %27 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x)   reads %25 %26
+  %25 RmsNorm: dx = RmsNormBackward(dy, x, w, eps); dw = ColumnSum(RmsNormWeightRows(dy, x, eps))   reads %23 %24
+  %23 Add: da = dy; db = dy   reads -
+  %22 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x)   reads %20 %21
+  %19 CausalAttention: dq = CausalAttentionBackwardQ(q, k, v, mask, dy); dk = CausalAttentionBackwardK(q, k, v, mask, dy); dv = CausalAttentionBackwardV(q, k, v, mask, dy)   reads %2 %9 %14 %18
+  %17 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x); db = ColumnSum(dy)   reads %4 %15
+  %14 MRope: dx = MRopeBackward(dy, pos, theta, sectionT, sectionH, sectionW)   reads %1
+  %12 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x); db = ColumnSum(dy)   reads %4 %10
+  %9 MRope: dx = MRopeBackward(dy, pos, theta, sectionT, sectionH, sectionW)   reads %1
+  %7 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x); db = ColumnSum(dy)   reads %4 %5
+  %4 RmsNorm: dx = RmsNormBackward(dy, x, w, eps); dw = ColumnSum(RmsNormWeightRows(dy, x, eps))   reads %0 %3
 fusion
   G1_RmsNorm [norm] nodes %4 -> %4
   G2_Linear [gemm] nodes %7 -> %7

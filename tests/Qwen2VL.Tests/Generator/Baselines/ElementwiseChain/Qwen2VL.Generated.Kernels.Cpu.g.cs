@@ -115,14 +115,12 @@ internal static partial class Kernels
 
         // used by Gate.B6
         // B6_Add_b: gradient of Add (line 16) with respect to 'b': db = dy
-        public static void Grad_Add_819f3d56(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int in1Size, int size)
+        public static void Grad_Add_81b1828a(DeviceTensor grad, DeviceTensor dy, int size)
         {
             void Chunk(int c)
             {
                 var g = grad.Span;
                 var d = dy.Span;
-                var s0 = in0.Span;
-                var s1 = in1.Span;
                 int end = Math.Min(size, (c + 1) * 16384);
                 for (int i = c * 16384; i < end; i++)
                 {
@@ -136,14 +134,12 @@ internal static partial class Kernels
 
         // used by Gate.B6
         // B6_Add_a: gradient of Add (line 16) with respect to 'a': da += dy
-        public static void Grad_Add_fb1365dd(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int in1Size, int size)
+        public static void Grad_Add_9a01e723(DeviceTensor grad, DeviceTensor dy, int size)
         {
             void Chunk(int c)
             {
                 var g = grad.Span;
                 var d = dy.Span;
-                var s0 = in0.Span;
-                var s1 = in1.Span;
                 int end = Math.Min(size, (c + 1) * 16384);
                 for (int i = c * 16384; i < end; i++)
                 {
@@ -177,14 +173,13 @@ internal static partial class Kernels
 
         // used by Gate.B4
         // B4_Mul_b: gradient of Mul (line 16) with respect to 'b': db = dy * a
-        public static void Grad_Mul_10eaea63(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int in1Size, int size)
+        public static void Grad_Mul_770563ff(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, int size)
         {
             void Chunk(int c)
             {
                 var g = grad.Span;
                 var d = dy.Span;
                 var s0 = in0.Span;
-                var s1 = in1.Span;
                 int end = Math.Min(size, (c + 1) * 16384);
                 for (int i = c * 16384; i < end; i++)
                 {
@@ -198,13 +193,12 @@ internal static partial class Kernels
 
         // used by Gate.B4
         // B4_Mul_a: gradient of Mul (line 16) with respect to 'a': da += dy * b
-        public static void Grad_Mul_827984d6(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int in1Size, int size)
+        public static void Grad_Mul_80853049(DeviceTensor grad, DeviceTensor dy, DeviceTensor in1, int in1Size, int size)
         {
             void Chunk(int c)
             {
                 var g = grad.Span;
                 var d = dy.Span;
-                var s0 = in0.Span;
                 var s1 = in1.Span;
                 int end = Math.Min(size, (c + 1) * 16384);
                 for (int i = c * 16384; i < end; i++)
@@ -218,14 +212,33 @@ internal static partial class Kernels
         }
 
         // used by Gate.B8
-        // B8_Mul_a: gradient of Mul (line 17) with respect to 'a': da += dy * b
-        public static void Grad_Mul_8f589dab(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int size)
+        // B8_Mul_b: gradient of Mul (line 17) with respect to 'b': db += dy * a
+        public static void Grad_Mul_a95744de(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, int size)
         {
             void Chunk(int c)
             {
                 var g = grad.Span;
                 var d = dy.Span;
                 var s0 = in0.Span;
+                int end = Math.Min(size, (c + 1) * 16384);
+                for (int i = c * 16384; i < end; i++)
+                {
+                    g[i] += d[i] * s0[i];
+                }
+            }
+            int chunks = (size + 16383) / 16384;
+            if (chunks < 4) for (int c = 0; c < chunks; c++) Chunk(c);
+            else Parallel.For(0, chunks, Chunk);
+        }
+
+        // used by Gate.B8
+        // B8_Mul_a: gradient of Mul (line 17) with respect to 'a': da += dy * b
+        public static void Grad_Mul_da374b1b(DeviceTensor grad, DeviceTensor dy, DeviceTensor in1, int size)
+        {
+            void Chunk(int c)
+            {
+                var g = grad.Span;
+                var d = dy.Span;
                 var s1 = in1.Span;
                 int end = Math.Min(size, (c + 1) * 16384);
                 for (int i = c * 16384; i < end; i++)
@@ -238,36 +251,14 @@ internal static partial class Kernels
             else Parallel.For(0, chunks, Chunk);
         }
 
-        // used by Gate.B8
-        // B8_Mul_b: gradient of Mul (line 17) with respect to 'b': db += dy * a
-        public static void Grad_Mul_d6a83640(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int size)
-        {
-            void Chunk(int c)
-            {
-                var g = grad.Span;
-                var d = dy.Span;
-                var s0 = in0.Span;
-                var s1 = in1.Span;
-                int end = Math.Min(size, (c + 1) * 16384);
-                for (int i = c * 16384; i < end; i++)
-                {
-                    g[i] += d[i] * s0[i];
-                }
-            }
-            int chunks = (size + 16383) / 16384;
-            if (chunks < 4) for (int c = 0; c < chunks; c++) Chunk(c);
-            else Parallel.For(0, chunks, Chunk);
-        }
-
         // used by Gate.B9
         // B9_Scale_x: gradient of Scale (line 17) with respect to 'x': dx += dy * s
-        public static void Grad_Scale_35c686ee(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, int size)
+        public static void Grad_Scale_6d1f44a5(DeviceTensor grad, DeviceTensor dy, int size)
         {
             void Chunk(int c)
             {
                 var g = grad.Span;
                 var d = dy.Span;
-                var s0 = in0.Span;
                 int end = Math.Min(size, (c + 1) * 16384);
                 for (int i = c * 16384; i < end; i++)
                 {

@@ -15,7 +15,7 @@ namespace Qwen2VL.Generated;
 
 internal static partial class Kernels
 {
-    public const string FusedGraph = "shared kernels\nAdd_8b551b42\nGelu_4c81162f\nGelu_Mul_Add_Sigmoid_Mul_Scale_0ae9fa7a\nGrad_Add_819f3d56\nGrad_Add_fb1365dd\nGrad_Gelu_98e53ec0\nGrad_Mul_10eaea63\nGrad_Mul_827984d6\nGrad_Mul_8f589dab\nGrad_Mul_d6a83640\nGrad_Scale_35c686ee\nGrad_Sigmoid_2eb30266\nMul_beefc3cd\nMul_f1704c8f\nScale_e767be77\nSigmoid_75cb49d3\n";
+    public const string FusedGraph = "shared kernels\nAdd_8b551b42\nGelu_4c81162f\nGelu_Mul_Add_Sigmoid_Mul_Scale_0ae9fa7a\nGrad_Add_81b1828a\nGrad_Add_9a01e723\nGrad_Gelu_98e53ec0\nGrad_Mul_770563ff\nGrad_Mul_80853049\nGrad_Mul_a95744de\nGrad_Mul_da374b1b\nGrad_Scale_6d1f44a5\nGrad_Sigmoid_2eb30266\nMul_beefc3cd\nMul_f1704c8f\nScale_e767be77\nSigmoid_75cb49d3\n";
 
     /// <summary>The ILGPU kernels (one thread per index) of the assembly's modules, shared by inference and training.</summary>
     public static class GpuKernels
@@ -66,14 +66,14 @@ internal static partial class Kernels
 
         // used by Gate.B6
         // B6_Add_b: gradient of Add (line 16) with respect to 'b': db = dy
-        public static void Grad_Add_819f3d56(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int in1Size, int size)
+        public static void Grad_Add_81b1828a(Index1D index, ArrayView<float> grad, ArrayView<float> dy, int size)
         {
             grad[index] = dy[index];
         }
 
         // used by Gate.B6
         // B6_Add_a: gradient of Add (line 16) with respect to 'a': da += dy
-        public static void Grad_Add_fb1365dd(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int in1Size, int size)
+        public static void Grad_Add_9a01e723(Index1D index, ArrayView<float> grad, ArrayView<float> dy, int size)
         {
             grad[index] += dy[index];
         }
@@ -87,35 +87,35 @@ internal static partial class Kernels
 
         // used by Gate.B4
         // B4_Mul_b: gradient of Mul (line 16) with respect to 'b': db = dy * a
-        public static void Grad_Mul_10eaea63(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int in1Size, int size)
+        public static void Grad_Mul_770563ff(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, int size)
         {
             grad[index] = dy[index] * in0[index];
         }
 
         // used by Gate.B4
         // B4_Mul_a: gradient of Mul (line 16) with respect to 'a': da += dy * b
-        public static void Grad_Mul_827984d6(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int in1Size, int size)
+        public static void Grad_Mul_80853049(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in1, int in1Size, int size)
         {
             grad[index] += dy[index] * in1[index % in1Size];
         }
 
         // used by Gate.B8
-        // B8_Mul_a: gradient of Mul (line 17) with respect to 'a': da += dy * b
-        public static void Grad_Mul_8f589dab(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
-        {
-            grad[index] += dy[index] * in1[index];
-        }
-
-        // used by Gate.B8
         // B8_Mul_b: gradient of Mul (line 17) with respect to 'b': db += dy * a
-        public static void Grad_Mul_d6a83640(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
+        public static void Grad_Mul_a95744de(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, int size)
         {
             grad[index] += dy[index] * in0[index];
         }
 
+        // used by Gate.B8
+        // B8_Mul_a: gradient of Mul (line 17) with respect to 'a': da += dy * b
+        public static void Grad_Mul_da374b1b(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in1, int size)
+        {
+            grad[index] += dy[index] * in1[index];
+        }
+
         // used by Gate.B9
         // B9_Scale_x: gradient of Scale (line 17) with respect to 'x': dx += dy * s
-        public static void Grad_Scale_35c686ee(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, int size)
+        public static void Grad_Scale_6d1f44a5(Index1D index, ArrayView<float> grad, ArrayView<float> dy, int size)
         {
             grad[index] += dy[index] * 0.5f;
         }

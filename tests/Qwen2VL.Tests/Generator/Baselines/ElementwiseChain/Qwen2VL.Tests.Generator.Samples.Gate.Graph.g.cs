@@ -10,7 +10,7 @@ namespace Qwen2VL.Tests.Generator.Samples;
 
 partial class Gate
 {
-    /// <summary>The generator's view of this module: dims, typed graph, fusion and memory plan.</summary>
+    /// <summary>The generator's view of this module: dims, typed graph, backward steps, fusion and memory plan.</summary>
     public const string FusedGraph = @"module Gate
 dims
   Width: config width
@@ -27,6 +27,13 @@ graph
   %8 = op Mul(%7, %1) : [N, Width] F32   ; line 17
   %9 = op Scale(%8) {0.5f} : [N, Width] F32   ; line 17
   return %9
+backward
+  %9 Scale: dx = dy * s   reads -
+  %8 Mul: da = dy * b; db = dy * a   reads %1 %7
+  %7 Sigmoid: dx = dy * (1f / (1f + Exp(-x))) * (1f - 1f / (1f + Exp(-x)))   reads %6
+  %6 Add: da = dy; db = dy   reads -
+  %4 Mul: da = dy * b; db = dy * a   reads %2 %3
+  %2 Gelu: dx = dy * (0.5f * (1f + Erf(x * 0.70710678118654752f)) + x * 0.3989422804014327f * Exp(-0.5f * x * x))   reads %0
 fusion
   G1_Gelu_Mul_Add_Sigmoid_Mul_Scale [elementwise] nodes %2 %4 %6 %7 %8 %9 -> %9
 memory plan: 1 arena slots

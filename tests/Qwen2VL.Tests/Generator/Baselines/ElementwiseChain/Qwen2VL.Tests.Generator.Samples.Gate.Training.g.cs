@@ -27,14 +27,14 @@ partial class Gate
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t4;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t5;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t6;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_scale_35c686ee;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_8f589dab;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_d6a83640;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _grad_scale_6d1f44a5;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_da374b1b;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_a95744de;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_sigmoid_2eb30266;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _grad_add_fb1365dd;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _grad_add_819f3d56;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _grad_mul_827984d6;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _grad_mul_10eaea63;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _grad_add_9a01e723;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _grad_add_81b1828a;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _grad_mul_80853049;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_770563ff;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_gelu_98e53ec0;
 
         /// <summary>
@@ -86,8 +86,6 @@ partial class Gate
                 Workspace.Reserve(0, N * Width);
                 Workspace.Reserve(1, N * Width);
                 Workspace.Reserve(2, N * Width);
-                Workspace.Reserve(3, N * Width);
-                Workspace.Reserve(4, N * Width);
             }
 
             // T1_Gelu: Gelu -> [N, Width]   (line 16)
@@ -167,14 +165,11 @@ partial class Gate
                 Workspace.Reserve(0, N * Width);
                 Workspace.Reserve(1, N * Width);
                 Workspace.Reserve(2, N * Width);
-                Workspace.Reserve(3, N * Width);
-                Workspace.Reserve(4, N * Width);
             }
             var t2 = _recompute ? Workspace.Slot(0, N, Width) : TrainSlot(0, N, Width);
             var t4 = _recompute ? Workspace.Slot(1, N, Width) : TrainSlot(1, N, Width);
             var t6 = _recompute ? Workspace.Slot(2, N, Width) : TrainSlot(2, N, Width);
-            var t7 = _recompute ? Workspace.Slot(3, N, Width) : TrainSlot(3, N, Width);
-            var t8 = _recompute ? Workspace.Slot(4, N, Width) : TrainSlot(4, N, Width);
+            var t7 = _recompute ? Workspace.Slot(1, N, Width) : TrainSlot(3, N, Width);
             ShapeCheck.Expect("Gate", "dOutput", dOutput, false, N, Width);
             DeviceTensor? g0 = GradSlot(0, N, Width);
             DeviceTensor? g1 = GradSlot(1, N, Width);
@@ -187,6 +182,18 @@ partial class Gate
             DeviceTensor? g8 = GradSlot(6, N, Width);
             DeviceTensor? g9 = GradSlot(7, N, Width);
             _ctx.Copy(dOutput, g9!);
+
+            // d/dScale (line 17): Scale(Sigmoid(a) * y, 0.5f)
+            if (g8 is not null)
+            {
+                if (_ctx.IsCpu)
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Scale_6d1f44a5(g8!, g9!, N * Width);
+                else
+                {
+                    _grad_scale_6d1f44a5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Scale_6d1f44a5);
+                    _grad_scale_6d1f44a5(N * Width, g8!.View, g9!.View, N * Width);
+                }
+            }
 
             // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
             if (_recompute)
@@ -226,48 +233,27 @@ partial class Gate
                     _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Sigmoid_75cb49d3);
                     _t4(N * Width, t7.View, t6.View, N * Width);
                 }
-
-                // T5_Mul: Mul -> [N, Width]   (line 17)
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Mul_f1704c8f(t8, t7, y, N * Width);
-                else
-                {
-                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Mul_f1704c8f);
-                    _t5(N * Width, t8.View, t7.View, y.View, N * Width);
-                }
-            }
-
-            // d/dScale (line 17): Scale(Sigmoid(a) * y, 0.5f)
-            if (g8 is not null)
-            {
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Scale_35c686ee(g8!, g9!, t8, N * Width);
-                else
-                {
-                    _grad_scale_35c686ee ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Scale_35c686ee);
-                    _grad_scale_35c686ee(N * Width, g8!.View, g9!.View, t8.View, N * Width);
-                }
             }
 
             // d/dMul (line 17): Sigmoid(a) * y
             if (g7 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_8f589dab(g7!, g8!, t7, y, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_da374b1b(g7!, g8!, y, N * Width);
                 else
                 {
-                    _grad_mul_8f589dab ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_8f589dab);
-                    _grad_mul_8f589dab(N * Width, g7!.View, g8!.View, t7.View, y.View, N * Width);
+                    _grad_mul_da374b1b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_da374b1b);
+                    _grad_mul_da374b1b(N * Width, g7!.View, g8!.View, y.View, N * Width);
                 }
             }
             if (g1 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_d6a83640(g1!, g8!, t7, y, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_a95744de(g1!, g8!, t7, N * Width);
                 else
                 {
-                    _grad_mul_d6a83640 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_d6a83640);
-                    _grad_mul_d6a83640(N * Width, g1!.View, g8!.View, t7.View, y.View, N * Width);
+                    _grad_mul_a95744de ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_a95744de);
+                    _grad_mul_a95744de(N * Width, g1!.View, g8!.View, t7.View, N * Width);
                 }
             }
 
@@ -287,20 +273,20 @@ partial class Gate
             if (g4 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_fb1365dd(g4!, g6!, t4, _shift, Width, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g4!, g6!, N * Width);
                 else
                 {
-                    _grad_add_fb1365dd ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_fb1365dd);
-                    _grad_add_fb1365dd(N * Width, g4!.View, g6!.View, t4.View, _shift.View, Width, N * Width);
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(N * Width, g4!.View, g6!.View, N * Width);
                 }
             }
             var s6_1 = GradSlot(8, N, Width);
             if (_ctx.IsCpu)
-                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_819f3d56(s6_1, g6!, t4, _shift, Width, N * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_81b1828a(s6_1, g6!, N * Width);
             else
             {
-                _grad_add_819f3d56 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_819f3d56);
-                _grad_add_819f3d56(N * Width, s6_1.View, g6!.View, t4.View, _shift.View, Width, N * Width);
+                _grad_add_81b1828a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_81b1828a);
+                _grad_add_81b1828a(N * Width, s6_1.View, g6!.View, N * Width);
             }
             if (g5 is not null) _ctx.ColumnSum(s6_1, g5, (N * Width) / (Width), Width, accumulate: true);
 
@@ -308,20 +294,20 @@ partial class Gate
             if (g2 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_827984d6(g2!, g4!, t2, _scaleW, Width, N * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_80853049(g2!, g4!, _scaleW, Width, N * Width);
                 else
                 {
-                    _grad_mul_827984d6 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_827984d6);
-                    _grad_mul_827984d6(N * Width, g2!.View, g4!.View, t2.View, _scaleW.View, Width, N * Width);
+                    _grad_mul_80853049 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_80853049);
+                    _grad_mul_80853049(N * Width, g2!.View, g4!.View, _scaleW.View, Width, N * Width);
                 }
             }
             var s4_1 = GradSlot(9, N, Width);
             if (_ctx.IsCpu)
-                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_10eaea63(s4_1, g4!, t2, _scaleW, Width, N * Width);
+                global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_770563ff(s4_1, g4!, t2, N * Width);
             else
             {
-                _grad_mul_10eaea63 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_10eaea63);
-                _grad_mul_10eaea63(N * Width, s4_1.View, g4!.View, t2.View, _scaleW.View, Width, N * Width);
+                _grad_mul_770563ff ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_770563ff);
+                _grad_mul_770563ff(N * Width, s4_1.View, g4!.View, t2.View, N * Width);
             }
             if (g3 is not null) _ctx.ColumnSum(s4_1, g3, (N * Width) / (Width), Width, accumulate: true);
 

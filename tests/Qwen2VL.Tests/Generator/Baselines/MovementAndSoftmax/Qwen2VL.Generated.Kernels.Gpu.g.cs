@@ -15,7 +15,7 @@ namespace Qwen2VL.Generated;
 
 internal static partial class Kernels
 {
-    public const string FusedGraph = "shared kernels\nAdd_faf425c9\nConcat_223ae86d\nEmbedding_eea461b6\nGrad_Add_5c3079ac\nGrad_Concat_9a6bf66a\nGrad_Concat_ba26b8d9\nGrad_Embedding_f91bc54d\nGrad_Select_bfbd284f\nGrad_Softmax_e08594a8\nGrad_Transpose_e10c2266\nSelect_6f586800\nSoftmax_f78c2621\nTranspose_0ae9e03a\n";
+    public const string FusedGraph = "shared kernels\nAdd_faf425c9\nConcat_223ae86d\nEmbedding_eea461b6\nGrad_Add_9a01e723\nGrad_Concat_9a6bf66a\nGrad_Concat_ba26b8d9\nGrad_Embedding_f91bc54d\nGrad_Select_bfbd284f\nGrad_Softmax_e08594a8\nGrad_Transpose_e10c2266\nSelect_6f586800\nSoftmax_f78c2621\nTranspose_0ae9e03a\n";
 
     /// <summary>The ILGPU kernels (one thread per index) of the assembly's modules, shared by inference and training.</summary>
     public static class GpuKernels
@@ -53,7 +53,7 @@ internal static partial class Kernels
 
         // used by Mixer.B4
         // B4_Add_a: gradient of Add (line 18) with respect to 'a': da += dy
-        public static void Grad_Add_5c3079ac(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
+        public static void Grad_Add_9a01e723(Index1D index, ArrayView<float> grad, ArrayView<float> dy, int size)
         {
             grad[index] += dy[index];
         }

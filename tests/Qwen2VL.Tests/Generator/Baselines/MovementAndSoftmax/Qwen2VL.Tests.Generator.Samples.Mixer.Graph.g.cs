@@ -10,7 +10,7 @@ namespace Qwen2VL.Tests.Generator.Samples;
 
 partial class Mixer
 {
-    /// <summary>The generator's view of this module: dims, typed graph, fusion and memory plan.</summary>
+    /// <summary>The generator's view of this module: dims, typed graph, backward steps, fusion and memory plan.</summary>
     public const string FusedGraph = @"module Mixer
 dims
   Heads: config heads
@@ -33,6 +33,14 @@ graph
   %11 = op Select(%10) {1, 0} : [T, HeadDim] F32   ; line 21
   %12 = op Concat(%9, %11) {1} : [T, Width/Heads + Width] F32   ; line 22
   return %12
+backward
+  %12 Concat: da = ConcatBackwardA(dy, a, axis); db = ConcatBackwardB(dy, a, b, axis)   reads %9 %11
+  %11 Select: dx = SelectBackward(dy, x, axis, index)   reads %10
+  %8 Transpose: dx = Transpose(dy, axis0, axis1)   reads -
+  %7 Softmax: dx = SoftmaxBackward(y, dy)   reads %7
+  %6 Transpose: dx = Transpose(dy, axis0, axis1)   reads -
+  %4 Add: da = dy; db = dy   reads -
+  %3 Embedding: dtable = EmbeddingBackward(dy, ids, table)   reads %1 %2
 fusion
   G1_Embedding [copy] nodes %3 -> %3
   G2_Add [elementwise] nodes %4 -> %4

@@ -33,7 +33,7 @@ partial class Mixer
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _grad_select_bfbd284f;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _grad_transpose_e10c2266;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _grad_softmax_e08594a8;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_add_5c3079ac;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _grad_add_9a01e723;
         private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>? _grad_embedding_f91bc54d;
 
         /// <summary>
@@ -181,7 +181,6 @@ partial class Mixer
             {
                 Workspace.Reserve(0, T * Width);
             }
-            var t3 = TrainSlot(0, T, Width);
             var t6 = TrainSlot(2, Heads, T, Width / Heads);
             var t7 = _recompute ? Workspace.Slot(0, Heads, T, Width / Heads) : TrainSlot(3, Heads, T, Width / Heads);
             var t8 = TrainSlot(4, T, Heads, Width / Heads);
@@ -290,21 +289,21 @@ partial class Mixer
             if (g0 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g0!, g4!, x, t3, T * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g0!, g4!, T * Width);
                 else
                 {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(T * Width, g0!.View, g4!.View, x.View, t3.View, T * Width);
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(T * Width, g0!.View, g4!.View, T * Width);
                 }
             }
             if (g3 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g3!, g4!, x, t3, T * Width);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g3!, g4!, T * Width);
                 else
                 {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(T * Width, g3!.View, g4!.View, x.View, t3.View, T * Width);
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(T * Width, g3!.View, g4!.View, T * Width);
                 }
             }
 

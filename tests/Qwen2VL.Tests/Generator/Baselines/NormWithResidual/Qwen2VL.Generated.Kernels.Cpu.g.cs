@@ -95,14 +95,12 @@ internal static partial class Kernels
 
         // used by Residual.B11, Residual.B2
         // B11_Add_a: gradient of Add (line 21) with respect to 'a': da += dy
-        public static void Grad_Add_5c3079ac(DeviceTensor grad, DeviceTensor dy, DeviceTensor in0, DeviceTensor in1, int size)
+        public static void Grad_Add_9a01e723(DeviceTensor grad, DeviceTensor dy, int size)
         {
             void Chunk(int c)
             {
                 var g = grad.Span;
                 var d = dy.Span;
-                var s0 = in0.Span;
-                var s1 = in1.Span;
                 int end = Math.Min(size, (c + 1) * 16384);
                 for (int i = c * 16384; i < end; i++)
                 {

@@ -15,7 +15,7 @@ namespace Qwen2VL.Generated;
 
 internal static partial class Kernels
 {
-    public const string FusedGraph = "shared kernels\nAdd_RmsNorm_14f0305f\nAdd_faf425c9\nGrad_Add_5c3079ac\nGrad_LayerNorm_13ec8672\nGrad_RmsNorm_c5c6e210\nGrad_Silu_0795f7bb\nLayerNorm_f4700a9d\nLinear_Silu_Epilogue_b616486b\nRmsNorm_868905d2\nSilu_dda9164b\n";
+    public const string FusedGraph = "shared kernels\nAdd_RmsNorm_14f0305f\nAdd_faf425c9\nGrad_Add_9a01e723\nGrad_LayerNorm_13ec8672\nGrad_RmsNorm_c5c6e210\nGrad_Silu_0795f7bb\nLayerNorm_f4700a9d\nLinear_Silu_Epilogue_b616486b\nRmsNorm_868905d2\nSilu_dda9164b\n";
 
     /// <summary>The ILGPU kernels (one thread per index) of the assembly's modules, shared by inference and training.</summary>
     public static class GpuKernels
@@ -62,7 +62,7 @@ internal static partial class Kernels
 
         // used by Residual.B11, Residual.B2
         // B11_Add_a: gradient of Add (line 21) with respect to 'a': da += dy
-        public static void Grad_Add_5c3079ac(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
+        public static void Grad_Add_9a01e723(Index1D index, ArrayView<float> grad, ArrayView<float> dy, int size)
         {
             grad[index] += dy[index];
         }

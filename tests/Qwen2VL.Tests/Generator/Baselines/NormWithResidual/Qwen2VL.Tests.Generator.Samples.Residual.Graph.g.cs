@@ -10,7 +10,7 @@ namespace Qwen2VL.Tests.Generator.Samples;
 
 partial class Residual
 {
-    /// <summary>The generator's view of this module: dims, typed graph, fusion and memory plan.</summary>
+    /// <summary>The generator's view of this module: dims, typed graph, backward steps, fusion and memory plan.</summary>
     public const string FusedGraph = @"module Residual
 dims
   Hidden: config hidden
@@ -29,6 +29,13 @@ graph
   %10 = op LayerNorm(%7, %8, %9) {1e-5f} : [T, Hidden] F32   ; line 20
   %11 = op Add(%10, %2) : [T, Hidden] F32   ; line 21
   return %11
+backward
+  %11 Add: da = dy; db = dy   reads -
+  %10 LayerNorm: dx = LayerNormBackward(dy, x, w, eps); dw = ColumnSum(LayerNormWeightRows(dy, x, eps)); db = ColumnSum(dy)   reads %7 %8
+  %7 Silu: dx = dy * (1f / (1f + Exp(-x))) * (1f + x * (1f - 1f / (1f + Exp(-x))))   reads %6
+  %6 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x)   reads %4 %5
+  %4 RmsNorm: dx = RmsNormBackward(dy, x, w, eps); dw = ColumnSum(RmsNormWeightRows(dy, x, eps))   reads %2 %3
+  %2 Add: da = dy; db = dy   reads -
 fusion
   G1_Add_RmsNorm [norm] nodes %2 %4 -> %4 (+ writes %2)
   G2_Linear_Silu [gemm] nodes %6 %7 -> %7

@@ -26,7 +26,7 @@ partial class Residual
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t4;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _t5;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t6;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_add_5c3079ac;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _grad_add_9a01e723;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _grad_layernorm_13ec8672;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_silu_0795f7bb;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _grad_rmsnorm_c5c6e210;
@@ -157,8 +157,7 @@ partial class Residual
             var t2 = _recompute ? Workspace.Slot(0, T, Hidden) : TrainSlot(0, T, Hidden);
             var t4 = _recompute ? Workspace.Slot(1, T, Hidden) : TrainSlot(1, T, Hidden);
             var t6 = TrainSlot(2, T, Hidden);
-            var t7 = _recompute ? Workspace.Slot(1, T, Hidden) : TrainSlot(3, T, Hidden);
-            var t10 = _recompute ? Workspace.Slot(2, T, Hidden) : TrainSlot(4, T, Hidden);
+            var t7 = _recompute ? Workspace.Slot(0, T, Hidden) : TrainSlot(3, T, Hidden);
             ShapeCheck.Expect("Residual", "dOutput", dOutput, false, T, Hidden);
             DeviceTensor? g0 = GradSlot(0, T, Hidden);
             DeviceTensor? g1 = GradSlot(1, T, Hidden);
@@ -174,18 +173,31 @@ partial class Residual
             DeviceTensor? g11 = GradSlot(7, T, Hidden);
             _ctx.Copy(dOutput, g11!);
 
+            // d/dAdd (line 21): m + s
+            if (g10 is not null)
+            {
+                if (_ctx.IsCpu)
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g10!, g11!, Hidden * T);
+                else
+                {
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(Hidden * T, g10!.View, g11!.View, Hidden * T);
+                }
+            }
+            if (g2 is not null)
+            {
+                if (_ctx.IsCpu)
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g2!, g11!, Hidden * T);
+                else
+                {
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(Hidden * T, g2!.View, g11!.View, Hidden * T);
+                }
+            }
+
             // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
             if (_recompute)
             {
-                // T1_Add: Add -> [T, Hidden]   (line 18)
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t2, x, update, Hidden * T);
-                else
-                {
-                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
-                    _t1(Hidden * T, t2.View, x.View, update.View, Hidden * T);
-                }
-
                 // T4_Silu: Silu -> [T, Hidden]   (line 20)
                 if (_ctx.IsCpu)
                     global::Qwen2VL.Generated.Kernels.CpuKernels.Silu_dda9164b(t7, t6, Hidden * T);
@@ -193,37 +205,6 @@ partial class Residual
                 {
                     _t4 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Silu_dda9164b);
                     _t4(Hidden * T, t7.View, t6.View, Hidden * T);
-                }
-
-                // T5_LayerNorm: LayerNorm -> [T, Hidden]   (line 20)
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t10, t7, _lnW, _lnB, T, Hidden, 1e-5f);
-                else
-                {
-                    _t5 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(global::Qwen2VL.Generated.Kernels.GpuKernels.LayerNorm_f4700a9d);
-                    _t5(T, t10.View, t7.View, _lnW.View, _lnB.View, T, Hidden, 1e-5f);
-                }
-            }
-
-            // d/dAdd (line 21): m + s
-            if (g10 is not null)
-            {
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g10!, g11!, t10, t2, Hidden * T);
-                else
-                {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(Hidden * T, g10!.View, g11!.View, t10.View, t2.View, Hidden * T);
-                }
-            }
-            if (g2 is not null)
-            {
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g2!, g11!, t10, t2, Hidden * T);
-                else
-                {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(Hidden * T, g2!.View, g11!.View, t10.View, t2.View, Hidden * T);
                 }
             }
 
@@ -254,6 +235,15 @@ partial class Residual
             // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
             if (_recompute)
             {
+                // T1_Add: Add -> [T, Hidden]   (line 18)
+                if (_ctx.IsCpu)
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t2, x, update, Hidden * T);
+                else
+                {
+                    _t1 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
+                    _t1(Hidden * T, t2.View, x.View, update.View, Hidden * T);
+                }
+
                 // T2_RmsNorm: RmsNorm -> [T, Hidden]   (line 19)
                 if (_ctx.IsCpu)
                     global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t4, t2, _normW, T, Hidden, 1e-6f);
@@ -283,21 +273,21 @@ partial class Residual
             if (g0 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g0!, g2!, x, update, Hidden * T);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g0!, g2!, Hidden * T);
                 else
                 {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(Hidden * T, g0!.View, g2!.View, x.View, update.View, Hidden * T);
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(Hidden * T, g0!.View, g2!.View, Hidden * T);
                 }
             }
             if (g1 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g1!, g2!, x, update, Hidden * T);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g1!, g2!, Hidden * T);
                 else
                 {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(Hidden * T, g1!.View, g2!.View, x.View, update.View, Hidden * T);
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(Hidden * T, g1!.View, g2!.View, Hidden * T);
                 }
             }
             return new DeviceTensor?[] { g0, g1 };

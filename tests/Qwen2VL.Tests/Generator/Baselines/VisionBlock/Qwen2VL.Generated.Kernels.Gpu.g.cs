@@ -15,7 +15,7 @@ namespace Qwen2VL.Generated;
 
 internal static partial class Kernels
 {
-    public const string FusedGraph = "shared kernels\nAdd_faf425c9\nGrad_Add_5c3079ac\nGrad_LayerNorm_13ec8672\nGrad_QuickGelu_20ef7488\nGrad_Select_bfbd284f\nGrad_VisionRotary_7b2378ad\nLayerNorm_f4700a9d\nLinear_Add_Epilogue_b91e8536\nLinear_Epilogue_e6b8f936\nLinear_QuickGelu_Epilogue_95ab1852\nQuickGelu_0179370e\nSelect_6f586800\nVisionRotary_36c9a8f4\n";
+    public const string FusedGraph = "shared kernels\nAdd_faf425c9\nGrad_Add_9a01e723\nGrad_LayerNorm_13ec8672\nGrad_QuickGelu_20ef7488\nGrad_Select_bfbd284f\nGrad_VisionRotary_7b2378ad\nLayerNorm_f4700a9d\nLinear_Add_Epilogue_b91e8536\nLinear_Epilogue_e6b8f936\nLinear_QuickGelu_Epilogue_95ab1852\nQuickGelu_0179370e\nSelect_6f586800\nVisionRotary_36c9a8f4\n";
 
     /// <summary>The ILGPU kernels (one thread per index) of the assembly's modules, shared by inference and training.</summary>
     public static class GpuKernels
@@ -83,7 +83,7 @@ internal static partial class Kernels
 
         // used by VisionBlock.B31, VisionBlock.B20
         // B31_Add_a: gradient of Add (line 45) with respect to 'a': da += dy
-        public static void Grad_Add_5c3079ac(Index1D index, ArrayView<float> grad, ArrayView<float> dy, ArrayView<float> in0, ArrayView<float> in1, int size)
+        public static void Grad_Add_9a01e723(Index1D index, ArrayView<float> grad, ArrayView<float> dy, int size)
         {
             grad[index] += dy[index];
         }

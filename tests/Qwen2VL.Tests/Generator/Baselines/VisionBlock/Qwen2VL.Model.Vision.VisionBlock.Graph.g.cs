@@ -10,7 +10,7 @@ namespace Qwen2VL.Model.Vision;
 
 partial class VisionBlock
 {
-    /// <summary>The generator's view of this module: dims, typed graph, fusion and memory plan.</summary>
+    /// <summary>The generator's view of this module: dims, typed graph, backward steps, fusion and memory plan.</summary>
     public const string FusedGraph = @"module VisionBlock
 dims
   Embed: config vision_config.embed_dim (default 1280)
@@ -54,6 +54,22 @@ graph
   %30 = op Linear(%27, %28, %29) : [N, Embed] F32   ; line 45
   %31 = op Add(%20, %30) : [N, Embed] F32   ; line 45
   return %31
+backward
+  %31 Add: da = dy; db = dy   reads -
+  %30 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x); db = ColumnSum(dy)   reads %27 %28
+  %27 QuickGelu: dx = dy * (1f / (1f + Exp(-1.702f * x))) * (1f + 1.702f * x * (1f - 1f / (1f + Exp(-1.702f * x))))   reads %26
+  %26 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x); db = ColumnSum(dy)   reads %23 %24
+  %23 LayerNorm: dx = LayerNormBackward(dy, x, w, eps); dw = ColumnSum(LayerNormWeightRows(dy, x, eps)); db = ColumnSum(dy)   reads %20 %21
+  %20 Add: da = dy; db = dy   reads -
+  %19 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x); db = ColumnSum(dy)   reads %16 %17
+  %15 Attention: dq = AttentionBackwardQ(q, k, v, cuSeqlens, dy); dk = AttentionBackwardK(q, k, v, cuSeqlens, dy); dv = AttentionBackwardV(q, k, v, cuSeqlens, dy)   reads %2 %11 %13 %14
+  %14 Select: dx = SelectBackward(dy, x, axis, index)   reads %9
+  %13 VisionRotary: dx = VisionRotaryBackward(dy, pos, theta)   reads %1
+  %12 Select: dx = SelectBackward(dy, x, axis, index)   reads %9
+  %11 VisionRotary: dx = VisionRotaryBackward(dy, pos, theta)   reads %1
+  %10 Select: dx = SelectBackward(dy, x, axis, index)   reads %9
+  %8 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x); db = ColumnSum(dy)   reads %5 %6
+  %5 LayerNorm: dx = LayerNormBackward(dy, x, w, eps); dw = ColumnSum(LayerNormWeightRows(dy, x, eps)); db = ColumnSum(dy)   reads %0 %3
 fusion
   G1_LayerNorm [norm] nodes %5 -> %5
   G2_Linear [gemm] nodes %8 -> %8

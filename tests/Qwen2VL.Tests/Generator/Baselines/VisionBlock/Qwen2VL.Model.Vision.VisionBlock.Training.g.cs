@@ -32,7 +32,7 @@ partial class VisionBlock
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _t13;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t15;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t17;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_add_5c3079ac;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _grad_add_9a01e723;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_quickgelu_20ef7488;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _grad_layernorm_13ec8672;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _grad_select_bfbd284f;
@@ -98,7 +98,7 @@ partial class VisionBlock
             _saved_cuSeqlens = cuSeqlens;
             if (_recompute)
             {
-                Workspace.Reserve(0, Embed * N);
+                Workspace.Reserve(0, Math.Max(Embed * N, Embed * MlpRatio * N));
                 Workspace.Reserve(1, Math.Max(Embed * N, Embed * MlpRatio * N));
             }
 
@@ -256,10 +256,12 @@ partial class VisionBlock
             int G = cuSeqlens.Shape.Length > 0 ? cuSeqlens.Shape[0] : -1;
             if (_recompute)
             {
-                Workspace.Reserve(0, Embed * N);
+                Workspace.Reserve(0, Math.Max(Embed * N, Embed * MlpRatio * N));
                 Workspace.Reserve(1, Math.Max(Embed * N, Embed * MlpRatio * N));
             }
             var t5 = _recompute ? Workspace.Slot(0, N, Embed) : TrainSlot(0, N, Embed);
+            var t8 = TrainSlot(1, N, 3 * Embed);
+            var t9 = t8.Reshape(N, 3, Heads, Embed / Heads);
             var t10 = TrainSlot(2, N, Heads, Embed / Heads);
             var t11 = _recompute ? Workspace.Slot(0, N, Heads, Embed / Heads) : TrainSlot(3, N, Heads, Embed / Heads);
             var t12 = TrainSlot(4, N, Heads, Embed / Heads);
@@ -271,8 +273,7 @@ partial class VisionBlock
             var t20 = _recompute ? Workspace.Slot(0, N, Embed) : TrainSlot(9, N, Embed);
             var t23 = _recompute ? Workspace.Slot(1, N, Embed) : TrainSlot(10, N, Embed);
             var t26 = TrainSlot(11, N, Embed * MlpRatio);
-            var t27 = _recompute ? Workspace.Slot(1, N, Embed * MlpRatio) : TrainSlot(12, N, Embed * MlpRatio);
-            var t30 = TrainSlot(13, N, Embed);
+            var t27 = _recompute ? Workspace.Slot(0, N, Embed * MlpRatio) : TrainSlot(12, N, Embed * MlpRatio);
             ShapeCheck.Expect("VisionBlock", "dOutput", dOutput, false, N, Embed);
             DeviceTensor? g0 = GradSlot(0, N, Embed);
             var g3 = grads.GradientOf(_prefix + "norm1.weight");
@@ -306,38 +307,25 @@ partial class VisionBlock
             DeviceTensor? g31 = GradSlot(15, N, Embed);
             _ctx.Copy(dOutput, g31!);
 
-            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
-            if (_recompute)
-            {
-                // T12_Add: Add -> [N, Embed]   (line 43)
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t20, x, t19, Embed * N);
-                else
-                {
-                    _t12 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
-                    _t12(Embed * N, t20.View, x.View, t19.View, Embed * N);
-                }
-            }
-
             // d/dAdd (line 45): x + Linear(m, Fc2W, Fc2B)
             if (g20 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g20!, g31!, t20, t30, Embed * N);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g20!, g31!, Embed * N);
                 else
                 {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(Embed * N, g20!.View, g31!.View, t20.View, t30.View, Embed * N);
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(Embed * N, g20!.View, g31!.View, Embed * N);
                 }
             }
             if (g30 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g30!, g31!, t20, t30, Embed * N);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g30!, g31!, Embed * N);
                 else
                 {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(Embed * N, g30!.View, g31!.View, t20.View, t30.View, Embed * N);
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(Embed * N, g30!.View, g31!.View, Embed * N);
                 }
             }
 
@@ -374,6 +362,15 @@ partial class VisionBlock
             // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
             if (_recompute)
             {
+                // T12_Add: Add -> [N, Embed]   (line 43)
+                if (_ctx.IsCpu)
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t20, x, t19, Embed * N);
+                else
+                {
+                    _t12 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
+                    _t12(Embed * N, t20.View, x.View, t19.View, Embed * N);
+                }
+
                 // T13_LayerNorm: LayerNorm -> [N, Embed]   (line 44)
                 if (_ctx.IsCpu)
                     global::Qwen2VL.Generated.Kernels.CpuKernels.LayerNorm_f4700a9d(t23, t20, _norm2W, _norm2B, N, Embed, 1e-6f);
@@ -405,21 +402,21 @@ partial class VisionBlock
             if (g0 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g0!, g20!, x, t19, Embed * N);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g0!, g20!, Embed * N);
                 else
                 {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(Embed * N, g0!.View, g20!.View, x.View, t19.View, Embed * N);
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(Embed * N, g0!.View, g20!.View, Embed * N);
                 }
             }
             if (g19 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g19!, g20!, x, t19, Embed * N);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g19!, g20!, Embed * N);
                 else
                 {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(Embed * N, g19!.View, g20!.View, x.View, t19.View, Embed * N);
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(Embed * N, g19!.View, g20!.View, Embed * N);
                 }
             }
 

@@ -10,7 +10,7 @@ namespace Qwen2VL.Model.Vision;
 
 partial class PatchMerger
 {
-    /// <summary>The generator's view of this module: dims, typed graph, fusion and memory plan.</summary>
+    /// <summary>The generator's view of this module: dims, typed graph, backward steps, fusion and memory plan.</summary>
     public const string FusedGraph = @"module PatchMerger
 dims
   Embed: config vision_config.embed_dim (default 1280)
@@ -32,6 +32,11 @@ graph
   %10 = param Mlp2B() {mlp.2.bias} : [Hidden] F32   ; line 23
   %11 = op Linear(%8, %9, %10) : [N/(Merge*Merge), Hidden] F32   ; line 29
   return %11
+backward
+  %11 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x); db = ColumnSum(dy)   reads %8 %9
+  %8 Gelu: dx = dy * (0.5f * (1f + Erf(x * 0.70710678118654752f)) + x * 0.3989422804014327f * Exp(-0.5f * x * x))   reads %7
+  %7 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x); db = ColumnSum(dy)   reads %4 %5
+  %3 LayerNorm: dx = LayerNormBackward(dy, x, w, eps); dw = ColumnSum(LayerNormWeightRows(dy, x, eps)); db = ColumnSum(dy)   reads %0 %1
 fusion
   G1_LayerNorm [norm] nodes %3 -> %3
   G2_Reshape [view] nodes %4 -> %4

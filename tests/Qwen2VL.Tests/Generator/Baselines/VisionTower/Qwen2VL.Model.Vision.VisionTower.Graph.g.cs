@@ -10,7 +10,7 @@ namespace Qwen2VL.Model.Vision;
 
 partial class VisionTower
 {
-    /// <summary>The generator's view of this module: dims, typed graph, fusion and memory plan.</summary>
+    /// <summary>The generator's view of this module: dims, typed graph, backward steps, fusion and memory plan.</summary>
     public const string FusedGraph = @"module VisionTower
 dims
   Embed: config vision_config.embed_dim (default 1280)
@@ -31,6 +31,10 @@ graph
   %6 = loop Blocks(%5, %1, %2) {global::Qwen2VL.Model.Vision.VisionBlock, 0} : [N, Embed] F32   ; line 35
   %7 = call Merger(%6) {global::Qwen2VL.Model.Vision.PatchMerger} : [N/(Merge*Merge), Hidden] F32   ; line 36
   return %7
+backward
+  %7 Merger: Merger.Backward(dy)   reads -
+  %6 Blocks: Blocks.Backward(dy)   reads -
+  %5 Linear: dx = MatMul(dy, w); dw = MatMulTN(dy, x)   reads %0 %4
 fusion
   G1_Reshape [view] nodes %4 -> %4
   G2_Linear [gemm] nodes %5 -> %5
