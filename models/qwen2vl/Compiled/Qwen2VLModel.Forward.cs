@@ -47,10 +47,14 @@ public sealed partial class Qwen2VLModel
         return new EmbeddedBatch(b, s, x, positions, deltas, mask, images, videos);
     }
 
-    /// <summary>Embedding rows [B·S, Hidden] of already checked ids (the generated gather on the device).</summary>
+    /// <summary>
+    /// Embedding rows [B·S, Hidden] of already checked ids: the generated gather on the device, or with a bf16 table
+    /// (<c>--dtype bf16</c>) the rows widened as they are gathered (the table itself stays bf16).
+    /// </summary>
     public float[] EmbedTokens(long[] ids, int batch, int seq)
     {
         HostOps.CheckIds(ids, batch, seq, Vocab);
+        if (_embed.Table.IsBf16) return Context.GatherBf16Rows(_embed.Table, ToInt(ids));
         using var idsT = Context.UploadInt(ToInt(ids), batch, seq);
         return Context.Download(_embed.Forward(idsT));
     }

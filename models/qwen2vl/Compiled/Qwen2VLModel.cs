@@ -88,6 +88,12 @@ public sealed partial class Qwen2VLModel : IDisposable
     /// <summary>Weight elements held in bf16 (see <see cref="Bf16Weights"/>; 0 unless loaded with bf16Weights).</summary>
     public long Bf16WeightElements => _weights.Bf16Elements;
 
+    /// <summary>
+    /// Bytes the loaded weights occupy (f32 tensors 4 per element, bf16 ones 2; a tied table and head once): about half
+    /// of the f32 figure under <c>--dtype bf16</c>. Storage of training parameters is not counted.
+    /// </summary>
+    public long LoadedWeightBytes => _weights.LoadedBytes;
+
     /// <summary>What <see cref="KernelLoader"/> did with the kernel options, in one line (null without options).</summary>
     public string? KernelNote { get; private init; }
 
