@@ -139,7 +139,10 @@ public sealed partial class Qwen2VLModel : IDisposable
                 // The runners bind to the compute weights (the masters themselves unless bf16 compute is on).
                 weights.Destination = name => parameters.ComputeWeight(name);
             }
-            var model = new Qwen2VLModel(ctx, config, weights) { Parameters = parameters, KernelNote = kernelNote };
+            var model = new Qwen2VLModel(ctx, config, weights)
+            {
+                Parameters = parameters, KernelNote = kernelNote, KvCacheBf16 = bf16Weights && ctx.IsCpu,
+            };
             if (parameters is { Bf16Compute: true })
             {
                 // The checkpoint's f32 values were read into the compute buffer: they become the masters, then get rounded.
