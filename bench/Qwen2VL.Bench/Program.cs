@@ -17,9 +17,11 @@ using Qwen2VL.Runtime;
 // `bf16` instead measures the bf16-weight CPU kernels against the f32 ones on the 2B language-model shapes (Bf16Bench.cs).
 // `startup` instead measures start-up on CUDA with precompiled PTX against ILGPU's JIT (Startup.cs).
 // `serve` measures `serve`'s throughput on 32 concurrent requests, continuous batching against one at a time (ServeBench.cs).
+// `dp`: data-parallel training layouts with thread ranks and under mpirun: step time, optimizer state per rank, hidden communication (DataParallelBench.cs).
 
 if (args.Length > 0 && args[0] is "startup" or "startup-child") return Startup.Run(args);
 if (args.Length > 0 && args[0] is "serve") return await ServeBench.Run();
+if (args.Length > 0 && args[0] is "dp" or DataParallelBench.MpiChild) return DataParallelBench.Run(args);
 if (args.Length > 0 && args[0] == "bf16")
 {
     Console.WriteLine($"machine: {Machine.Describe()}");
@@ -128,7 +130,6 @@ void TwoB()
 (double Prefill, double Decode) Measure(Qwen2VLModel model, long[] ids)
 {
     int s = ids.Length;
-    var embeddings = model.EmbedTokens(ids, 1, s);
     var positions = new long[3 * s];
     for (int a = 0; a < 3; a++) for (int i = 0; i < s; i++) positions[a * s + i] = i;
     var mask = Enumerable.Repeat(1L, s).ToArray();
@@ -138,14 +139,14 @@ void TwoB()
     {
         using var cache = model.CreateCache(1, s + decodeSteps);
         var t = Stopwatch.StartNew();
-        var logits = model.DecodeWithCache(cache, embeddings, positions, mask, s);
+        var logits = model.DecodeWithCache(cache, ids, positions, mask, s);
         if (run > 0) prefill = Math.Min(prefill, t.Elapsed.TotalSeconds);
         long next = ArgMax(logits);
         for (int step = 0; step < decodeSteps; step++)
         {
             t.Restart();
             var pos = Enumerable.Repeat((long)(s + step), 3).ToArray();
-            logits = model.DecodeWithCache(cache, model.EmbedTokens([next], 1, 1), pos, [1L], 1);
+            logits = model.DecodeWithCache(cache, [next], pos, [1L], 1);
             next = ArgMax(logits);
             if (run > 0) steps.Add(t.Elapsed.TotalSeconds);
         }

@@ -113,10 +113,12 @@ public static class KernelCatalog
         yield return new AotKernel(RuntimeModule, "AttentionCausal", Static(typeof(AttentionKernels), nameof(AttentionKernels.Causal)), KernelGrouping.Implicit, hash);
         yield return new AotKernel(RuntimeModule, "AttentionCausalWarp", Static(typeof(AttentionWarpKernel), nameof(AttentionWarpKernel.Causal)), KernelGrouping.Explicit, hash);
         yield return new AotKernel(RuntimeModule, "AttentionSegments", Static(typeof(AttentionKernels), nameof(AttentionKernels.Segments)), KernelGrouping.Implicit, hash);
+        // The masked scatter of vision rows into the token embeddings (inference prefill with images or videos).
+        yield return new AotKernel(RuntimeModule, "VisionScatter", Static(typeof(VisionScatter), nameof(VisionScatter.ScatterKernel)), KernelGrouping.Implicit, hash);
     }
 
     private static string RuntimeHash() =>
-        ModuleIdentity.ForRuntime([typeof(GemmBlockedKernel), typeof(GemmSkinnyKernel), typeof(GemmEpilogueKernel), typeof(AttentionKernels), typeof(AttentionWarpKernel)]);
+        ModuleIdentity.ForRuntime([typeof(GemmBlockedKernel), typeof(GemmSkinnyKernel), typeof(GemmEpilogueKernel), typeof(AttentionKernels), typeof(AttentionWarpKernel), typeof(VisionScatter)]);
 
     /// <summary>The GEMM kernels exactly as <see cref="ComputeContext.Gemm{TEpilogue}"/> loads them for one epilogue type.</summary>
     [UnconditionalSuppressMessage("Trimming", "IL2060", Justification = Rooted)]

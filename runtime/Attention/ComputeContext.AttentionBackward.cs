@@ -28,10 +28,9 @@ public sealed partial class ComputeContext
         var keys = CachedKernel("attention-segments-backward-keys", typeof(SegmentAttentionArgs), accelerator =>
             accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, SegmentAttentionArgs>(AttentionBackwardKernels.SegmentKeys));
-        using DeviceTensor stats = Allocate(n * heads, 3);
+        DeviceTensor stats = Scratch.View("attention-segments-backward-stats", n * heads, 3);
         rows(n * heads, q.View, k.View, v.View, dOut.View, dQ.View, stats.View, cuSeqlens.IntView, args);
         keys(n * heads, q.View, k.View, v.View, dOut.View, dK.View, dV.View, stats.View, cuSeqlens.IntView, args);
-        Synchronize(); // the stats buffer is freed on return
     }
 
     /// <summary>
@@ -66,9 +65,8 @@ public sealed partial class ComputeContext
         var keys = CachedKernel("attention-causal-backward-keys", typeof(CausalAttentionArgs), accelerator =>
             accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, CausalAttentionArgs>(AttentionBackwardKernels.CausalKeys));
-        using DeviceTensor stats = Allocate(batch * heads * seq, 3);
+        DeviceTensor stats = Scratch.View("attention-causal-backward-stats", batch * heads * seq, 3);
         rows(batch * heads * seq, q.View, k.View, v.View, dOut.View, dQ.View, stats.View, mask.IntView, args);
         keys(batch * kvHeads * seq, q.View, k.View, v.View, dOut.View, dK.View, dV.View, stats.View, mask.IntView, args);
-        Synchronize(); // the stats buffer is freed on return
     }
 }

@@ -25,6 +25,23 @@ public sealed partial class ComputeContext : IDisposable
     public const int SimulatorWarpsPerGroup = 8;
 
     public DeviceKind Kind { get; }
+
+    /// <summary>Bytes this context moved between the host and its device, by direction (resettable).</summary>
+    public TransferCounter Transfers { get; } = new();
+
+    /// <summary>Device buffers this context has allocated so far (a hot path that reuses its buffers leaves it unchanged).</summary>
+    public long Allocations => Interlocked.Read(ref _allocations);
+
+    private long _allocations;
+
+    /// <summary>
+    /// Scratch buffers of the shared kernels (attention backward statistics…), kept and reused across calls so a
+    /// step allocates nothing once warm; a later kernel on the same stream reuses them only after earlier ones ran.
+    /// </summary>
+    internal StagingBuffers Scratch => _scratch ??= new StagingBuffers(this);
+
+    private StagingBuffers? _scratch;
+
     public bool IsCpu => Kind == DeviceKind.Cpu;
     public string DeviceName { get; }
 
@@ -95,6 +112,7 @@ public sealed partial class ComputeContext : IDisposable
         DeviceTensor tensor = AllocateStorage(shape, isInt: false, zero: false);
         if (IsCpu) data.CopyTo(tensor.Span);
         else tensor.View.CopyFromCPU(data);
+        Transfers.Count(TransferDirection.HostToDevice, 4L * data.Length, tensor);
         return tensor;
     }
 
@@ -105,6 +123,7 @@ public sealed partial class ComputeContext : IDisposable
         DeviceTensor tensor = AllocateStorage(shape, isInt: true, zero: false);
         if (IsCpu) data.CopyTo(tensor.IntSpan);
         else tensor.IntView.CopyFromCPU(data);
+        Transfers.Count(TransferDirection.HostToDevice, 4L * data.Length, tensor);
         return tensor;
     }
 
@@ -130,14 +149,22 @@ public sealed partial class ComputeContext : IDisposable
     public DeviceTensor UploadBf16(ReadOnlySpan<ushort> bits, params int[] shape)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (IsCpu) return WrapBf16(bits.ToArray(), shape);
+        if (IsCpu)
+        {
+            var copy = WrapBf16(bits.ToArray(), shape);
+            Transfers.Count(TransferDirection.HostToDevice, 2L * bits.Length, copy);
+            return copy;
+        }
         int length = DeviceTensor.ElementCount(shape);
         if (bits.Length != length)
             throw new ArgumentException($"data has {bits.Length} elements, shape {DeviceTensor.Format(shape)} holds {length}");
+        Interlocked.Increment(ref _allocations);
         var buffer = Accelerator.Allocate1D<ushort>(Math.Max(length, 1));
         ArrayView<ushort> view = buffer.View.AsContiguous().SubView(0, length);
         view.CopyFromCPU(bits);
-        return new DeviceTensor(new DeviceStorage(buffer, length), Kind, 0, (int[])shape.Clone(), isInt: false, owner: true);
+        var tensor = new DeviceTensor(new DeviceStorage(buffer, length), Kind, 0, (int[])shape.Clone(), isInt: false, owner: true);
+        Transfers.Count(TransferDirection.HostToDevice, 2L * length, tensor);
+        return tensor;
     }
 
     /// <summary>Copies a host span into an existing float tensor (or view) of the same length.</summary>
@@ -146,6 +173,7 @@ public sealed partial class ComputeContext : IDisposable
         CheckLength(data.Length, destination);
         if (IsCpu) data.CopyTo(destination.Span);
         else destination.View.CopyFromCPU(data);
+        Transfers.Count(TransferDirection.HostToDevice, 4L * data.Length, destination);
     }
 
     /// <summary>Copies a host span into an existing int32 tensor (or view) of the same length.</summary>
@@ -154,6 +182,7 @@ public sealed partial class ComputeContext : IDisposable
         CheckLength(data.Length, destination);
         if (IsCpu) data.CopyTo(destination.IntSpan);
         else destination.IntView.CopyFromCPU(data);
+        Transfers.Count(TransferDirection.HostToDevice, 4L * data.Length, destination);
     }
 
     /// <summary>Copies one tensor (or view) into another of the same length on this device; bits are copied as is.</summary>
@@ -181,6 +210,7 @@ public sealed partial class ComputeContext : IDisposable
             Synchronize();
             t.View.CopyToCPU(result);
         }
+        Transfers.Count(TransferDirection.DeviceToHost, 4L * result.Length, t);
         return result;
     }
 
@@ -193,6 +223,7 @@ public sealed partial class ComputeContext : IDisposable
             Synchronize();
             t.IntView.CopyToCPU(result);
         }
+        Transfers.Count(TransferDirection.DeviceToHost, 4L * result.Length, t);
         return result;
     }
 
@@ -227,6 +258,7 @@ public sealed partial class ComputeContext : IDisposable
     private DeviceTensor AllocateStorage(int[] shape, bool isInt, bool zero)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        Interlocked.Increment(ref _allocations);
         int length = DeviceTensor.ElementCount(shape);
         DeviceStorage storage;
         if (IsCpu)
@@ -252,6 +284,7 @@ public sealed partial class ComputeContext : IDisposable
     public void Dispose()
     {
         if (_disposed) return;
+        _scratch?.Dispose();
         _disposed = true;
         _cublas?.Dispose();
         _accelerator?.Dispose();

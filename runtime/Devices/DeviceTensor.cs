@@ -106,6 +106,17 @@ public sealed class DeviceTensor : IDisposable
         }
     }
 
+    /// <summary>The address of the first element in an accelerator buffer (CUDA device memory, or host memory on ILGPU's CPU accelerator), for collectives.</summary>
+    internal nint NativeAddress
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_storage.Disposed, this);
+            var buffer = _storage.Buffer ?? throw new InvalidOperationException($"tensor {this} lives in a managed array, not an accelerator buffer");
+            return buffer.NativePtr + (nint)_offset * sizeof(float);
+        }
+    }
+
     /// <summary>Float elements on the CPU path.</summary>
     public Span<float> Span
     {

@@ -43,8 +43,16 @@ public static class CommLauncher
             {
                 var world = MpiCommunicator.World();
                 CheckSize(world.Size, ranks, layout);
-                T result = body(world);
-                return world.Rank == 0 ? result : default;
+                try
+                {
+                    T result = body(world);
+                    return world.Rank == 0 ? result : default;
+                }
+                catch (Exception e) when (world.Size > 1)
+                {
+                    world.AbortAfter(e); // the other ranks may be waiting in a collective: end the whole job
+                    throw;
+                }
             }
             case CommBackend.Nccl:
             {
@@ -67,6 +75,6 @@ public static class CommLauncher
                 : $"{layout} needs {ranks} ranks: start it with mpirun -np {ranks}, or use --comm threads");
     }
 
-    private static int MpiWorldSize() =>
+    public static int MpiWorldSize() =>
         int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") ?? Environment.GetEnvironmentVariable("PMI_SIZE"), out int n) ? n : 1;
 }

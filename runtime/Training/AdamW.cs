@@ -42,26 +42,35 @@ public sealed class AdamW
     /// <summary>Restores the step count (when resuming from a checkpoint with its m and v).</summary>
     public void SetStep(int step) => Step = step >= 0 ? step : throw new ArgumentOutOfRangeException(nameof(step));
 
-    /// <summary>One update of every trainable parameter from the gradients in <paramref name="parameters"/>.</summary>
+    /// <summary>
+    /// One update of every trainable parameter the moments cover (all of them; under ZeRO-1 this rank's block,
+    /// <see cref="ParameterSet.MomentStart"/>) from the gradients in <paramref name="parameters"/>. The kernel runs on
+    /// views of that block, so decay applies below DecayEnd − MomentStart within it.
+    /// </summary>
     public void Update(ComputeContext ctx, ParameterSet parameters, float lr)
     {
         Step++;
         double correction1 = 1 - Math.Pow(Beta1, Step), correction2 = 1 - Math.Pow(Beta2, Step);
+        int start = parameters.MomentStart, count = parameters.MomentCount;
         var args = new AdamWStepArgs
         {
-            DecayEnd = parameters.DecayEnd, TrainableEnd = parameters.TrainableEnd,
+            DecayEnd = Math.Clamp(parameters.DecayEnd - start, 0, count), TrainableEnd = count,
             Lr = lr, Beta1 = Beta1, Beta2 = Beta2, Eps = Eps,
             DecayFactor = 1f - lr * WeightDecay,
             StepSize = (float)(lr / correction1),
             InverseSqrtCorrection2 = (float)(1 / Math.Sqrt(correction2)),
         };
         if (args.TrainableEnd == 0) return;
-        DeviceTensor w = parameters.AllWeights, g = parameters.AllGrads, m = parameters.MomentM, v = parameters.MomentV;
+        DeviceTensor w = parameters.AllWeights.Slice(start, count, count), g = parameters.AllGrads.Slice(start, count, count);
+        DeviceTensor m = parameters.MomentM, v = parameters.MomentV;
         bool bf16 = parameters.Bf16Compute;
+        DeviceTensor? compute = bf16 ? parameters.ComputeWeights.Slice(start, count, count) : null;
         if (ctx.IsCpu)
         {
+            // The block's elements: the flat arrays from these offsets on (index i of the kernel is element start + i).
             float[] wa = w.HostArray, ga = g.HostArray, ma = m.HostArray, va = v.HostArray;
-            float[]? ca = bf16 ? parameters.ComputeWeights.HostArray : null;
+            int wo = w.Offset, go = g.Offset, mo = m.Offset, vo = v.Offset, co = compute?.Offset ?? 0;
+            float[]? ca = compute?.HostArray;
             const int chunk = 1 << 14;
             int chunks = (args.TrainableEnd + chunk - 1) / chunk;
             Parallel.For(0, chunks, c =>
@@ -69,8 +78,8 @@ public sealed class AdamW
                 int end = Math.Min(args.TrainableEnd, (c + 1) * chunk);
                 for (int i = c * chunk; i < end; i++)
                 {
-                    UpdateElement(i, wa, ga, ma, va, args);
-                    if (ca is not null) ca[i] = Bf16.Round(wa[i]);
+                    UpdateElement(i, wa, wo, ga, go, ma, mo, va, vo, args);
+                    if (ca is not null) ca[co + i] = Bf16.Round(wa[wo + i]);
                 }
             });
             return;
@@ -80,7 +89,7 @@ public sealed class AdamW
             var fused = ctx.CachedKernel("adamw-bf16", typeof(AdamWStepArgs), accelerator =>
                 accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                     ArrayView<float>, AdamWStepArgs>(AdamWBf16Kernel));
-            fused(args.TrainableEnd, w.View, g.View, m.View, v.View, parameters.ComputeWeights.View, args);
+            fused(args.TrainableEnd, w.View, g.View, m.View, v.View, compute!.View, args);
             return;
         }
         var kernel = ctx.CachedKernel("adamw", typeof(AdamWStepArgs), accelerator =>
@@ -109,15 +118,15 @@ public sealed class AdamW
         compute[i] = Bf16.Round(w[i]);
     }
 
-    private static void UpdateElement(int i, float[] w, float[] g, float[] m, float[] v, in AdamWStepArgs a)
+    private static void UpdateElement(int i, float[] w, int wo, float[] g, int go, float[] m, int mo, float[] v, int vo, in AdamWStepArgs a)
     {
-        float wi = w[i];
+        float wi = w[wo + i];
         if (i < a.DecayEnd) wi *= a.DecayFactor;
-        float gi = g[i];
-        float mi = a.Beta1 * m[i] + (1f - a.Beta1) * gi;
-        float vi = a.Beta2 * v[i] + (1f - a.Beta2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        w[i] = wi - a.StepSize * mi / (MathF.Sqrt(vi) * a.InverseSqrtCorrection2 + a.Eps);
+        float gi = g[go + i];
+        float mi = a.Beta1 * m[mo + i] + (1f - a.Beta1) * gi;
+        float vi = a.Beta2 * v[vo + i] + (1f - a.Beta2) * gi * gi;
+        m[mo + i] = mi;
+        v[vo + i] = vi;
+        w[wo + i] = wi - a.StepSize * mi / (MathF.Sqrt(vi) * a.InverseSqrtCorrection2 + a.Eps);
     }
 }

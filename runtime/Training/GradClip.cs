@@ -16,10 +16,15 @@ public static class GradClip
     public static float GlobalNorm(ComputeContext ctx, DeviceTensor grads) => GlobalNorm(ctx, grads, MaxGroups);
 
     /// <summary>As above with at most <paramref name="maxGroups"/> groups (tests use few, to exercise the grid-stride loop cheaply).</summary>
-    internal static float GlobalNorm(ComputeContext ctx, DeviceTensor grads, int maxGroups)
+    internal static float GlobalNorm(ComputeContext ctx, DeviceTensor grads, int maxGroups) => (float)Math.Sqrt(SumOfSquares(ctx, grads, maxGroups));
+
+    /// <summary>Σ g² over the tensor, in float64 from per-chunk partial sums (ZeRO-1 adds the ranks' blocks' sums).</summary>
+    public static double SumOfSquares(ComputeContext ctx, DeviceTensor grads) => SumOfSquares(ctx, grads, MaxGroups);
+
+    private static double SumOfSquares(ComputeContext ctx, DeviceTensor grads, int maxGroups)
     {
         if (grads.IsInt) throw new ArgumentException($"gradients must be float32, got {grads}");
-        if (grads.Length == 0) return 0f;
+        if (grads.Length == 0) return 0;
         if (ctx.IsCpu)
         {
             float[] g = grads.HostArray;
@@ -32,7 +37,7 @@ public static class GradClip
                 int start = c * chunk;
                 partial[c] = System.Numerics.Tensors.TensorPrimitives.SumOfSquares(g.AsSpan(offset + start, Math.Min(chunk, length - start)));
             });
-            return (float)Math.Sqrt(partial.Sum());
+            return partial.Sum();
         }
         int groups = (int)Math.Min(maxGroups, ((long)grads.Length + GroupSize - 1) / GroupSize);
         using DeviceTensor partials = ctx.Allocate(groups);
@@ -41,7 +46,7 @@ public static class GradClip
         kernel(new KernelConfig(groups, GroupSize), grads.View, partials.View, grads.Length);
         double total = 0;
         foreach (float p in ctx.Download(partials)) total += p;
-        return (float)Math.Sqrt(total);
+        return total;
     }
 
     /// <summary>g ← g · factor over the whole tensor.</summary>

@@ -35,9 +35,13 @@ public static class LmHeadCrossEntropy
         out float lossSum, out int count, int chunkColumns)
     {
         (int t, int h, int v) = Check(hidden, weight, targets);
+        int chunk = ChunkColumns(t, v, chunkColumns);
         using DeviceTensor targetTensor = ctx.UploadInt(targets, t);
-        using DeviceTensor stats = RowStats(ctx, hidden, weight, targetTensor, t, h, v, ChunkColumns(t, v, chunkColumns));
-        (lossSum, count) = SumLoss(ctx.Download(stats), targets);
+        using DeviceTensor stats = ctx.Allocate(3 * t + 1);
+        using DeviceTensor logits = ctx.Allocate(t * chunk);
+        RowStats(ctx, hidden, weight, targetTensor, stats, logits, t, h, v, chunk);
+        (lossSum, count) = (SumLoss(ctx, stats, targetTensor, t), CountTargets(targets));
+        ctx.Synchronize(); // the scratch buffers are freed on return
     }
 
     /// <summary>
@@ -55,27 +59,45 @@ public static class LmHeadCrossEntropy
         CheckGradients(dHidden, dWeight, t, h, v);
         int chunk = ChunkColumns(t, v, chunkColumns);
         using DeviceTensor targetTensor = ctx.UploadInt(targets, t);
-        using DeviceTensor stats = RowStats(ctx, hidden, weight, targetTensor, t, h, v, chunk);
-        GradientPass(ctx, hidden, weight, targets, targetTensor, stats, gradScale, dHidden, dWeight, t, h, v, chunk);
+        using DeviceTensor stats = ctx.Allocate(3 * t + 1);
+        using DeviceTensor logits = ctx.Allocate(t * chunk);
+        RowStats(ctx, hidden, weight, targetTensor, stats, logits, t, h, v, chunk);
+        GradientPass(ctx, hidden, weight, targets, targetTensor, stats, logits, gradScale, dHidden, dWeight, t, h, v, chunk);
+        ctx.Synchronize(); // the scratch buffers are freed on return
     }
 
     /// <summary>
     /// The training step's use: the loss sum and count of <see cref="Forward"/> and the gradients of
     /// <see cref="Backward"/> from one computation of the row statistics, so the head GEMM runs twice over the
     /// vocabulary (statistics, then gradient) instead of three times. At most one chunk of logits,
-    /// [T, <see cref="ChunkColumns"/>], exists at a time.
+    /// [T, <see cref="ChunkColumns"/>], exists at a time. With <paramref name="scratch"/>, the targets, the row
+    /// statistics and the chunk of logits live in its reused buffers (no device allocation per call); the loss is
+    /// summed on the device, so the only bytes that come back are the loss sum's four.
     /// </summary>
     public static (float LossSum, int Count) ForwardBackward(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, int[] targets,
-        float gradScale, DeviceTensor dHidden, DeviceTensor? dWeight, int chunkColumns = 0)
+        float gradScale, DeviceTensor dHidden, DeviceTensor? dWeight, int chunkColumns = 0, StagingBuffers? scratch = null)
     {
         (int t, int h, int v) = Check(hidden, weight, targets);
         CheckGradients(dHidden, dWeight, t, h, v);
         int chunk = ChunkColumns(t, v, chunkColumns);
-        using DeviceTensor targetTensor = ctx.UploadInt(targets, t);
-        using DeviceTensor stats = RowStats(ctx, hidden, weight, targetTensor, t, h, v, chunk);
-        var (lossSum, count) = SumLoss(ctx.Download(stats), targets);
-        GradientPass(ctx, hidden, weight, targets, targetTensor, stats, gradScale, dHidden, dWeight, t, h, v, chunk);
-        return (lossSum, count);
+        DeviceTensor? ownTargets = null, ownStats = null, ownLogits = null;
+        try
+        {
+            DeviceTensor targetTensor = scratch?.UploadInt("cross-entropy-targets", targets, t) ?? (ownTargets = ctx.UploadInt(targets, t));
+            DeviceTensor stats = scratch?.View("cross-entropy-stats", 3 * t + 1) ?? (ownStats = ctx.Allocate(3 * t + 1));
+            DeviceTensor logits = scratch?.View("cross-entropy-logits", t * chunk) ?? (ownLogits = ctx.Allocate(t * chunk));
+            RowStats(ctx, hidden, weight, targetTensor, stats, logits, t, h, v, chunk);
+            float lossSum = SumLoss(ctx, stats, targetTensor, t);
+            GradientPass(ctx, hidden, weight, targets, targetTensor, stats, logits, gradScale, dHidden, dWeight, t, h, v, chunk);
+            if (scratch is null) ctx.Synchronize(); // the scratch buffers are freed on return
+            return (lossSum, CountTargets(targets));
+        }
+        finally
+        {
+            ownTargets?.Dispose();
+            ownStats?.Dispose();
+            ownLogits?.Dispose();
+        }
     }
 
     /// <summary>How many targets the loss counts (those ≠ −100).</summary>
@@ -97,17 +119,46 @@ public static class LmHeadCrossEntropy
     /// <summary>The default budget of one chunk of logits, in floats (64 MiB).</summary>
     public const int ChunkBudgetFloats = ChunkBudget;
 
-    private static (float LossSum, int Count) SumLoss(float[] s, int[] targets)
+    /// <summary>
+    /// Σ over counted rows of logsumexp − target logit, in double in row order, computed where the statistics are
+    /// ([T, 3] in the first 3·T floats of <paramref name="stats"/>, the sum written into its last float): only that
+    /// float comes back. On an accelerator one thread walks the rows (T is the batch's tokens; a tree reduction would
+    /// change the order of the double sum and so the bits of the loss).
+    /// </summary>
+    private static float SumLoss(ComputeContext ctx, DeviceTensor stats, DeviceTensor targetTensor, int t)
+    {
+        var result = stats.Slice(3 * t, 1, 1);
+        if (ctx.IsCpu)
+        {
+            ReadOnlySpan<float> s = stats.Span;
+            ReadOnlySpan<int> targets = targetTensor.IntSpan;
+            double sum = 0;
+            for (int row = 0; row < t; row++)
+            {
+                if (targets[row] == IgnoreIndex) continue;
+                sum += (double)s[row * 3] + Math.Log(s[row * 3 + 1]) - s[row * 3 + 2];
+            }
+            result.Span[0] = (float)sum;
+        }
+        else
+        {
+            var kernel = ctx.CachedKernel("cross-entropy-loss-sum", typeof(CrossEntropyChunkArgs), accelerator =>
+                accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int>(LossSumKernel));
+            kernel(1, stats.View, targetTensor.IntView, t);
+        }
+        return ctx.Download(result)[0];
+    }
+
+    /// <summary>One thread: the double sum of the counted rows' losses, written as float after the [T, 3] statistics.</summary>
+    private static void LossSumKernel(Index1D index, ArrayView<float> stats, ArrayView<int> targets, int rows)
     {
         double sum = 0;
-        int count = 0;
-        for (int row = 0; row < targets.Length; row++)
+        for (int row = 0; row < rows; row++)
         {
             if (targets[row] == IgnoreIndex) continue;
-            sum += (double)s[row * 3] + Math.Log(s[row * 3 + 1]) - s[row * 3 + 2];
-            count++;
+            sum += (double)stats[row * 3] + XMath.Log((double)stats[row * 3 + 1]) - stats[row * 3 + 2];
         }
-        return ((float)sum, count);
+        stats[3 * rows] = (float)sum;
     }
 
     private static void CheckGradients(DeviceTensor dHidden, DeviceTensor? dWeight, int t, int h, int v)
@@ -118,10 +169,9 @@ public static class LmHeadCrossEntropy
 
     /// <summary>Recomputes each chunk's logits, turns them into G = gradScale · (softmax − onehot) and applies both GEMMs.</summary>
     private static void GradientPass(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, int[] targets, DeviceTensor targetTensor,
-        DeviceTensor stats, float gradScale, DeviceTensor dHidden, DeviceTensor? dWeight, int t, int h, int v, int chunk)
+        DeviceTensor stats, DeviceTensor logits, float gradScale, DeviceTensor dHidden, DeviceTensor? dWeight, int t, int h, int v, int chunk)
     {
         if (v == 0 || t == 0) { ctx.Clear(dHidden); return; }
-        using DeviceTensor logits = ctx.Allocate(t * chunk);
         for (int first = 0; first < v; first += chunk)
         {
             int columns = Math.Min(chunk, v - first);
@@ -140,7 +190,6 @@ public static class LmHeadCrossEntropy
             if (dWeight is not null)
                 ctx.GemmTN(g, hidden, dWeight.Slice(first * h, columns * h, columns, h), columns, h, t, accumulate: true);
         }
-        ctx.Synchronize(); // the scratch buffers are freed on return
     }
 
     private static (int T, int H, int V) Check(DeviceTensor hidden, DeviceTensor weight, int[] targets)
@@ -156,18 +205,19 @@ public static class LmHeadCrossEntropy
         return (t, h, v);
     }
 
-    /// <summary>Per row [T, 3]: (max m, Σ e^(logit − m), logit of the target) over the whole vocabulary; logsumexp = m + log s.</summary>
-    private static DeviceTensor RowStats(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, DeviceTensor targets,
-        int t, int h, int v, int chunk)
+    /// <summary>
+    /// Per row [T, 3] into <paramref name="stats"/>: (max m, Σ e^(logit − m), logit of the target) over the whole
+    /// vocabulary; logsumexp = m + log s. <paramref name="logits"/> holds one chunk ([T · chunk] floats).
+    /// </summary>
+    private static void RowStats(ComputeContext ctx, DeviceTensor hidden, DeviceTensor weight, DeviceTensor targets,
+        DeviceTensor stats, DeviceTensor logits, int t, int h, int v, int chunk)
     {
-        DeviceTensor stats = ctx.Allocate(t, 3);
-        if (t == 0) return stats;
+        if (t == 0) return;
         if (ctx.IsCpu)
         {
             Span<float> s = stats.Span;
-            for (int row = 0; row < t; row++) s[row * 3] = float.NegativeInfinity;
+            for (int row = 0; row < t; row++) (s[row * 3], s[row * 3 + 1]) = (float.NegativeInfinity, 0f);
         }
-        using DeviceTensor logits = ctx.Allocate(t * chunk);
         for (int first = 0; first < v; first += chunk)
         {
             int columns = Math.Min(chunk, v - first);
@@ -182,8 +232,6 @@ public static class LmHeadCrossEntropy
                 kernel(t, x.View, stats.View, targets.IntView, args);
             }
         }
-        ctx.Synchronize(); // the chunk logits are freed on return
-        return stats;
     }
 
     private static void CpuFold(DeviceTensor logits, DeviceTensor stats, int[] targets, CrossEntropyChunkArgs a)

@@ -45,6 +45,14 @@ public sealed class ParameterSet : IDisposable
     /// <summary>Elements of all parameters, frozen included.</summary>
     public int Length { get; private set; }
 
+    /// <summary>
+    /// The range of the trainable buffer the Adam moments cover: [MomentStart, MomentStart + MomentCount) — all of
+    /// [0, TrainableEnd), or under ZeRO-1 this rank's block (<see cref="ShardOptimizerState"/>). The optimizer updates
+    /// exactly this range.
+    /// </summary>
+    public int MomentStart { get; private set; }
+    public int MomentCount { get; private set; }
+
     /// <summary>Registers a parameter (before <see cref="Build"/>). Names are unique.</summary>
     public void Add(string name, int[] shape, bool trainable = true, bool decay = true)
     {
@@ -102,7 +110,25 @@ public sealed class ParameterSet : IDisposable
         _grads = _ctx.Allocate(TrainableEnd);
         _m = _ctx.Allocate(TrainableEnd);
         _v = _ctx.Allocate(TrainableEnd);
+        MomentCount = TrainableEnd;
         if (bf16Compute) _compute = _ctx.Allocate(Length);
+    }
+
+    /// <summary>
+    /// ZeRO-1: keep the Adam moments of [start, start + count) only (zeroed), so this rank holds count/TrainableEnd of
+    /// the optimizer state; <see cref="MomentM"/> and <see cref="MomentV"/> become that block.
+    /// </summary>
+    public void ShardOptimizerState(int start, int count)
+    {
+        Built();
+        if (start < 0 || count < 0 || (long)start + count > TrainableEnd)
+            throw new ArgumentOutOfRangeException(nameof(start), $"block [{start}, {(long)start + count}) is outside the trainable range of {TrainableEnd}");
+        _m!.Dispose();
+        _v!.Dispose();
+        _m = _ctx.Allocate(count);
+        _v = _ctx.Allocate(count);
+        MomentStart = start;
+        MomentCount = count;
     }
 
     /// <summary>Parameters in buffer order.</summary>
@@ -147,7 +173,7 @@ public sealed class ParameterSet : IDisposable
         return AllGrads.Slice(info.Offset, info.Length, info.Shape);
     }
 
-    /// <summary>The flat buffers: weights [Length]; gradients and Adam moments [TrainableEnd].</summary>
+    /// <summary>The flat buffers: weights [Length]; gradients [TrainableEnd]; Adam moments [MomentCount].</summary>
     public DeviceTensor AllWeights => Built()._weights!;
     public DeviceTensor AllGrads => Built()._grads!;
     public DeviceTensor MomentM => Built()._m!;

@@ -44,13 +44,15 @@ public sealed record ForwardOutput(
     float? Loss);
 
 /// <summary>
-/// A batch ready for the decoder: input embeddings [B, S, Hidden] with the vision rows scattered in, M-RoPE
-/// positions [3, B, S], rope deltas [B] and the attention mask [B, S]; what generation extends step by step.
+/// A batch ready for the decoder: input embeddings [B, S, Hidden] with the vision rows scattered in (on the device,
+/// valid until the model next embeds tokens), M-RoPE positions [3, B, S], rope deltas [B] and the attention mask
+/// [B, S]; what generation extends step by step. The vision embeddings are downloaded only by
+/// <see cref="Qwen2VLModel.Forward"/> (its outputs), else null.
 /// </summary>
 public sealed record EmbeddedBatch(
     int Batch,
     int Seq,
-    float[] Embeddings,
+    Qwen2VL.Runtime.DeviceTensor Embeddings,
     long[] PositionIds,
     long[] RopeDeltas,
     long[] AttentionMask,

@@ -78,7 +78,7 @@ public sealed partial class Qwen2VLModel
         }
         var headGrad = grads.GradientOf(TiedHead ? "model.embed_tokens.weight" : "lm_head.weight");
         var (lossSum, _) = LmHeadCrossEntropy.ForwardBackward(Context, normed.Reshape(b * s, Hidden), _head.Weight, targets,
-            gradScale / count, dHidden, headGrad, chunk);
+            gradScale / count, dHidden, headGrad, chunk, _staging);
         return (lossSum / count, count, dHidden.Reshape(b, s, Hidden), chunk);
     }
 

@@ -24,10 +24,8 @@ public sealed partial class Qwen2VLModel
         if (tokens.Length != slots || positions.Length != 3 * slots)
             throw new ModelException($"a slot step takes {slots} tokens and {3 * slots} positions, got {tokens.Length} and {positions.Length}");
         cache.BeginStep(active);
-        var embeddings = EmbedTokens(tokens, slots, 1);
-        using var x = Context.Upload(embeddings, slots, 1, Hidden);
-        using var pos = Context.UploadInt(ToInt(positions), 3, slots, 1);
-        var h = x;
+        var h = EmbedTokens(tokens, slots, 1);                                                      // [Slots, 1, Hidden]
+        var pos = _staging.UploadInt("positions", ToInt(positions), 3, slots, 1);
         for (int i = 0; i < _layers.Length; i++)
             h = _layers[i].Forward(h, pos, cache.Mask, cache.Layers[i]);                                // [Slots, 1, Hidden]
         var normed = _norm.Forward(h);                                                                // [Slots, 1, Hidden]

@@ -36,64 +36,76 @@ public sealed partial class Qwen2VLModel
             throw new ModelException($"input_ids and labels must be [batch, seq]; got {inputs.InputIds.Length} ids and {inputs.Labels.Length} labels for [{b}, {s}]");
         var mask = inputs.MaskOrOnes();
         HostOps.CheckIds(inputs.InputIds, b, s, Vocab);
+        var imageMap = VisionRowMap(inputs.InputIds, TokenIds.Image, inputs.Images, "image");
+        var videoMap = VisionRowMap(inputs.InputIds, TokenIds.Video, inputs.Videos, "video");
 
-        // Forward.
+        // Forward, on the device: the embedding lookup, the vision rows scattered into it in place (the lookup's backward
+        // reads only the ids), the layers and the final norm. Only the ids, positions, mask, pixels and labels go in.
         var vision = inputs.Images ?? inputs.Videos;
-        var visionToken = inputs.Images is not null ? TokenIds.Image : TokenIds.Video;
-        float[]? visionRows = null;
+        var visionMap = imageMap ?? videoMap;
         _visionTrained = vision is not null;
-        if (vision is not null)
-            visionRows = Context.Download(VisionTrain(vision));                                      // [tokens, Hidden]
-        using var idsT = Context.UploadInt(ToInt(inputs.InputIds), b, s);
-        var x = Context.Download(_embed.ForwardTrain(idsT));                                         // [B·S, Hidden]
-        if (vision is not null)
-            HostOps.Scatter(x, inputs.InputIds, visionToken, visionRows, Hidden, inputs.Images is not null ? "image" : "video");
-        else
+        var visionRows = vision is null ? null : VisionTrain(vision);                                 // [tokens, Hidden]
+        var idsT = _staging.UploadInt("ids", ToInt(inputs.InputIds), b, s);
+        var x = _embed.ForwardTrain(idsT);                                                             // [B, S, Hidden]
+        DeviceTensor? mapT = null;
+        if (visionRows is not null)
         {
-            HostOps.Scatter(x, inputs.InputIds, TokenIds.Image, null, Hidden, "image");
-            HostOps.Scatter(x, inputs.InputIds, TokenIds.Video, null, Hidden, "video");
+            mapT = _staging.UploadInt("vision-map", visionMap!, b * s);
+            VisionScatter.Scatter(Context, x.Reshape(b * s, Hidden), mapT, visionRows);
         }
         var positions = positionIds ?? RopeIndex.Compute(inputs.InputIds, inputs.AttentionMask, b, s,
             inputs.Images?.Grids ?? [], inputs.Videos?.Grids ?? [], TokenIds, SpatialMerge).PositionIds;
-        using var xT = Context.Upload(x, b, s, Hidden);
-        using var posT = Context.UploadInt(ToInt(positions), 3, b, s);
-        using var maskT = Context.UploadInt(ToInt(mask), b, s);
-        var h = xT;
+        var posT = _staging.UploadInt("positions", ToInt(positions), 3, b, s);
+        var maskT = _staging.UploadInt("mask", ToInt(mask), b, s);
+        var h = x.Reshape(b, s, Hidden);
         foreach (var layer in _layers)
             h = layer.ForwardTrain(h, posT, maskT);                                                   // [B, S, Hidden]
         var normed = _norm.ForwardTrain(h);                                                            // [B, S, Hidden]
 
         // lm_head + loss + their backward, fused and chunked over the vocabulary (no [B·S, V] logits; Qwen2VLModel.HeadLoss.cs).
         var (loss, count, dH, logitsColumns) = HeadLossBackward(normed, inputs.Labels, b, s, grads, gradScale);
+        Done(grads, "lm_head.");
 
-        // Backward, in reverse.
+        // Backward, in reverse, on the device; IGradientProgress hears each module's prefix as its gradients become final (GradientCompletionOrder).
         dH = _norm.Backward(dH, grads)[0]!;
+        Done(grads, "model.norm.");
         for (int i = _layers.Length - 1; i >= 0; i--)
-            dH = _layers[i].Backward(dH, grads)[0]!;
-        var dX = Context.Download(dH);                                                               // [B·S, Hidden]
-        if (vision is not null)
         {
-            // The scatter replaced the embeddings of the vision tokens: their gradient goes to the vision tower only.
-            var dVision = new float[visionRows!.Length];
-            int next = 0;
-            for (int t = 0; t < b * s; t++)
-                if (inputs.InputIds[t] == visionToken)
-                {
-                    Array.Copy(dX, (long)t * Hidden, dVision, (long)next++ * Hidden, Hidden);
-                    Array.Clear(dX, t * Hidden, Hidden);
-                }
-            using var dVisionT = Context.Upload(dVision, dVision.Length / Hidden, Hidden);
-            _vision.Backward(dVisionT, grads);
+            dH = _layers[i].Backward(dH, grads)[0]!;
+            Done(grads, $"model.layers.{i}.");
+        }
+        var dX = dH.Reshape(b * s, Hidden);
+        if (visionRows is not null)
+        {
+            // The scatter replaced the embeddings of the vision tokens: their gradient goes to the vision tower only
+            // (scatter's gradient is the gather of those rows), and the lookup gets none for them.
+            var dVision = _staging.View("vision-grad", visionRows.Shape[0], Hidden);
+            VisionScatter.GatherAndClear(Context, dX, mapT!, dVision);
+            _vision.Backward(dVision, grads);
+            Done(grads, "visual.");
         }
         // transformers builds embed_tokens with padding_idx = pad_token_id: the lookup of the pad token gets no gradient.
         if (PadTokenId is { } pad)
-            for (int t = 0; t < b * s; t++)
-                if (inputs.InputIds[t] == pad)
-                    Array.Clear(dX, t * Hidden, Hidden);
-        using var dXT = Context.Upload(dX, b, s, Hidden);
-        _embed.Backward(dXT, grads);
+            VisionScatter.ClearRowsOf(Context, dX, idsT, checked((int)pad));
+        _embed.Backward(dX.Reshape(b, s, Hidden), grads);
+        Done(grads, "model.embed_tokens.");
         Context.Synchronize();
         return new TrainingLoss(loss, count) { LogitsColumns = logitsColumns };
+    }
+
+    /// <summary>
+    /// The checkpoint prefixes whose gradients <see cref="ForwardBackward"/> finalises, in the order it does (the
+    /// vision tower only for batches with pixels). With tied embeddings the head writes into the embedding's gradient,
+    /// which is final only after <c>model.embed_tokens.</c>.
+    /// </summary>
+    public IReadOnlyList<string> GradientCompletionOrder =>
+        ["lm_head.", "model.norm.", .. Enumerable.Range(0, _layers.Length).Reverse().Select(i => $"model.layers.{i}."), "visual.", "model.embed_tokens."];
+
+    private void Done(IGradientSink grads, string prefix)
+    {
+        if (grads is not IGradientProgress progress) return;
+        Context.Synchronize();
+        progress.ModuleDone(prefix);
     }
 
     /// <summary>
@@ -149,16 +161,12 @@ public sealed partial class Qwen2VLModel
             throw new ModelException($"vision input of {input.Rows}×{input.Columns} does not match its grids ({patches} patches of {_vision.InDim})");
         var pos = VisionGeometry.RotaryPositions(grids, SpatialMerge);
         var cu = VisionGeometry.CuSeqlens(grids);
-        // Kept alive until the backward pass: the runner saves references to its inputs.
-        _trainPixels?.Dispose();
-        _trainPos?.Dispose();
-        _trainCu?.Dispose();
-        _trainPixels = Context.Upload(input.PixelValues, input.Rows, input.Columns);
-        _trainPos = Context.UploadInt(pos, input.Rows, 2);
-        _trainCu = Context.UploadInt(cu, cu.Length);
-        return _vision.ForwardTrain(_trainPixels, _trainPos, _trainCu);
+        // The staging buffers keep them until the next step: the runner saves references to its inputs for the backward pass.
+        var pixels = _staging.Upload("pixels", input.PixelValues, input.Rows, input.Columns);
+        var posT = _staging.UploadInt("vision-positions", pos, input.Rows, 2);
+        var cuT = _staging.UploadInt("cu-seqlens", cu, cu.Length);
+        return _vision.ForwardTrain(pixels, posT, cuT);
     }
 
-    private DeviceTensor? _trainPixels, _trainPos, _trainCu;
     private bool _visionTrained;
 }

@@ -9,9 +9,10 @@ namespace Qwen2VL.Model.Compiled;
 
 /// <summary>
 /// The whole Qwen2-VL model on the generated runners (spec §5–§7): vision tower, token embedding with the vision
-/// rows scattered in, M-RoPE positions, decoder layers, final RMSNorm and the lm_head. The runners execute on the
-/// chosen device; the glue between them (id checks, the masked scatter, positions, loss) runs on the host over
-/// small arrays of [B, S]-sized data.
+/// rows scattered in, M-RoPE positions, decoder layers, final RMSNorm and the lm_head. The runners and the scatter
+/// execute on the chosen device and the activations stay there; the host checks the ids, computes the positions and
+/// copies only a step's inputs in and its asked outputs (logits of the rows asked for, or the loss) out
+/// (<see cref="ComputeContext.Transfers"/> counts them).
 /// </summary>
 public sealed partial class Qwen2VLModel : IDisposable
 {
@@ -21,6 +22,9 @@ public sealed partial class Qwen2VLModel : IDisposable
     private readonly DecoderLayer.Runner[] _layers;
     private readonly FinalNorm.Runner _norm;
     private readonly LmHead.Runner _head;
+
+    /// <summary>Device buffers the inputs of a step are copied into, reused from step to step (no allocation per call).</summary>
+    private readonly StagingBuffers _staging;
 
     public ComputeContext Context { get; }
     public ModelConfig Config { get; }
@@ -63,6 +67,7 @@ public sealed partial class Qwen2VLModel : IDisposable
         // Tied head (2B, spec §2.2): the embedding table is the output projection, whether or not a copy is stored.
         TiedHead = config.GetBool("tie_word_embeddings", false) || !weights.Contains("lm_head.weight");
         _head = new LmHead.Runner(ctx, weights, config, TiedHead ? "model.embed_tokens." : "lm_head.");
+        _staging = new StagingBuffers(ctx);
     }
 
     /// <summary>
@@ -180,6 +185,7 @@ public sealed partial class Qwen2VLModel : IDisposable
     public void Dispose()
     {
         Parameters?.Dispose();
+        _staging.Dispose();
         Context.Dispose();
         _weights.Dispose();
     }

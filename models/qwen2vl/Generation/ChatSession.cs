@@ -117,7 +117,7 @@ public sealed class ChatSession : IDisposable
             onToken?.Invoke(next);
             if (_cache.Length + 1 > _cache.Capacity) { finish = FinishReason.Context; break; }
             // The new token goes into the cache whether or not another follows, so the next turn continues after it.
-            logits = _model.DecodeWithCache(_cache, _model.EmbedTokens([next], 1, 1), [_nextPosition, _nextPosition, _nextPosition], [1], 1);
+            logits = _model.DecodeWithCache(_cache, [next], [_nextPosition, _nextPosition, _nextPosition], [1], 1);
             _cachedIds.Add(next);
             _nextPosition++;
         }

@@ -37,7 +37,7 @@ public sealed record ConversationPart
     };
 }
 
-/// <summary>One message of a conversation: "user" or "assistant" (the system prompt is <see cref="Conversation.System"/>).</summary>
+/// <summary>One message of a conversation: "user" or "assistant" (the system prompt is <see cref="Conversation.System"/>; a later system message, <see cref="Conversation.AddSystem"/>).</summary>
 public sealed record ConversationTurn(string Role, IReadOnlyList<ConversationPart> Parts)
 {
     public ChatMessage Template => new(Role, Parts.Select(p => p.Template).ToList());
@@ -87,7 +87,18 @@ public sealed class Conversation
     /// <summary>Adds the model's (or a client-supplied) answer.</summary>
     public ConversationTurn AddAssistant(string text) => Add(new ConversationTurn("assistant", [ConversationPart.FromText(text)]));
 
-    /// <summary>Appends a turn as given (role "user" or "assistant"; a "system" message belongs in <see cref="System"/>).</summary>
+    /// <summary>
+    /// A system message as an OpenAI-style message list carries it: at the start (no turns yet, no system prompt) it is
+    /// <see cref="System"/>; later it is a turn rendered where it stands, as the chat template renders any role.
+    /// </summary>
+    public void AddSystem(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (_turns.Count == 0 && System is null) System = text;
+        else _turns.Add(new ConversationTurn("system", [ConversationPart.FromText(text)]));
+    }
+
+    /// <summary>Appends a turn as given (role "user" or "assistant"; a "system" message belongs in <see cref="System"/> or <see cref="AddSystem"/>).</summary>
     public ConversationTurn Add(ConversationTurn turn)
     {
         if (turn.Role is not ("user" or "assistant"))

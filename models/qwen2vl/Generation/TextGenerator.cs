@@ -51,7 +51,7 @@ public static class TextGenerator
 
             // Decode: the new token at cache position c = seq + step, M-RoPE position c + rope_delta on all axes.
             var ones = Enumerable.Repeat(1L, batch).ToArray();
-            logits = model.DecodeWithCache(cache, model.EmbedTokens(next, batch, 1), DecodePositions(start, step), ones, 1);
+            logits = model.DecodeWithCache(cache, next, DecodePositions(start, step), ones, 1);
         }
 
         int steps = generated.Count;

@@ -65,6 +65,31 @@ public sealed class RgbImage
         }
     }
 
+    /// <summary>
+    /// Decodes an encoded image (PNG, JPEG, GIF's first frame, …) from memory, e.g. a request's data: URL. The header
+    /// is read first, so an image above <paramref name="maxPixels"/> is refused (<see cref="ImageTooLargeException"/>)
+    /// before its pixels are allocated; <paramref name="name"/> says which image in messages.
+    /// </summary>
+    public static RgbImage Decode(byte[] bytes, long maxPixels, string name)
+    {
+        try
+        {
+            var info = Image.Identify(bytes)
+                ?? throw new PreprocessingException($"{name} is not an image format this program can read");
+            long pixels = (long)info.Width * info.Height;
+            if (pixels > maxPixels)
+                throw new ImageTooLargeException($"{name} is {info.Width}x{info.Height} = {pixels} pixels, above the limit of {maxPixels}");
+            using var image = Image.Load<Rgb24>(bytes);
+            return FromImageSharp(image.Frames.RootFrame, name);
+        }
+        catch (Exception e) when (e is ImageFormatException or NotSupportedException)
+        {
+            throw e is UnknownImageFormatException
+                ? new PreprocessingException($"{name} is not an image format this program can read", e)
+                : new PreprocessingException($"{name} is a damaged image: {OneLine(e.Message)}", e);
+        }
+    }
+
     /// <summary>Copies one decoded ImageSharp frame into an <see cref="RgbImage"/>.</summary>
     internal static RgbImage FromImageSharp(ImageFrame<Rgb24> frame, string? source)
     {

@@ -51,8 +51,18 @@ public sealed class BatchSequence
     public Task<FinishReason> Completion => _done.Task;
     internal bool StopRequested => _stopRequested;
 
-    /// <summary>Asks the batcher to end this sequence at the next step boundary (its result is then Cancelled).</summary>
-    public void Stop() => _stopRequested = true;
+    /// <summary>The batcher to tell when a sequence still waiting in its queue is stopped.</summary>
+    internal ContinuousBatcher? Owner { get; set; }
+
+    /// <summary>
+    /// Asks the batcher to end this sequence (its result is then Cancelled): at the next step boundary when it holds a
+    /// slot, at once when it still waits in the queue, so a client that gives up does not keep a queue place.
+    /// </summary>
+    public void Stop()
+    {
+        _stopRequested = true;
+        Owner?.Withdraw(this);
+    }
 
     internal void Emit(long token) => _tokens.Writer.TryWrite(token);
 
@@ -142,11 +152,26 @@ public sealed class ContinuousBatcher : IDisposable
             int waiting = _queue.Count;
             int free = _slots.Count(s => s is null);
             if (waiting >= Options.MaxQueue + free) { refusal = Refusal.QueueFull; return null; }
+            sequence.Owner = this;
             _queue.Enqueue(sequence);
             Monitor.Pulse(_gate);
         }
         refusal = Refusal.None;
         return sequence;
+    }
+
+    /// <summary>Takes a stopped sequence out of the queue if it is still there (not yet admitted), finishing it as Cancelled.</summary>
+    internal void Withdraw(BatchSequence sequence)
+    {
+        lock (_gate)
+        {
+            if (!_queue.Contains(sequence)) return;
+            var rest = _queue.Where(s => s != sequence).ToList();
+            _queue.Clear();
+            foreach (var s in rest) _queue.Enqueue(s);
+            Monitor.PulseAll(_gate);
+        }
+        sequence.Finish(FinishReason.Cancelled);
     }
 
     /// <summary>Refuses new prompts and returns when every queued and active sequence has finished.</summary>

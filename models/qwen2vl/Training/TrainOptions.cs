@@ -48,6 +48,18 @@ public sealed record TrainOptions
     /// <summary>Where the run warns about settings that work but are probably not meant (a warmup as long as the run).</summary>
     public TextWriter? Warnings { get; init; }
 
+    /// <summary>Data-parallel ranks (<c>--dp</c>); the ranks themselves come from the communicator given to <see cref="Trainer.RunLocked"/>.</summary>
+    public int DataParallel { get; init; } = 1;
+
+    /// <summary>ZeRO stage (<c>--zero</c>): 0 keeps the whole AdamW state on every rank, 1 shards it over the data-parallel ranks.</summary>
+    public int Zero { get; init; }
+
+    /// <summary>Reduce gradient buckets while the backward pass runs (false: all after it, for measuring the overlap).</summary>
+    public bool Overlap { get; init; } = true;
+
+    /// <summary>Gradient bucket size in floats (<c>--bucket-mb</c> · 2^18).</summary>
+    public int BucketElements { get; init; } = Distributed.DataParallelGroup.DefaultBucketElements;
+
     /// <summary>Stop (with a checkpoint) after this many steps of the schedule, as an interrupted run would; rerun to resume.</summary>
     public int? StopAfter { get; init; }
 }

@@ -2,16 +2,26 @@ using System.Diagnostics;
 using Qwen2VL.Model.Compiled;
 using Qwen2VL.Model.Processing;
 using Qwen2VL.Model.Text;
+using Qwen2VL.Model.Training.Distributed;
 using Qwen2VL.Model.Training.Data;
 using Qwen2VL.Model.Training.Reporting;
 using Qwen2VL.Runtime;
 using Qwen2VL.Runtime.Checkpoints;
+using Qwen2VL.Runtime.Distributed;
 using Qwen2VL.Runtime.Training;
 
 namespace Qwen2VL.Model.Training;
 
 /// <summary>One optimizer step's numbers, for the progress display and the loss log.</summary>
-public sealed record TrainStepReport(long Step, long TotalSteps, int Epoch, double Loss, double LearningRate, double GradNorm, long Tokens);
+public sealed record TrainStepReport(long Step, long TotalSteps, int Epoch, double Loss, double LearningRate, double GradNorm, long Tokens)
+{
+    /// <summary>Data parallelism: seconds the gradient bucket reductions took, and how many of them the step waited for after its backward pass.</summary>
+    public double CommunicationSeconds { get; init; }
+    public double ExposedCommunicationSeconds { get; init; }
+
+    /// <summary>Bytes of AdamW state (m and v) this rank holds.</summary>
+    public long OptimizerStateBytes { get; init; }
+}
 
 /// <summary>
 /// The training loop: JSONL conversations → encoded samples → shuffled batches (right padding, or packed rows with
@@ -35,7 +45,15 @@ public static class Trainer
     }
 
     /// <summary><see cref="Run"/> for a caller that already holds <paramref name="o"/>'s output lock (<see cref="OutputLock"/>).</summary>
-    public static string RunLocked(string modelDir, TrainOptions o, Action<TrainStepReport>? report = null, Action<long, long>? started = null)
+    /// <remarks>
+    /// With <paramref name="comm"/> this is one rank of a data-parallel group (<see cref="TrainOptions.DataParallel"/>):
+    /// every rank reads the same data and takes its share of each micro-batch, gradients are reduced in buckets during
+    /// the backward pass, and with <see cref="TrainOptions.Zero"/> = 1 each rank keeps 1/DP of the AdamW state. Rank 0
+    /// alone holds the output lock and writes loss.csv, loss.png and the checkpoints (full parameters and optimizer
+    /// state under their names, so any layout resumes them); the other ranks call this without the lock.
+    /// </remarks>
+    public static string RunLocked(string modelDir, TrainOptions o, Action<TrainStepReport>? report = null, Action<long, long>? started = null,
+        ICommunicator? comm = null)
     {
         var resume = TrainingCheckpoint.LoadLatest(o.OutDir);
         var sourceDir = resume is not null ? TrainingCheckpoint.LatestPath(o.OutDir)! : modelDir;
@@ -52,6 +70,8 @@ public static class Trainer
         }
         var parameters = model.Parameters!;
         var ctx = model.Context;
+        using var dp = comm is null ? null : new DataParallelGroup(model, comm, o.Zero == 1, o.Overlap, o.BucketElements);
+        bool writer = comm is null || comm.Rank == 0;
 
         var tokenizerPath = Path.Combine(sourceDir, "tokenizer.json");
         if (!File.Exists(tokenizerPath)) throw new ModelException($"{sourceDir}: no tokenizer.json (training needs the tokenizer)");
@@ -68,13 +88,16 @@ public static class Trainer
         long step = 0;
         if (resume is not null)
         {
-            Restore(ctx, parameters, resume, adam, loader);
+            Restore(ctx, parameters, resume, adam, loader, dp);
             step = resume.Trainer.Step;
         }
         long padId = model.PadTokenId ?? 0;
-        using var log = step == 0 ? LossLog.Create(Path.Combine(o.OutDir, "loss.csv")) : LossLog.Resume(Path.Combine(o.OutDir, "loss.csv"), step);
+        using var log = !writer ? null : step == 0 ? LossLog.Create(Path.Combine(o.OutDir, "loss.csv")) : LossLog.Resume(Path.Combine(o.OutDir, "loss.csv"), step);
         var sink = new ParameterGradients(parameters);
-        var history = new List<(int Step, double Loss)>(LossLog.Read(Path.Combine(o.OutDir, "loss.csv")).Select(r => ((int)r.Step, r.Loss)));
+        // The history feeds loss.png and the checkpoints, which rank 0 alone writes (the other ranks must not read
+        // loss.csv while rank 0 rewrites it).
+        var history = !writer ? new List<(int Step, double Loss)>()
+            : new List<(int Step, double Loss)>(LossLog.Read(Path.Combine(o.OutDir, "loss.csv")).Select(r => ((int)r.Step, r.Loss)));
 
         long stopAt = Math.Min(totalSteps, o.StopAfter ?? totalSteps);
         if (totalSteps < 1)
@@ -92,23 +115,44 @@ public static class Trainer
         while (step < stopAt)
         {
             parameters.ZeroGrads();
-            var micro = Enumerable.Range(0, o.GradientAccumulation)
-                .Select(_ => MicroBatch(model, loader.NextBatch().Select(i => samples[i]).ToList(), o, padId)).ToList();
-            double loss = AccumulateGradients(model, sink, micro);
-            long tokens = micro.Sum(m => (long)m.Inputs.Batch * m.Inputs.Seq);
-            var norm = GradClip.ClipToNorm(ctx, parameters.AllGrads, o.ClipNorm);
+            double loss;
+            long tokens;
+            if (dp is null)
+            {
+                var micro = Enumerable.Range(0, o.GradientAccumulation)
+                    .Select(_ => MicroBatch(model, loader.NextBatch().Select(i => samples[i]).ToList(), o, padId)).ToList();
+                loss = AccumulateGradients(model, sink, micro);
+                tokens = micro.Sum(m => (long)m.Inputs.Batch * m.Inputs.Seq);
+            }
+            else
+            {
+                // Every rank draws the whole batch (same loader, same seed) and runs its block of it.
+                var micro = Enumerable.Range(0, o.GradientAccumulation).Select(_ =>
+                {
+                    var mine = dp.Share(loader.NextBatch());
+                    return mine.Count == 0 ? ((ForwardInputs, long[]?)?)null : MicroBatch(model, mine.Select(i => samples[i]).ToList(), o, padId);
+                }).ToList();
+                (loss, tokens) = dp.AccumulateGradients(model, micro);
+            }
+            var norm = dp?.Optimizer.ClipToNorm(o.ClipNorm) ?? GradClip.ClipToNorm(ctx, parameters.AllGrads, o.ClipNorm);
             if (!double.IsFinite(loss) || !double.IsFinite(norm))
                 throw Diverged(o, step + 1, $"the loss is {loss} and the gradient norm {norm}");
             var lr = LearningRate.CosineWithWarmup((int)step, (int)Math.Min(o.WarmupSteps, totalSteps), (int)totalSteps, o.LearningRate, o.MinLearningRate);
-            adam.Update(ctx, parameters, lr);
+            if (dp is null) adam.Update(ctx, parameters, lr);
+            else dp.Optimizer.Update(adam, lr);
             step++;
-            log.Append(new LossLogRow(step, loader.Position.Epoch, loss, lr, tokens, norm));
+            log?.Append(new LossLogRow(step, loader.Position.Epoch, loss, lr, tokens, norm));
             history.Add(((int)step, loss));
-            report?.Invoke(new TrainStepReport(step, totalSteps, loader.Position.Epoch, loss, lr, norm, tokens));
+            report?.Invoke(new TrainStepReport(step, totalSteps, loader.Position.Epoch, loss, lr, norm, tokens)
+            {
+                CommunicationSeconds = dp?.Buckets.CommunicationSeconds ?? 0,
+                ExposedCommunicationSeconds = dp?.Buckets.ExposedSeconds ?? 0,
+                OptimizerStateBytes = dp?.Optimizer.StateBytes ?? 2L * parameters.MomentCount * sizeof(float),
+            });
             if (step % o.SaveEvery == 0 || step == stopAt)
-                Save(o, files, style, model, parameters, adam, loader, step, history);
+                Save(o, files, style, model, parameters, adam, loader, step, history, dp, writer);
         }
-        LossCurve.WritePng(Path.Combine(o.OutDir, "loss.png"), history);
+        if (writer) LossCurve.WritePng(Path.Combine(o.OutDir, "loss.png"), history);
         return TrainingCheckpoint.LatestPath(o.OutDir) ?? o.OutDir;
     }
 
@@ -172,12 +216,13 @@ public static class Trainer
     }
 
     private static void Save(TrainOptions o, RunFiles files, WeightStyle style, Qwen2VLModel model, ParameterSet parameters, AdamW adam,
-        DataLoader loader, long step, List<(int Step, double Loss)> history)
+        DataLoader loader, long step, List<(int Step, double Loss)> history, DataParallelGroup? dp, bool writer)
     {
         var ctx = model.Context;
+        // Under ZeRO-1 the moments are gathered from their owners (every rank takes part); rank 0 writes.
+        var (m, v) = dp?.Optimizer.FullMoments() ?? (ctx.Download(parameters.MomentM), ctx.Download(parameters.MomentV));
+        if (!writer) return;
         var all = ctx.Download(parameters.AllWeights);
-        var m = ctx.Download(parameters.MomentM);
-        var v = ctx.Download(parameters.MomentV);
         if (!AllFinite(all) || !AllFinite(m) || !AllFinite(v))
             throw Diverged(o, step, "the weights or optimizer moments hold NaN or infinity");
         var weights = parameters.Parameters
@@ -199,7 +244,7 @@ public static class Trainer
         TrainingCheckpoint.Save(o.OutDir, content, new CheckpointOptions { KeepLast = 2, WeightsDType = style.DType, Shards = style.Shards });
     }
 
-    private static void Restore(ComputeContext ctx, ParameterSet parameters, CheckpointContent resume, AdamW adam, DataLoader loader)
+    private static void Restore(ComputeContext ctx, ParameterSet parameters, CheckpointContent resume, AdamW adam, DataLoader loader, DataParallelGroup? dp)
     {
         // The weights were loaded from the checkpoint folder itself; the optimizer moments and positions come back here.
         if (resume.Optimizer is { } optimizer)
@@ -213,8 +258,12 @@ public static class Trainer
                 Array.Copy(optimizer.M, slot.Offset, m, info.Offset, info.Length);
                 Array.Copy(optimizer.V, slot.Offset, v, info.Offset, info.Length);
             }
-            ctx.CopyFrom(m, parameters.MomentM);
-            ctx.CopyFrom(v, parameters.MomentV);
+            if (dp is not null) dp.Optimizer.LoadMoments(m, v); // this rank's block under ZeRO-1
+            else
+            {
+                ctx.CopyFrom(m, parameters.MomentM);
+                ctx.CopyFrom(v, parameters.MomentV);
+            }
             if (optimizer.Master is { } master)
             {
                 if (master.Length != parameters.Length)

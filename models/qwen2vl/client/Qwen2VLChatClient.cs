@@ -3,7 +3,6 @@ using Microsoft.Extensions.AI;
 using Qwen2VL.Model.Generation;
 using Qwen2VL.Model.Processing;
 using Qwen2VL.Model.Serving;
-using Qwen2VL.Model.Text;
 using Qwen2VL.Runtime;
 using AiChatMessage = Microsoft.Extensions.AI.ChatMessage;
 using AiFinishReason = Microsoft.Extensions.AI.ChatFinishReason;
@@ -36,7 +35,8 @@ public sealed record Qwen2VLChatClientOptions
 /// Qwen2-VL, compiled from the C# DSL, as a <c>Microsoft.Extensions.AI</c> <see cref="IChatClient"/>. Messages take
 /// system, user and assistant roles with <see cref="TextContent"/> and images as <see cref="DataContent"/>
 /// (<c>image/*</c>), placed in the prompt where they stand. <see cref="ChatOptions"/> map to generation:
-/// <c>MaxOutputTokens</c>, <c>Temperature</c> (unset = greedy), <c>TopP</c>, <c>TopK</c>, <c>Seed</c>,
+/// <c>MaxOutputTokens</c>, <c>Temperature</c> (0 = greedy; unset = the model's generation_config.json default, greedy
+/// without one), <c>TopP</c>, <c>TopK</c>, <c>Seed</c>,
 /// <c>StopSequences</c>, and <c>AdditionalProperties["repetition_penalty"]</c>. Concurrent calls are decoded together
 /// (continuous batching); the client is thread-safe.
 /// </summary>
@@ -83,8 +83,7 @@ public sealed class Qwen2VLChatClient : IChatClient
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<AiChatMessage> messages,
         ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var (conversation, images) = Convert(messages);
-        var prompt = _engine.BuildPrompt(conversation, images);
+        var prompt = _engine.BuildPrompt(Convert(messages));
         var stream = _engine.TryStart(prompt, Settings(options), out var refusal)
             ?? throw new InvalidOperationException(refusal == ContinuousBatcher.Refusal.Draining
                 ? "the chat client is being disposed"
@@ -118,55 +117,57 @@ public sealed class Qwen2VLChatClient : IChatClient
     /// <summary>Finishes the conversations in flight, then frees the model.</summary>
     public void Dispose() => _engine.Dispose();
 
+    /// <summary>What the options set; everything else takes the model's generation defaults (<see cref="ChatEngine.Settings"/>).</summary>
     private ChatSettings Settings(ChatOptions? options)
     {
-        double penalty = 1;
+        double? penalty = null;
         if (options?.AdditionalProperties?.TryGetValue("repetition_penalty", out var p) == true)
             penalty = System.Convert.ToDouble(p, System.Globalization.CultureInfo.InvariantCulture);
-        var sampling = new SamplingOptions
+        var overrides = new SamplingOverrides
         {
-            Temperature = options?.Temperature ?? 0,
-            TopP = options?.TopP ?? 1,
-            TopK = options?.TopK ?? 0,
+            Temperature = options?.Temperature,
+            TopP = options?.TopP,
+            TopK = options?.TopK,
             RepetitionPenalty = penalty,
             Seed = options?.Seed is { } seed ? unchecked((int)seed ^ (int)(seed >> 32)) : null,
         };
         int maxTokens = options?.MaxOutputTokens ?? _options.DefaultMaxOutputTokens;
-        return new ChatSettings(maxTokens, sampling, options?.StopSequences?.ToList() ?? []);
+        return _engine.Settings(maxTokens, overrides, options?.StopSequences?.ToList() ?? []);
     }
 
-    /// <summary>The messages in the template's terms, and the decoded images in the order they appear.</summary>
-    private (List<Model.Text.ChatMessage>, List<RgbImage>) Convert(IEnumerable<AiChatMessage> messages)
+    /// <summary>The messages as a <see cref="Conversation"/>, images decoded where they stand.</summary>
+    private Conversation Convert(IEnumerable<AiChatMessage> messages)
     {
-        var conversation = new List<Model.Text.ChatMessage>();
-        var images = new List<RgbImage>();
+        var conversation = new Conversation();
+        int images = 0, count = 0;
         foreach (var message in messages)
         {
+            count++;
             string role = message.Role == ChatRole.System ? "system"
                 : message.Role == ChatRole.User ? "user"
                 : message.Role == ChatRole.Assistant ? "assistant"
                 : throw new NotSupportedException($"role '{message.Role}' is not supported (system, user or assistant)");
-            var items = new List<ChatContent>();
+            var parts = new List<ConversationPart>();
             foreach (var content in message.Contents)
             {
                 switch (content)
                 {
                     case TextContent text:
-                        items.Add(ChatContent.Text(text.Text));
+                        parts.Add(ConversationPart.FromText(text.Text));
                         break;
-                    case DataContent data when data.HasTopLevelMediaType("image"):
-                        images.Add(ChatPrompt.DecodeImage(data.Data.ToArray(), _options.MaxImagePixels, $"image {images.Count + 1}"));
-                        items.Add(ChatContent.Image());
+                    case DataContent data when data.HasTopLevelMediaType("image") && role != "system":
+                        parts.Add(ConversationPart.FromImage(RgbImage.Decode(data.Data.ToArray(), _options.MaxImagePixels, $"image {++images}")));
                         break;
                     case UsageContent or TextReasoningContent:
                         break;
                     default:
-                        throw new NotSupportedException($"{content.GetType().Name} is not supported: send text as TextContent and images as DataContent (image/*) with the bytes");
+                        throw new NotSupportedException($"{content.GetType().Name} is not supported{(role == "system" ? " in a system message" : "")}: send text as TextContent and images as DataContent (image/*) with the bytes");
                 }
             }
-            conversation.Add(new Model.Text.ChatMessage(role, items));
+            if (role == "system") conversation.AddSystem(string.Concat(parts.Select(x => x.Text)));
+            else conversation.Add(new ConversationTurn(role, parts));
         }
-        if (conversation.Count == 0) throw new ArgumentException("no messages", nameof(messages));
-        return (conversation, images);
+        if (count == 0) throw new ArgumentException("no messages", nameof(messages));
+        return conversation;
     }
 }

@@ -2,7 +2,6 @@ using System.Text.Json;
 using Qwen2VL.Model.Generation;
 using Qwen2VL.Model.Processing;
 using Qwen2VL.Model.Serving;
-using Qwen2VL.Model.Text;
 
 namespace Qwen2VL.Server;
 
@@ -14,14 +13,14 @@ namespace Qwen2VL.Server;
 /// </summary>
 public sealed record ChatCompletionRequest(
     string? Model,
-    IReadOnlyList<ChatMessage> Messages,
-    IReadOnlyList<RgbImage> Images,
+    Conversation Conversation,
     bool Stream,
     bool IncludeUsage,
-    ChatSettings Settings)
+    int? MaxTokens,
+    SamplingOverrides Sampling,
+    IReadOnlyList<string> Stop,
+    bool IgnoreEos)
 {
-    private static readonly HashSet<string> Roles = ["system", "user", "assistant"];
-
     public static ChatCompletionRequest Parse(byte[] body, ServerOptions options)
     {
         JsonDocument doc;
@@ -40,69 +39,74 @@ public sealed record ChatCompletionRequest(
             string? model = OptionalString(root, "model");
             if (Optional(root, "n") is { } n && !(n.ValueKind == JsonValueKind.Number && n.TryGetInt32(out int count) && count == 1))
                 throw ApiError.BadRequest("only n = 1 is supported", "n");
-            var images = new List<RgbImage>();
-            var messages = ParseMessages(root, images, options);
+            var conversation = ParseMessages(root, options);
             bool stream = Optional(root, "stream") is { } s && Bool(s, "stream");
             bool includeUsage = Optional(root, "stream_options") is { ValueKind: JsonValueKind.Object } so
                 && so.TryGetProperty("include_usage", out var iu) && Bool(iu, "stream_options.include_usage");
-            int maxTokens = OptionalInt(root, "max_completion_tokens") ?? OptionalInt(root, "max_tokens") ?? options.DefaultMaxTokens;
+            int? maxTokens = OptionalInt(root, "max_completion_tokens") ?? OptionalInt(root, "max_tokens");
             if (maxTokens < 1) throw ApiError.BadRequest($"max_tokens must be ≥ 1, got {maxTokens}", "max_tokens");
-            // Without a temperature the model's default applies, as in vLLM: greedy decoding.
-            double temperature = OptionalNumber(root, "temperature") ?? 0;
-            if (!(temperature >= 0 && temperature <= 2)) throw ApiError.BadRequest($"temperature must be in [0, 2], got {temperature}", "temperature");
-            double topP = OptionalNumber(root, "top_p") ?? 1;
-            if (!(topP > 0 && topP <= 1)) throw ApiError.BadRequest($"top_p must be in (0, 1], got {topP}", "top_p");
-            double penalty = OptionalNumber(root, "repetition_penalty") ?? 1;
-            if (!(penalty > 0) || double.IsInfinity(penalty)) throw ApiError.BadRequest($"repetition_penalty must be > 0, got {penalty}", "repetition_penalty");
+            // What the request leaves out takes the model's generation_config.json default (greedy without one), as vLLM does.
+            double? temperature = OptionalNumber(root, "temperature");
+            if (temperature is { } t && !(t >= 0 && t <= 2)) throw ApiError.BadRequest($"temperature must be in [0, 2], got {t}", "temperature");
+            double? topP = OptionalNumber(root, "top_p");
+            if (topP is { } p && !(p > 0 && p <= 1)) throw ApiError.BadRequest($"top_p must be in (0, 1], got {p}", "top_p");
+            double? penalty = OptionalNumber(root, "repetition_penalty");
+            if (penalty is { } r && (!(r > 0) || double.IsInfinity(r))) throw ApiError.BadRequest($"repetition_penalty must be > 0, got {r}", "repetition_penalty");
             int? seed = OptionalLong(root, "seed") is { } sd ? unchecked((int)sd ^ (int)(sd >> 32)) : null;
             bool ignoreEos = Optional(root, "ignore_eos") is { } ie && Bool(ie, "ignore_eos");
-            var sampling = new SamplingOptions { Temperature = temperature, TopP = topP, RepetitionPenalty = penalty, Seed = seed };
-            return new ChatCompletionRequest(model, messages, images, stream, includeUsage,
-                new ChatSettings(maxTokens, sampling, ParseStop(root), ignoreEos));
+            var sampling = new SamplingOverrides { Temperature = temperature, TopP = topP, RepetitionPenalty = penalty, Seed = seed };
+            return new ChatCompletionRequest(model, conversation, stream, includeUsage, maxTokens, sampling, ParseStop(root), ignoreEos);
         }
     }
 
-    private static List<ChatMessage> ParseMessages(JsonElement root, List<RgbImage> images, ServerOptions options)
+    /// <summary>
+    /// The messages as a <see cref="Conversation"/> (the one place a conversation becomes a prompt): a system message
+    /// at the start is its system prompt, a later one stays where it is; user and assistant messages are turns whose
+    /// text and images keep their order.
+    /// </summary>
+    private static Conversation ParseMessages(JsonElement root, ServerOptions options)
     {
         if (!root.TryGetProperty("messages", out var list) || list.ValueKind != JsonValueKind.Array || list.GetArrayLength() == 0)
             throw ApiError.BadRequest("'messages' must be a non-empty array", "messages");
-        var messages = new List<ChatMessage>();
-        int index = 0;
+        var conversation = new Conversation();
+        int index = 0, images = 0;
         foreach (var m in list.EnumerateArray())
         {
             string where = $"messages[{index++}]";
             if (m.ValueKind != JsonValueKind.Object) throw ApiError.BadRequest($"{where} must be an object", where);
             string role = OptionalString(m, "role", where) ?? throw ApiError.BadRequest($"{where} has no 'role'", where);
             if (role == "developer") role = "system";
-            if (!Roles.Contains(role)) throw ApiError.BadRequest($"{where}.role '{role}' is not supported (system, user or assistant)", where);
+            if (role is not ("system" or "user" or "assistant"))
+                throw ApiError.BadRequest($"{where}.role '{role}' is not supported (system, user or assistant)", where);
             if (!m.TryGetProperty("content", out var content) || content.ValueKind == JsonValueKind.Null)
                 throw ApiError.BadRequest($"{where} has no 'content'", where);
-            var items = new List<ChatContent>();
+            var parts = new List<ConversationPart>();
             if (content.ValueKind == JsonValueKind.String)
-                items.Add(ChatContent.Text(content.GetString()!));
+                parts.Add(ConversationPart.FromText(content.GetString()!));
             else if (content.ValueKind == JsonValueKind.Array)
             {
                 int p = 0;
                 foreach (var part in content.EnumerateArray())
-                    items.Add(ParsePart(part, $"{where}.content[{p++}]", role, images, options));
+                    parts.Add(ParsePart(part, $"{where}.content[{p++}]", role, ref images, options));
             }
             else throw ApiError.BadRequest($"{where}.content must be a string or an array of parts", where);
-            messages.Add(new ChatMessage(role, items));
+            if (role == "system") conversation.AddSystem(string.Concat(parts.Select(x => x.Text)));
+            else conversation.Add(new ConversationTurn(role, parts));
         }
-        return messages;
+        return conversation;
     }
 
-    private static ChatContent ParsePart(JsonElement part, string where, string role, List<RgbImage> images, ServerOptions options)
+    private static ConversationPart ParsePart(JsonElement part, string where, string role, ref int images, ServerOptions options)
     {
         if (part.ValueKind != JsonValueKind.Object) throw ApiError.BadRequest($"{where} must be an object", where);
         string type = OptionalString(part, "type", where) ?? throw ApiError.BadRequest($"{where} has no 'type'", where);
         switch (type)
         {
             case "text":
-                return ChatContent.Text(OptionalString(part, "text", where) ?? throw ApiError.BadRequest($"{where} has no 'text'", where));
+                return ConversationPart.FromText(OptionalString(part, "text", where) ?? throw ApiError.BadRequest($"{where} has no 'text'", where));
             case "image_url":
                 if (role == "system") throw ApiError.BadRequest($"{where}: images are not allowed in a system message", where);
-                if (images.Count == options.MaxImages)
+                if (images == options.MaxImages)
                     throw new ApiError(413, $"more than {options.MaxImages} images in one request", where);
                 var url = part.TryGetProperty("image_url", out var iu) ? iu.ValueKind switch
                 {
@@ -111,8 +115,8 @@ public sealed record ChatCompletionRequest(
                     _ => null,
                 } : null;
                 if (url is null) throw ApiError.BadRequest($"{where} has no image_url.url", where);
-                images.Add(DataUrlImage(url, where, options));
-                return ChatContent.Image();
+                images++;
+                return ConversationPart.FromImage(DataUrlImage(url, where, options));
             default:
                 throw ApiError.BadRequest($"{where}: content part type '{type}' is not supported (text or image_url)", where);
         }
@@ -137,7 +141,7 @@ public sealed record ChatCompletionRequest(
         }
         try
         {
-            return ChatPrompt.DecodeImage(bytes, options.MaxImagePixels, $"the image of {where}");
+            return RgbImage.Decode(bytes, options.MaxImagePixels, $"the image of {where}");
         }
         catch (ImageTooLargeException e)
         {

@@ -139,8 +139,9 @@ public sealed class OpenAiServer : IAsyncDisposable
             request = ChatCompletionRequest.Parse(await ReadBodyAsync(ctx).ConfigureAwait(false), _options);
             if (request.Model is { } m && m != _engine.ModelName)
                 throw new ApiError(404, $"model '{m}' does not exist; this server serves '{_engine.ModelName}'", "model");
-            var prompt = _engine.BuildPrompt(request.Messages, request.Images);
-            stream = _engine.TryStart(prompt, request.Settings, out var refusal) ?? throw refusal switch
+            var prompt = _engine.BuildPrompt(request.Conversation);
+            var settings = _engine.Settings(request.MaxTokens ?? _options.DefaultMaxTokens, request.Sampling, request.Stop, request.IgnoreEos);
+            stream = _engine.TryStart(prompt, settings, out var refusal) ?? throw refusal switch
             {
                 ContinuousBatcher.Refusal.Draining => new ApiError(503, "the server is shutting down"),
                 _ => new ApiError(429, $"the request queue is full ({_engine.Batcher.Options.MaxQueue} waiting); retry later"),

@@ -158,6 +158,19 @@ public sealed unsafe class MpiCommunicator : ICommunicator
 
     public void Barrier() => _mpi.Check(_mpi.Barrier(_comm), "MPI_Barrier");
 
+    /// <summary>
+    /// Ends every rank of the job after this one failed: prints the failure as one line and calls MPI_Abort, so the
+    /// other ranks do not wait forever in their next collective (MPI_Finalize would wait for them).
+    /// </summary>
+    public void AbortAfter(Exception failure)
+    {
+        string message = string.Join(' ', failure.Message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries));
+        Console.Out.Flush();
+        Console.Error.WriteLine(failure is ModelException ? $"error: rank {Rank}: {message}" : $"error: rank {Rank}: {failure}");
+        Console.Error.Flush();
+        _mpi.Abort(_mpi.CommWorld, 2);
+    }
+
     public ICommunicator? Split(int color, int key)
     {
         nint made;

@@ -1,9 +1,14 @@
+using System.ClientModel;
 using System.Text.Json.Nodes;
+using OpenAI;
+using OpenAI.Chat;
 using Qwen2VL.Model.Compiled;
 using Qwen2VL.Model.Generation;
 using Qwen2VL.Model.Processing;
+using Qwen2VL.Model.Serving;
 using Qwen2VL.Model.Text;
 using Qwen2VL.Runtime;
+using Qwen2VL.Server;
 using Qwen2VL.Tests.Runtime;
 using Qwen2VL.Tests.Text;
 using Xunit;
@@ -14,7 +19,7 @@ namespace Qwen2VL.Tests.Cli;
 /// A checkpoint laid out as Qwen2-VL-2B-Instruct is released (bf16 weights in two shards with
 /// model.safetensors.index.json and the new tensor names, generation_config.json, the released chat_template.json and
 /// tokenizer_config.json, tokenizer.json, preprocessor_config.json), made from the embedded tiny model, through
-/// <c>generate</c> and <c>chat</c>. Its generation_config is the released one's shape (do_sample with top_k 1, a tiny
+/// <c>generate</c>, <c>chat</c> and <c>serve</c> (over HTTP, with the OpenAI client). Its generation_config is the released one's shape (do_sample with top_k 1, a tiny
 /// top_p and temperature, a repetition penalty), so transformers' <c>generate</c> picks, at each step, the argmax of
 /// the logits after the CTRL penalty on every id already in the sequence; the test computes that by hand from full
 /// forward passes (no cache, no sampler) and expects exactly those tokens.
@@ -119,6 +124,38 @@ public sealed class ReleasedCheckpointTests : IDisposable
     }
 
     [Fact]
+    public async Task ServeAnswersAsGenerateDoesOverHttp()
+    {
+        var generated = CliRunner.Run("generate", "--model", _dir.Path, "--image", ImagePath, "--prompt", Prompt,
+            "--max-new-tokens", MaxNew.ToString(), "--device", "cpu");
+        Assert.True(generated.ExitCode == 0, generated.Stderr);
+        string expected = generated.Stdout.TrimEnd('\n', '\r');
+        Assert.Equal(Decode(HandComputed(Penalty)), expected);
+
+        // serve on the same folder, asked by the official OpenAI client with no sampling fields: the checkpoint's
+        // generation_config.json applies (as vLLM does), so the answer is generate's, streamed and not, concurrently.
+        using var engine = ChatEngine.Load(_dir.Path, DeviceKind.Cpu, new BatcherOptions(Slots: 4, Capacity: 1024, MaxQueue: 4));
+        await using var server = await OpenAiServer.StartAsync(engine, new ServerOptions { Port = 0 });
+        var client = new OpenAI.Chat.ChatClient(engine.ModelName, new ApiKeyCredential("unused"),
+            new OpenAIClientOptions { Endpoint = new Uri(server.BaseUrl + "/v1") });
+        var split = Prompt.Split("<image>");
+        var question = new UserChatMessage(ChatMessageContentPart.CreateTextPart(split[0]),
+            ChatMessageContentPart.CreateImagePart(BinaryData.FromBytes(File.ReadAllBytes(ImagePath)), "image/png"),
+            ChatMessageContentPart.CreateTextPart(split[1]));
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = MaxNew };
+        var whole = client.CompleteChatAsync([question], options);
+        var streamed = Task.Run(async () =>
+        {
+            var text = new System.Text.StringBuilder();
+            await foreach (var update in client.CompleteChatStreamingAsync([question], options))
+                foreach (var part in update.ContentUpdate) text.Append(part.Text);
+            return text.ToString();
+        });
+        Assert.Equal(expected, (await whole.WaitAsync(TimeSpan.FromSeconds(60))).Value.Content[0].Text);
+        Assert.Equal(expected, await streamed.WaitAsync(TimeSpan.FromSeconds(60)));
+    }
+
+    [Fact]
     public void AnAnswerThatEndsAtOnceIsExplained()
     {
         // Make the model's first choice an eos id: the answer is empty, and stderr says why.
@@ -140,6 +177,11 @@ public sealed class ReleasedCheckpointTests : IDisposable
         Assert.Equal(2, r.ExitCode);
         Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("chat_template.json: the chat template is not Qwen2-VL's", r.Stderr);
+
+        // serve refuses it too, before listening.
+        var served = CliRunner.Run("serve", "--model", _dir.Path, "--port", "0", "--device", "cpu");
+        Assert.Equal(2, served.ExitCode);
+        Assert.Contains("chat_template.json: the chat template is not Qwen2-VL's", served.Stderr);
     }
 
     /// <summary>

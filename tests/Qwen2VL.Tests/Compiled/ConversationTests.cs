@@ -40,6 +40,25 @@ public sealed class ConversationTests
     }
 
     [Fact]
+    public void ASystemMessageAtTheStartIsTheSystemPromptAndALaterOneStaysWhereItIs()
+    {
+        // As an OpenAI message list carries them (serve, the chat client): rendered as the template renders the list.
+        var c = new Conversation();
+        c.AddSystem("Be brief.");
+        c.AddUser("hi");
+        c.AddAssistant("hello");
+        c.AddSystem("Now answer in French.");
+        c.AddUser("bye");
+        Assert.Equal("Be brief.", c.System);
+        var messages = new[]
+        {
+            ChatMessage.FromText("system", "Be brief."), ChatMessage.FromText("user", "hi"), ChatMessage.FromText("assistant", "hello"),
+            ChatMessage.FromText("system", "Now answer in French."), ChatMessage.FromText("user", "bye"),
+        };
+        Assert.Equal(ChatTemplate.Render(messages, addGenerationPrompt: true), c.Render());
+    }
+
+    [Fact]
     public void ContinuationTextIsWhatFollowsTheCachedAnswer()
     {
         var c = new Conversation();

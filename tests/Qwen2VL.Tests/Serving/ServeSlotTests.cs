@@ -1,4 +1,5 @@
 using System.ClientModel;
+using System.ClientModel.Primitives;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -31,8 +32,13 @@ public sealed class ServeSlotTests
         return (engine, await OpenAiServer.StartAsync(engine, new ServerOptions { Port = 0 }));
     }
 
+    /// <summary>The OpenAI client without its default retries (it retries a 429 three times, backing off, by itself).</summary>
     private static OpenAI.Chat.ChatClient Client(OpenAiServer server, ChatEngine engine) =>
-        new(engine.ModelName, new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(server.BaseUrl + "/v1") });
+        new(engine.ModelName, new ApiKeyCredential("unused"), new OpenAIClientOptions
+        {
+            Endpoint = new Uri(server.BaseUrl + "/v1"),
+            RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
+        });
 
     /// <summary>
     /// A live client of the endless request: it reads the stream as it comes (as a browser or SDK does, so Kestrel's
@@ -110,10 +116,54 @@ public sealed class ServeSlotTests
     }
 
     [Fact]
+    public async Task AFullQueueGets429OverHttpAndAClientThatGivesUpLeavesTheQueue()
+    {
+        var (engine, server) = await Start();
+        Holder? holder = null;
+        try
+        {
+            holder = await HoldTheSlot(server);
+            var client = Client(server, engine);
+            var sample = File.ReadAllBytes(Path.Combine(ShapesServer.ModelDir, "sample.png"));
+            var question = ShapesServer.Question(sample, ShapeQuestions.ColourQuestion);
+            var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 8 };
+
+            // One client waits in the only queue place; the next gets 429 with the reason, through the OpenAI client.
+            using var giveUp = new CancellationTokenSource();
+            var waiting = Task.Run(() => client.CompleteChatAsync([question], options, giveUp.Token));
+            while (engine.Batcher.Queued == 0) await Task.Delay(5);
+            var refused = await Assert.ThrowsAsync<ClientResultException>(() => client.CompleteChatAsync([question], options).WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Equal(429, refused.Status);
+            Assert.Contains("the request queue is full (1 waiting); retry later", refused.Message);
+
+            // The waiting client gives up: its queue place is free at once, not when the slot frees.
+            giveUp.Cancel();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.WaitAsync(TimeSpan.FromSeconds(30)));
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (engine.Batcher.Queued != 0 && DateTime.UtcNow < deadline) await Task.Delay(5);
+            Assert.Equal(0, engine.Batcher.Queued);
+
+            // So the next client is queued (not refused), and answered once the slot's holder dies.
+            var next = Task.Run(() => client.CompleteChatAsync([question], options));
+            while (engine.Batcher.Queued == 0 && !next.IsCompleted) await Task.Delay(5);
+            holder.Kill();
+            Assert.Equal("purple", (await next.WaitAsync(TimeSpan.FromSeconds(30))).Value.Content[0].Text);
+        }
+        finally
+        {
+            holder?.Kill();
+            await server.DisposeAsync();
+            engine.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task AFullQueueRefusesAndAStoppedSequenceFreesItsSlot()
     {
         using var engine = ChatEngine.Load(ShapesServer.ModelDir, DeviceKind.Cpu, new BatcherOptions(Slots: 1, Capacity: 100_000, MaxQueue: 1));
-        var prompt = engine.BuildPrompt([Qwen2VL.Model.Text.ChatMessage.FromText("user", "hi")], []);
+        var hi = new Qwen2VL.Model.Generation.Conversation();
+        hi.AddUser("hi");
+        var prompt = engine.BuildPrompt(hi);
         var greedy = Qwen2VL.Model.Generation.SamplingOptions.Greedy;
         var endless = engine.Batcher.TryEnqueue(new BatchRequest(prompt, 99_000, greedy, IgnoreEos: true), out _)!;
         await endless.Tokens.WaitToReadAsync();                       // it holds the only slot

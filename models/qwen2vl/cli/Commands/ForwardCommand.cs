@@ -4,8 +4,10 @@ using Qwen2VL.Model.Compiled;
 using Qwen2VL.Model.Generation;
 using Qwen2VL.Model.Processing;
 using Qwen2VL.Model.Text;
+using Qwen2VL.Model.Training.Distributed;
 using Qwen2VL.Runtime;
 using Qwen2VL.Runtime.Aot;
+using Qwen2VL.Runtime.Distributed;
 
 namespace Qwen2VL.Cli;
 
@@ -25,15 +27,17 @@ internal static class ForwardCommand
         var device = DeviceOption.Create();
         var withGrads = new Option<bool>("--grads") { Description = "Also run the backward pass and write grad.<checkpoint name> (f32) for every parameter; needs labels." };
         var recompute = new Option<bool>("--recompute") { Description = "With --grads: selective activation checkpointing (recompute norms, activations, softmax and rotary in the backward pass)." };
+        var parallel = new ParallelFlags(zero: false);
         var command = new Command("forward", "Run the compiled model on a batch of inputs and write position ids, embeddings, hidden states, logits, loss.");
         foreach (var option in new Option[] { model, inputs, output, generate, device, withGrads, recompute }) command.Options.Add(option);
+        parallel.AddTo(command);
         var kernels = new KernelFlags();
         kernels.AddTo(command);
         var strict = new StrictFlag();
         strict.AddTo(command);
         command.SetAction(parse => Run(
             parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), DeviceOption.Read(parse, device), parse.GetValue(withGrads),
-            parse.GetValue(recompute), kernels.Read(parse), strict.Read(parse), parse.InvocationConfiguration.Error));
+            parse.GetValue(recompute), kernels.Read(parse), strict.Read(parse), parse.InvocationConfiguration.Error, parallel.Read(parse)));
         return command;
     }
 
@@ -46,10 +50,14 @@ internal static class ForwardCommand
         ? Directory.EnumerateFiles(modelDir).Where(f => f.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".json", StringComparison.Ordinal))
         : [];
 
-    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, DeviceKind device, bool withGrads, bool recompute, KernelOptions kernels, bool strict, TextWriter error)
+    private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, DeviceKind device, bool withGrads, bool recompute, KernelOptions kernels, bool strict, TextWriter error,
+        ParallelOptions parallel)
     {
         if (recompute && !withGrads)
             throw new ModelException("--recompute applies to the backward pass: use it with --grads");
+        parallel.CheckWorld();
+        if (parallel.IsParallel && !withGrads)
+            throw new ModelException("--dp and --comm split the backward pass over ranks: use them with --grads");
         bool example = inputsPath is null;
         if (example && modelDir is not null)
             throw new ModelException("--inputs is required with --model (only the embedded model has example inputs)");
@@ -67,6 +75,8 @@ internal static class ForwardCommand
             OutputPath.CheckNotAnInput(outPath, "--out", [(inputsPath, "the --inputs file"),
                 .. ModelFiles(modelDir).Select(f => (f, "a file of the model"))]);
         var batch = ForwardFiles.ReadInputs(inputsPath);
+        if (parallel.IsParallel)
+            return RunDataParallel(modelDir, batch, inputsPath, outPath!, steps, device, recompute, kernels, strict, error, parallel);
         using var qwen = Qwen2VLModel.Load(modelDir, device, kernels);
         if (qwen.KernelNote is { } note) Console.Error.WriteLine(note);
         StrictFlag.Report(qwen.UnusedWeights, strict, error);
@@ -95,6 +105,42 @@ internal static class ForwardCommand
         var rows = GoldenComparison.Compare(result, generated, batch.MaskOrOnes(), expected);
         PrintTable(rows, qwen.Context.DeviceName);
         return rows.All(r => r.Passed) ? 0 : 1;
+    }
+
+    /// <summary>
+    /// <c>forward --grads --dp N</c>: every rank runs the backward pass of its rows of the batch, the gradients are
+    /// reduced in buckets as the layers finish, and rank 0 writes the forward outputs of the whole batch with the
+    /// data-parallel loss and the reduced gradients (the same numbers one device gives, within float rounding).
+    /// </summary>
+    private static int RunDataParallel(string modelDir, ForwardInputs batch, string inputsPath, string outPath, int steps, DeviceKind device,
+        bool recompute, KernelOptions kernels, bool strict, TextWriter error, ParallelOptions parallel)
+    {
+        if (batch.Labels is null)
+            throw new ModelException($"{inputsPath}: --grads needs 'labels' in the inputs");
+        // The inference model (rank 0 writes its forward outputs) is loaded first, so bad input fails before any rank trains.
+        using var qwen = Qwen2VLModel.Load(modelDir, device, kernels);
+        StrictFlag.Report(qwen.UnusedWeights, strict, error);
+        InputLimits.Default.CheckTokens(batch.Seq, steps, MaxPositions(qwen.Config), "--generate");
+        var reduced = CommLauncher.Run(parallel.Backend, parallel.DataParallel, parallel.Layout, comm =>
+        {
+            using var training = Qwen2VLModel.LoadForTraining(modelDir, device, []);
+            training.Recompute = recompute;
+            using var group = new DataParallelGroup(training, comm, zero: false, parallel.Overlap, parallel.BucketElements);
+            var share = group.Share(training, batch);
+            var (loss, _) = group.AccumulateGradients(training, [share is null ? null : (share, null)]);
+            if (comm.Rank != 0) return null;
+            var parameters = training.Parameters!;
+            var grads = parameters.Parameters.Where(p => p.Trainable)
+                .ToDictionary(p => p.Name, p => training.Context.Download(parameters.Grad(p.Name)));
+            return new { Loss = loss, Grads = grads };
+        });
+        if (reduced is null) return 0; // not rank 0: rank 0 writes
+        var result = qwen.Forward(batch) with { Loss = (float)reduced.Loss };
+        GenerationOutput? generated = steps == 0 ? null : TextGenerator.Generate(qwen, batch,
+            new GenerationOptions(steps, SamplingOptions.Greedy, qwen.EosTokenIds, qwen.PadTokenId));
+        ForwardFiles.WriteOutputs(outPath, result, generated, reduced.Grads, name => qwen.ParameterShape(name));
+        Console.WriteLine($"wrote {outPath}");
+        return 0;
     }
 
     private static void PrintTable(List<ComparisonRow> rows, string deviceName)

@@ -23,7 +23,7 @@ internal static class ServeCommand
         var maxTokens = new Option<int>("--max-tokens") { Description = "max_tokens when a request gives none.", DefaultValueFactory = _ => 256 };
         var maxBody = new Option<long>("--max-request-bytes") { Description = "Largest request body; larger ones get 413.", DefaultValueFactory = _ => 20L * 1024 * 1024 };
         var maxPixels = new Option<long>("--max-image-pixels") { Description = "Largest image (width·height before resizing); larger ones get 413.", DefaultValueFactory = _ => 4096L * 4096 };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or ilgpu-cpu", DefaultValueFactory = _ => "cpu" };
+        var device = DeviceOption.Create();
         var command = new Command("serve", "OpenAI-compatible HTTP server with continuous batching (POST /v1/chat/completions, GET /v1/models, GET /health).");
         foreach (var option in new Option[] { model, host, port, apiKey, maxBatch, maxQueue, context, maxTokens, maxBody, maxPixels, device })
             command.Options.Add(option);
@@ -42,7 +42,7 @@ internal static class ServeCommand
             };
             var batcher = new BatcherOptions(Positive(parse.GetValue(maxBatch), "--max-batch"), Positive(parse.GetValue(context), "--max-context"),
                 parse.GetValue(maxQueue) >= 0 ? parse.GetValue(maxQueue) : throw new ModelException("--max-queue must be ≥ 0"));
-            var kind = DeviceKinds.Parse(parse.GetValue(device)!);
+            var kind = DeviceOption.Read(parse, device);
             var dir = parse.GetValue(model) ?? DefaultModel.ShapesDirectory;
             return Run(dir, kind, batcher, options, kernels.Read(parse)).GetAwaiter().GetResult();
         });

@@ -3,6 +3,7 @@ using Qwen2VL.Model.Training;
 using Qwen2VL.Model.Training.Data;
 using Qwen2VL.Model.Training.Reporting;
 using Qwen2VL.Runtime;
+using Qwen2VL.Runtime.Distributed;
 
 namespace Qwen2VL.Cli;
 
@@ -38,13 +39,17 @@ internal static class TrainCommand
         var device = DeviceOption.Create();
         var strict = new Option<bool>("--strict") { Description = "Refuse a checkpoint holding tensors the model does not use (default: a warning listing them)." };
         var recompute = new Option<bool>("--recompute") { Description = "Selective activation checkpointing: recompute norms, activations, softmax and rotary in the backward pass instead of keeping them." };
+        var parallel = new ParallelFlags(zero: true);
         var command = new Command("train", "Train (or fine-tune) a Qwen2-VL model on JSONL conversations.");
+        parallel.AddTo(command);
         foreach (var o in new Option[] { model, config, tokenizer, data, output, epochs, steps, batch, accumulate, lr, minLr, warmup, decay, clip, freeze, seed, saveEvery, pack, maxLength, bf16, device, recompute, strict })
             command.Options.Add(o);
         command.SetAction(parse =>
         {
             var (stdout, stderr) = (parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error);
             var outDir = parse.GetValue(output)!;
+            var layout = parallel.Read(parse);
+            layout.CheckWorld();
             var options = new TrainOptions
             {
                 DataPath = parse.GetValue(data)!, OutDir = outDir, Epochs = parse.GetValue(epochs), MaxSteps = parse.GetValue(steps),
@@ -54,15 +59,32 @@ internal static class TrainCommand
                 SaveEvery = parse.GetValue(saveEvery), Device = DeviceOption.Read(parse, device),
                 Pack = parse.GetValue(pack), MaxLength = parse.GetValue(maxLength), Bf16 = parse.GetValue(bf16),
                 Recompute = parse.GetValue(recompute), Notes = stdout, Warnings = stderr, Strict = parse.GetValue(strict),
+                DataParallel = layout.DataParallel, Zero = layout.Zero, Overlap = layout.Overlap, BucketElements = layout.BucketElements,
             };
             // Everything that can be checked without writing is checked first: a refused run writes nothing.
             Validate(options);
             var start = TrainStart.Parse(parse.GetValue(model), parse.GetValue(config), parse.GetValue(tokenizer), parse.GetValue(seed));
-            var final = TrainStart.InOutputFolder(outDir, (held, created) =>
+            string? final;
+            if (!layout.IsParallel)
+                final = TrainStart.InOutputFolder(outDir, (held, created) =>
+                {
+                    var modelDir = start.Prepare(outDir);
+                    return Train(modelDir, options, stdout);
+                });
+            else
             {
-                var modelDir = start.Prepare(outDir);
-                return Train(modelDir, options, stdout);
-            });
+                // One rank per thread or process. Rank 0 holds --out, prepares the start (init weights with --config),
+                // shows the progress and writes; the others start once it is ready and write nothing.
+                final = CommLauncher.Run(layout.Backend, layout.DataParallel, layout.Layout, comm => comm.Rank == 0
+                    ? TrainStart.InOutputFolder(outDir, (held, created) =>
+                    {
+                        var modelDir = start.Prepare(outDir);
+                        comm.Barrier();
+                        return Train(modelDir, options, stdout, comm);
+                    })
+                    : AfterRankZero(comm, start.ModelDir ?? Path.Combine(outDir, "init"), options));
+                if (final is null) return 0; // not rank 0
+            }
             stdout.WriteLine($"checkpoint: {final}");
             stdout.WriteLine($"loss log: {Path.Combine(outDir, "loss.csv")}, curve: {Path.Combine(outDir, "loss.png")}");
             return 0;
@@ -71,7 +93,7 @@ internal static class TrainCommand
     }
 
     /// <summary>Runs the trainer under the progress display (a live bar on a terminal, plain lines otherwise).</summary>
-    internal static string Train(string modelDir, TrainOptions options, TextWriter? output = null)
+    internal static string Train(string modelDir, TrainOptions options, TextWriter? output = null, ICommunicator? comm = null)
     {
         string final = "";
         // In-process callers (tests) give their own writer: progress goes there as plain lines.
@@ -81,8 +103,15 @@ internal static class TrainCommand
                 Out = new Spectre.Console.AnsiConsoleOutput(output), Interactive = Spectre.Console.InteractionSupport.No,
             });
         TrainingProgress.Run(0, options.MaxSteps ?? 1, p =>
-            final = Trainer.RunLocked(modelDir, options, r => p.Report(r.Step, r.Loss, r.Tokens), p.Begin), console);
+            final = Trainer.RunLocked(modelDir, options, r => p.Report(r.Step, r.Loss, r.Tokens), p.Begin, comm), console);
         return final;
+    }
+
+    /// <summary>A rank other than 0: waits until rank 0 has prepared the start, then trains silently (notes stay on rank 0).</summary>
+    private static string AfterRankZero(ICommunicator comm, string modelDir, TrainOptions options)
+    {
+        comm.Barrier();
+        return Trainer.RunLocked(modelDir, options with { Notes = null, Warnings = null }, comm: comm);
     }
 
     private static void Validate(TrainOptions o)
