@@ -65,8 +65,8 @@ public sealed class Bf16KvCacheTests(ITestOutputHelper log)
     }
 
     /// <summary>
-    /// A bf16 cache holds exactly the bf16 rounding of what was appended, at half the bytes, and attention over it
-    /// equals attention over an f32 cache holding those rounded values, bit for bit (the widening is exact).
+    /// A bf16 cache holds exactly the bf16 rounding of what was appended, at half the bytes: attention over it equals
+    /// attention over an f32 cache holding those rounded values up to summation order (the widening is exact).
     /// </summary>
     [Fact]
     public void ABf16CacheIsTheRoundedF32CacheAtHalfTheBytes()
@@ -96,7 +96,9 @@ public sealed class Bf16KvCacheTests(ITestOutputHelper log)
             int keys = f32.Length + count;
             ctx.AttentionCausalCached(qT, f32.Keys(0), f32.Values(0), outF32, maskT, batch, count, keys, capacity, heads, kvHeads, headDim, 0.25f);
             ctx.AttentionCausalCached(qT, bf16.Keys(0), bf16.Values(0), outBf16, maskT, batch, count, keys, capacity, heads, kvHeads, headDim, 0.25f);
-            Assert.Equal(ctx.Download(outF32), ctx.Download(outBf16));
+            // Same values, only the summation order of the two CPU paths may differ.
+            double d = GoldenCase.MaxDiff(ctx.Download(outBf16), ctx.Download(outF32));
+            Assert.True(d <= 1e-5, $"bf16 cache attention vs f32 cache of the rounded values: max |diff| {d:E3}");
             f32.Advance(count);
             bf16.Advance(count);
         }
