@@ -16,6 +16,15 @@ internal static class Machine
                $"{RuntimeInformation.OSDescription}, .NET {Environment.Version}";
     }
 
+    /// <summary>Which of the vector extensions the bf16 kernels care about /proc/cpuinfo reports (absent ones are named "no").</summary>
+    public static string VectorFlags()
+    {
+        string? line = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags")) : null;
+        if (line is null) return "unknown";
+        var flags = line.Split(':', 2)[1].Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+        return string.Join(", ", new[] { "avx2", "fma", "f16c", "avx512f", "avx512_bf16" }.Select(f => flags.Contains(f) ? f : "no " + f));
+    }
+
     /// <summary>Bytes read + written per second by copying a 512 MiB array (best of 5).</summary>
     public static double CopyBandwidth()
     {

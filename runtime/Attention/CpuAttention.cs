@@ -56,6 +56,11 @@ public static class CpuAttention
         CausalAttentionArgs args)
     {
         AttentionChecks.Causal(q, k, v, output, mask, args);
+        if (k.IsBf16 || v.IsBf16)
+        {
+            CausalBf16(q, k, v, output, mask, args);
+            return;
+        }
         float[] keep = mask.HostArray;    // int32 elements stored in the float array (bit patterns)
         float[] qa = q.HostArray, ka = k.HostArray, va = v.HostArray, oa = output.HostArray;
         int mo = mask.Offset, qo = q.Offset, ko = k.Offset, vo = v.Offset, oo = output.Offset;
@@ -107,6 +112,69 @@ public static class CpuAttention
             Item(item, buffers.Scores, buffers.Rows);
             return buffers;
         }, _ => { });
+    }
+
+    /// <summary>
+    /// <see cref="Causal"/> over a bf16 KV cache (<see cref="KvCache.IsBf16"/>): each key and value row is widened
+    /// exactly as it is read; scores, the softmax and the weighted sum stay f32, as in the f32 path.
+    /// </summary>
+    private static void CausalBf16(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
+        CausalAttentionArgs args)
+    {
+        if (!k.IsBf16 || !v.IsBf16)
+            throw new ArgumentException($"attention keys and values must have one dtype, got {k} and {v}");
+        int[] keep = mask.IntSpan.ToArray();
+        float[] qa = q.HostArray, oa = output.HostArray;
+        ReadOnlyMemory<ushort> kb = k.Bf16Memory, vb = v.Bf16Memory;
+        int qo = q.Offset, oo = output.Offset;
+        int heads = args.Heads, kvHeads = args.KvHeads, headDim = args.HeadDim, queries = args.QueryLength;
+        int capacity = args.Capacity, group = heads / kvHeads, first = args.KeyLength - args.QueryLength;
+        float scale = args.Scale;
+
+        Parallel.For(0, args.Batch * queries * heads,
+            () => (Scores: new float[args.KeyLength], Rows: new int[args.KeyLength], Row: new float[headDim]), (item, _, buffers) =>
+        {
+            int h = item % heads, i = item / heads % queries, b = item / (heads * queries);
+            int kvh = h / group;
+            ReadOnlySpan<float> query = qa.AsSpan(qo + ((b * queries + i) * heads + h) * headDim, headDim);
+            ReadOnlySpan<ushort> keys = kb.Span, values = vb.Span;
+            int count = 0, own = keep[b * capacity + first + i];
+            for (int j = 0; j <= first + i; j++)
+            {
+                if (!CausalVisibility.Visible(keep[b * capacity + j], own)) continue;
+                int keyAt = ((b * capacity + j) * kvHeads + kvh) * headDim;
+                Widen(keys.Slice(keyAt, headDim), buffers.Row);
+                buffers.Scores[count] = TensorPrimitives.Dot(query, buffers.Row) * scale;
+                buffers.Rows[count++] = keyAt;
+            }
+            if (count == 0)
+            {
+                for (int j = 0; j < args.KeyLength; j++)
+                {
+                    buffers.Scores[j] = 0f;
+                    buffers.Rows[j] = ((b * capacity + j) * kvHeads + kvh) * headDim;
+                }
+                count = args.KeyLength;
+            }
+            Span<float> o = oa.AsSpan(oo + ((b * queries + i) * heads + h) * headDim, headDim);
+            Span<float> scores = buffers.Scores.AsSpan(0, count);
+            float max = TensorPrimitives.Max(scores);
+            TensorPrimitives.Subtract(scores, max, scores);
+            TensorPrimitives.Exp(scores, scores);
+            float inverseSum = 1f / TensorPrimitives.Sum(scores);
+            o.Clear();
+            for (int j = 0; j < count; j++)
+            {
+                Widen(values.Slice(buffers.Rows[j], headDim), buffers.Row);
+                TensorPrimitives.MultiplyAdd(buffers.Row, scores[j] * inverseSum, o, o);
+            }
+            return buffers;
+        }, _ => { });
+    }
+
+    private static void Widen(ReadOnlySpan<ushort> bits, Span<float> row)
+    {
+        for (int i = 0; i < bits.Length; i++) row[i] = Bf16Kernels.Widen(bits[i]);
     }
 
     /// <summary>Σ x[xAt + d] · y[yAt + d] over d &lt; n, with vectors (n is a head dimension: small, usually a multiple of 8).</summary>

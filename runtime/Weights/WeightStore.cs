@@ -135,10 +135,24 @@ public sealed class WeightStore : IDisposable
     /// </summary>
     public Func<string, bool>? KeepBf16 { get; set; }
 
-    /// <summary>Elements loaded as bf16 tensors through <see cref="KeepBf16"/> so far.</summary>
+    /// <summary>Elements loaded as bf16 tensors through <see cref="KeepBf16"/> so far (each stored tensor once).</summary>
     public long Bf16Elements => Interlocked.Read(ref _bf16Elements);
 
-    private long _bf16Elements;
+    /// <summary>
+    /// Bytes of the weight tensors <see cref="Load"/> has made so far, each stored tensor counted once: 4 per element
+    /// of an f32 tensor, 2 per element of a bf16 one (mapped in place or copied). What the loaded weights occupy in
+    /// memory, the figure <c>--dtype bf16</c> halves (storage supplied by <see cref="Destination"/> is not counted).
+    /// </summary>
+    public long LoadedBytes => Interlocked.Read(ref _loadedBytes);
+
+    private long _bf16Elements, _loadedBytes;
+
+    /// <summary>
+    /// Tensors already loaded, by stored name: a weight two runners read (the embedding table that is also the tied
+    /// lm_head) is one tensor in memory, not two. Weights are read-only at inference; training supplies its own
+    /// storage through <see cref="Destination"/>, which already shares.
+    /// </summary>
+    private readonly Dictionary<string, (ComputeContext Context, DeviceTensor Tensor)> _loaded = new(StringComparer.Ordinal);
 
     public DeviceTensor Load(ComputeContext ctx, string name, params int[] expectedShape)
     {
@@ -149,14 +163,27 @@ public sealed class WeightStore : IDisposable
             throw new WeightException(
                 $"{name}: checkpoint shape {SafetensorsDTypes.FormatShape(info.Shape)}, model expects {SafetensorsDTypes.FormatShape(expectedShape)}");
         DeviceTensor? destination = Destination?.Invoke(name);
-        if (destination is not null)
+        if (destination is null)
         {
-            if (!destination.Shape.SequenceEqual(shape))
-                throw new WeightException($"{name}: checkpoint shape {SafetensorsDTypes.FormatShape(info.Shape)}, destination {destination}");
-            if (ctx.IsCpu) FileOf(name).ReadFloat32(Stored(name), destination.Span);
-            else ctx.CopyFrom(ReadFloat32(name), destination);
-            return destination;
+            string stored = Stored(name);
+            lock (_loaded)
+            {
+                if (_loaded.TryGetValue(stored, out var earlier) && earlier.Context == ctx) return earlier.Tensor;
+            }
+            DeviceTensor tensor = LoadNew(ctx, name, info, shape);
+            lock (_loaded) _loaded[stored] = (ctx, tensor);
+            Interlocked.Add(ref _loadedBytes, (tensor.IsBf16 ? 2L : 4L) * tensor.Length);
+            return tensor;
         }
+        if (!destination.Shape.SequenceEqual(shape))
+            throw new WeightException($"{name}: checkpoint shape {SafetensorsDTypes.FormatShape(info.Shape)}, destination {destination}");
+        if (ctx.IsCpu) FileOf(name).ReadFloat32(Stored(name), destination.Span);
+        else ctx.CopyFrom(ReadFloat32(name), destination);
+        return destination;
+    }
+
+    private DeviceTensor LoadNew(ComputeContext ctx, string name, TensorInfo info, int[] shape)
+    {
         if (info.DType == SafetensorsDType.BF16 && KeepBf16?.Invoke(name) == true)
         {
             ReadOnlyMemory<ushort> bits = FileOf(name).MapBf16(Stored(name));

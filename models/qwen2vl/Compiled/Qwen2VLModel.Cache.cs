@@ -54,9 +54,18 @@ public sealed class DecoderCache : IDisposable
 
 public sealed partial class Qwen2VLModel
 {
-    /// <summary>KV caches for <paramref name="batch"/> rows of up to <paramref name="capacity"/> positions (prompt + new tokens).</summary>
+    /// <summary>
+    /// KV caches for <paramref name="batch"/> rows of up to <paramref name="capacity"/> positions (prompt + new tokens),
+    /// in bf16 where <see cref="KvCacheBf16"/> says so.
+    /// </summary>
     public DecoderCache CreateCache(int batch, int capacity) =>
-        new(Context, _layers.Select(l => new KvCache(Context, batch, capacity, l.KvHeads, l.HeadDim)).ToArray(), batch, capacity);
+        new(Context, _layers.Select(l => new KvCache(Context, batch, capacity, l.KvHeads, l.HeadDim, bf16: KvCacheBf16)).ToArray(), batch, capacity);
+
+    /// <summary>
+    /// True when <see cref="CreateCache"/> stores keys and values in bf16: loaded with <c>--dtype bf16</c> on the cpu
+    /// device (the CPU attention reads a bf16 cache; on ILGPU devices the cache stays f32).
+    /// </summary>
+    public bool KvCacheBf16 { get; private init; }
 
     /// <summary>
     /// Runs <paramref name="count"/> new positions (embeddings [B, count, Hidden] on the device, as <see cref="Embed"/>

@@ -59,14 +59,30 @@ public sealed partial class Qwen2VLModel
 
     /// <summary>
     /// Embedding rows [B, S, Hidden] of the ids, gathered on the device by the generated lookup (the ids are the only
-    /// bytes uploaded). The result lives in the embedding runner until its next call.
+    /// bytes uploaded). The result lives in the embedding runner until its next call. With a bf16 table
+    /// (<c>--dtype bf16</c>) the rows are widened as they are gathered (the table itself stays bf16) into a buffer of
+    /// this model, likewise valid until the next call.
     /// </summary>
     public DeviceTensor EmbedTokens(long[] ids, int batch, int seq)
     {
         HostOps.CheckIds(ids, batch, seq, Vocab);
+        if (_embed.Table.IsBf16)
+        {
+            int length = batch * seq * Hidden;
+            if (_bf16Embeddings is null || _bf16Embeddings.Length < length)
+            {
+                _bf16Embeddings?.Dispose();
+                _bf16Embeddings = Context.Allocate(Math.Max(length, 1));
+            }
+            var rows = _bf16Embeddings.Slice(0, length, batch, seq, Hidden);
+            Context.GatherBf16Rows(_embed.Table, ToInt(ids), rows);
+            return rows;
+        }
         var idsT = _staging.UploadInt("ids", ToInt(ids), batch, seq);
         return _embed.Forward(idsT);
     }
+
+    private DeviceTensor? _bf16Embeddings;
 
     /// <summary>
     /// The decoder layers and the final norm; returns the normed states [B, S, Hidden] (valid until the next call).

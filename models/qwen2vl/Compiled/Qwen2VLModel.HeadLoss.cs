@@ -3,6 +3,15 @@ using Qwen2VL.Runtime.Training;
 
 namespace Qwen2VL.Model.Compiled;
 
+partial class TokenEmbedding
+{
+    partial class Runner
+    {
+        /// <summary>The embedding table [Vocab, Hidden] (bf16 under <c>--dtype bf16</c>: gathered by the model, not the runner).</summary>
+        internal DeviceTensor Table => _table;
+    }
+}
+
 partial class LmHead
 {
     partial class Runner

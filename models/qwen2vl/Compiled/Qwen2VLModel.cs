@@ -93,6 +93,12 @@ public sealed partial class Qwen2VLModel : IDisposable
     /// <summary>Weight elements held in bf16 (see <see cref="Bf16Weights"/>; 0 unless loaded with bf16Weights).</summary>
     public long Bf16WeightElements => _weights.Bf16Elements;
 
+    /// <summary>
+    /// Bytes the loaded weights occupy (f32 tensors 4 per element, bf16 ones 2; a tied table and head once): about half
+    /// of the f32 figure under <c>--dtype bf16</c>. Storage of training parameters is not counted.
+    /// </summary>
+    public long LoadedWeightBytes => _weights.LoadedBytes;
+
     /// <summary>What <see cref="KernelLoader"/> did with the kernel options, in one line (null without options).</summary>
     public string? KernelNote { get; private init; }
 
@@ -138,7 +144,10 @@ public sealed partial class Qwen2VLModel : IDisposable
                 // The runners bind to the compute weights (the masters themselves unless bf16 compute is on).
                 weights.Destination = name => parameters.ComputeWeight(name);
             }
-            var model = new Qwen2VLModel(ctx, config, weights) { Parameters = parameters, KernelNote = kernelNote };
+            var model = new Qwen2VLModel(ctx, config, weights)
+            {
+                Parameters = parameters, KernelNote = kernelNote, KvCacheBf16 = bf16Weights && ctx.IsCpu,
+            };
             if (parameters is { Bf16Compute: true })
             {
                 // The checkpoint's f32 values were read into the compute buffer: they become the masters, then get rounded.
