@@ -15,6 +15,29 @@ public sealed class ModuleAttribute : Attribute
     /// Default: <see cref="RecomputeOps.CheapOps"/>.
     /// </summary>
     public RecomputeOps Recompute { get; set; } = RecomputeOps.CheapOps;
+
+    /// <summary>
+    /// Tensor-parallel degrees the module's shard plan (<see cref="ParamAttribute.Shard"/>) is meant for. The generator
+    /// checks each against the sharded dims it can evaluate (literals, and config dims through their <c>Default</c>):
+    /// a degree that does not divide one is QVL0401 on the param's line. Dims bound only at load time are checked then
+    /// (the runner's <c>CheckTensorParallel</c>).
+    /// </summary>
+    public int[]? TensorParallel { get; set; }
+}
+
+/// <summary>
+/// How tensor parallelism splits a [Param] over ranks (Megatron-LM's layouts). A linear weight is [Out, In].
+/// </summary>
+public enum Shard
+{
+    /// <summary>Every rank holds all of it (norms, a row-parallel layer's bias).</summary>
+    Replicated,
+    /// <summary>Column-parallel: the output features (axis 0 of the weight, and the bias) split over the ranks; each rank computes its slice of the output (q/k/v, gate/up, fc1, qkv).</summary>
+    Column,
+    /// <summary>Row-parallel: the input features (axis 1) split; each rank's partial products are summed by an all-reduce (o_proj, down, fc2, proj).</summary>
+    Row,
+    /// <summary>Vocabulary-parallel: the rows of an embedding or output head (axis 0) split by token id (embed_tokens, lm_head).</summary>
+    Vocab,
 }
 
 /// <summary>
@@ -55,6 +78,15 @@ public sealed class ParamAttribute(string checkpointName, params string[] shape)
 {
     public string CheckpointName { get; } = checkpointName;
     public string[] Shape { get; } = shape;
+
+    /// <summary>The tensor-parallel split (default: replicated).</summary>
+    public Shard Shard { get; set; } = Shard.Replicated;
+
+    /// <summary>
+    /// A dim expression: the sharded axis splits only between whole groups of this count — attention heads
+    /// (<c>"Heads"</c>), KV heads (<c>"KvHeads"</c>) — so the degree must divide it. Default: the sharded axis's size.
+    /// </summary>
+    public string? ShardGroups { get; set; }
 }
 
 /// <summary>

@@ -63,6 +63,22 @@ public sealed class ModuleGenerator : IIncrementalGenerator
             });
         });
 
+        // The shard plan and its bind-time check, per module that shards a param (itself or through a submodule).
+        context.RegisterSourceOutput(modules.Collect(), static (spc, all) =>
+        {
+            try
+            {
+                var withPlans = ShardPlanEmitter.WithPlans(all);
+                foreach (var module in all.Where(m => withPlans.Contains(m.FullName) && m.Diagnostics.Count == 0))
+                    spc.AddSource((module.Namespace.Length > 0 ? module.Namespace + "." : "") + module.Name + ".ShardPlan.g.cs",
+                        ShardPlanEmitter.Emit(module, withPlans));
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                spc.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.InternalError, Location.None, "shard plan", e.GetType().Name + ": " + e.Message));
+            }
+        });
+
         // One kernel file per target for the whole assembly: every distinct kernel once, by content.
         context.RegisterSourceOutput(fused.Collect(), static (spc, all) =>
         {

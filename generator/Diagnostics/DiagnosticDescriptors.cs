@@ -6,7 +6,7 @@ namespace Qwen2VL.Generator.Diagnostics;
 
 /// <summary>
 /// Every diagnostic the generator reports, with a stable id. QVL00xx: the DSL subset and declarations;
-/// QVL01xx: shapes and dtypes; QVL02xx: op declarations; QVL09xx: internal.
+/// QVL01xx: shapes and dtypes; QVL02xx: op declarations; QVL03xx: training; QVL04xx: the shard plan; QVL09xx: internal.
 /// </summary>
 public static class DiagnosticDescriptors
 {
@@ -59,6 +59,14 @@ public static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor InvalidRecomputePolicy = Error(
         "QVL0301", "Invalid recompute policy",
         "Module '{0}' has Recompute = {1}, which is not a combination of RecomputeOps flags (Norms, Activations, Softmax, Rotary)");
+
+    public static readonly DiagnosticDescriptor ShardDegreeDoesNotDivide = Error(
+        "QVL0401", "Shard degree does not divide a dim",
+        "'{0}' ({1}-parallel): tensor-parallel degree {2} does not divide {3} = {4}; drop the degree from [Module(TensorParallel = …)], or shard the param another way");
+
+    public static readonly DiagnosticDescriptor InvalidShardPlan = Error(
+        "QVL0402", "Invalid shard plan",
+        "'{0}': {1}");
 
     public static readonly DiagnosticDescriptor ShapeMismatch = Error(
         "QVL0101", "Shape mismatch",

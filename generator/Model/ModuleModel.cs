@@ -15,7 +15,8 @@ public sealed record ModuleModel(
     EquatableArray<SubmoduleDecl> Submodules,
     ForwardDecl? Forward,
     EquatableArray<DiagnosticInfo> Diagnostics,
-    int Recompute = RecomputePolicy.CheapOps);
+    int Recompute = RecomputePolicy.CheapOps,
+    EquatableArray<int> TensorParallel = default);
 
 /// <summary>A [Dim]: bound from config (<see cref="ConfigKey"/>) or derived (<see cref="Expression"/>).</summary>
 public sealed record DimDecl(string Name, string? ConfigKey, int? Default, string? Expression, LocationInfo? Location);
@@ -26,8 +27,30 @@ public sealed record DimDecl(string Name, string? ConfigKey, int? Default, strin
 /// </summary>
 public sealed record ConstDecl(string Name, string ConfigKey, double? Default, LocationInfo? Location);
 
-/// <summary>A [Param] weight with its checkpoint name and dim expressions.</summary>
-public sealed record ParamDecl(string Field, string CheckpointName, EquatableArray<string> Shape, LocationInfo? Location);
+/// <summary>
+/// A [Param] weight with its checkpoint name and dim expressions, and its tensor-parallel split: <see cref="Shard"/>
+/// is the DSL's <c>Shard</c> enum value (<see cref="ShardKind"/>), <see cref="ShardGroups"/> the dim expression of the
+/// whole groups the split must respect (null: the sharded axis itself).
+/// </summary>
+public sealed record ParamDecl(string Field, string CheckpointName, EquatableArray<string> Shape, LocationInfo? Location,
+    int Shard = ShardKind.Replicated, string? ShardGroups = null);
+
+/// <summary>The DSL's <c>Shard</c> enum, by value (the generator does not reference the DSL assembly).</summary>
+public static class ShardKind
+{
+    public const int Replicated = 0, Column = 1, Row = 2, Vocab = 3;
+
+    public static string Name(int kind) => kind switch
+    {
+        Column => "Column",
+        Row => "Row",
+        Vocab => "Vocab",
+        _ => "Replicated",
+    };
+
+    /// <summary>The axis the kind splits: axis 0 (output features, vocabulary rows), axis 1 for row-parallel.</summary>
+    public static int Axis(int kind) => kind == Row ? 1 : 0;
+}
 
 /// <summary>A [Submodule] child, or an array of them with a dim-given count.</summary>
 public sealed record SubmoduleDecl(

@@ -6,6 +6,7 @@ using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Qwen2VL.Generator.Diagnostics;
 using Qwen2VL.Generator.Model;
+using Qwen2VL.Generator.Passes;
 
 namespace Qwen2VL.Generator.Parsing;
 
@@ -53,12 +54,25 @@ internal static class ModuleParser
         }
 
         var recompute = ParseRecompute(context, type.Name, diagnostics);
+        var tensorParallel = ParseTensorParallel(context);
+        diagnostics.AddRange(ShardPlanCheck.Check(type.Name, location, dims, parameters, tensorParallel));
         var forward = ParseForward(type, context.SemanticModel, diagnostics, cancellationToken);
         var ns = type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString();
         return new ModuleModel(
             ns, type.Name, type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat), isPartial, location,
             dims.ToEquatableArray(), consts.ToEquatableArray(), parameters.ToEquatableArray(), submodules.ToEquatableArray(), forward,
-            diagnostics.ToEquatableArray(), recompute);
+            diagnostics.ToEquatableArray(), recompute, tensorParallel.ToEquatableArray());
+    }
+
+    /// <summary><c>[Module(TensorParallel = new[] { 2, 4 })]</c>: the degrees the shard plan is checked against (none by default).</summary>
+    private static List<int> ParseTensorParallel(GeneratorAttributeSyntaxContext context)
+    {
+        var degrees = new List<int>();
+        foreach (var attribute in context.Attributes)
+            foreach (var named in attribute.NamedArguments)
+                if (named.Key == "TensorParallel" && named.Value.Kind == TypedConstantKind.Array)
+                    degrees.AddRange(named.Value.Values.Select(v => v.Value is int d ? d : 0));
+        return degrees;
     }
 
     /// <summary>
@@ -149,7 +163,16 @@ internal static class ModuleParser
         var shape = args.Length > 1 && args[1].Kind == TypedConstantKind.Array
             ? args[1].Values.Select(v => v.Value as string ?? "").ToEquatableArray()
             : EquatableArray<string>.Empty;
-        parameters.Add(new ParamDecl(member.Name, checkpointName, shape, location));
+        int shard = ShardKind.Replicated;
+        string? groups = null;
+        foreach (var named in attribute.NamedArguments)
+        {
+            if (named.Key == "Shard" && named.Value.Value is int kind)
+                shard = kind;
+            else if (named.Key == "ShardGroups")
+                groups = named.Value.Value as string;
+        }
+        parameters.Add(new ParamDecl(member.Name, checkpointName, shape, location, shard, groups));
     }
 
     private static void ParseSubmodule(ISymbol member, AttributeData attribute, List<SubmoduleDecl> submodules, List<DiagnosticInfo> diagnostics)

@@ -13,7 +13,7 @@ public partial class TokenEmbedding
     [Dim("vocab_size")] public int Vocab;
     [Dim("hidden_size")] public int Hidden;
 
-    [Param("weight", "Vocab", "Hidden")] public Tensor Table = null!;
+    [Param("weight", "Vocab", "Hidden", Shard = Shard.Vocab)] public Tensor Table = null!;
 
     public Tensor Forward([Shape("B", "S", DType = DType.I64)] Tensor ids)
     {
@@ -49,7 +49,7 @@ public partial class LmHead
     [Dim("vocab_size")] public int Vocab;
     [Dim("hidden_size")] public int Hidden;
 
-    [Param("weight", "Vocab", "Hidden")] public Tensor W = null!;
+    [Param("weight", "Vocab", "Hidden", Shard = Shard.Vocab)] public Tensor W = null!;
 
     public Tensor Forward([Shape("T", "Hidden")] Tensor x)
     {

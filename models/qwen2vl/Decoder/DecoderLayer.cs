@@ -26,17 +26,17 @@ public partial class DecoderLayer
     [Dim] public int KvDim => KvHeads * HeadDim;
 
     [Param("input_layernorm.weight", "Hidden")] public Tensor InputNormW = null!;
-    [Param("self_attn.q_proj.weight", "Hidden", "Hidden")] public Tensor QW = null!;
-    [Param("self_attn.q_proj.bias", "Hidden")] public Tensor QB = null!;
-    [Param("self_attn.k_proj.weight", "KvDim", "Hidden")] public Tensor KW = null!;
-    [Param("self_attn.k_proj.bias", "KvDim")] public Tensor KB = null!;
-    [Param("self_attn.v_proj.weight", "KvDim", "Hidden")] public Tensor VW = null!;
-    [Param("self_attn.v_proj.bias", "KvDim")] public Tensor VB = null!;
-    [Param("self_attn.o_proj.weight", "Hidden", "Hidden")] public Tensor OW = null!;
+    [Param("self_attn.q_proj.weight", "Hidden", "Hidden", Shard = Shard.Column, ShardGroups = "Heads")] public Tensor QW = null!;
+    [Param("self_attn.q_proj.bias", "Hidden", Shard = Shard.Column, ShardGroups = "Heads")] public Tensor QB = null!;
+    [Param("self_attn.k_proj.weight", "KvDim", "Hidden", Shard = Shard.Column, ShardGroups = "KvHeads")] public Tensor KW = null!;
+    [Param("self_attn.k_proj.bias", "KvDim", Shard = Shard.Column, ShardGroups = "KvHeads")] public Tensor KB = null!;
+    [Param("self_attn.v_proj.weight", "KvDim", "Hidden", Shard = Shard.Column, ShardGroups = "KvHeads")] public Tensor VW = null!;
+    [Param("self_attn.v_proj.bias", "KvDim", Shard = Shard.Column, ShardGroups = "KvHeads")] public Tensor VB = null!;
+    [Param("self_attn.o_proj.weight", "Hidden", "Hidden", Shard = Shard.Row, ShardGroups = "Heads")] public Tensor OW = null!;
     [Param("post_attention_layernorm.weight", "Hidden")] public Tensor PostNormW = null!;
-    [Param("mlp.gate_proj.weight", "Intermediate", "Hidden")] public Tensor GateW = null!;
-    [Param("mlp.up_proj.weight", "Intermediate", "Hidden")] public Tensor UpW = null!;
-    [Param("mlp.down_proj.weight", "Hidden", "Intermediate")] public Tensor DownW = null!;
+    [Param("mlp.gate_proj.weight", "Intermediate", "Hidden", Shard = Shard.Column)] public Tensor GateW = null!;
+    [Param("mlp.up_proj.weight", "Intermediate", "Hidden", Shard = Shard.Column)] public Tensor UpW = null!;
+    [Param("mlp.down_proj.weight", "Hidden", "Intermediate", Shard = Shard.Row)] public Tensor DownW = null!;
 
     public Tensor Forward(
         [Shape("B", "S", "Hidden")] Tensor x,

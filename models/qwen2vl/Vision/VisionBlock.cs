@@ -7,7 +7,7 @@ namespace Qwen2VL.Model.Vision;
 /// One ViT block (spec §5.5): pre-norm bidirectional attention within each image / frame pair, then a
 /// QuickGELU MLP, with a residual around each. Checkpoint prefix: <c>visual.blocks.{i}.</c>
 /// </summary>
-[Module]
+[Module(TensorParallel = new[] { 2, 4, 8 })]
 public partial class VisionBlock
 {
     [Dim("vision_config.embed_dim", Default = 1280)] public int Embed;
@@ -18,15 +18,15 @@ public partial class VisionBlock
 
     [Param("norm1.weight", "Embed")] public Tensor Norm1W = null!;
     [Param("norm1.bias", "Embed")] public Tensor Norm1B = null!;
-    [Param("attn.qkv.weight", "3*Embed", "Embed")] public Tensor QkvW = null!;
-    [Param("attn.qkv.bias", "3*Embed")] public Tensor QkvB = null!;
-    [Param("attn.proj.weight", "Embed", "Embed")] public Tensor ProjW = null!;
+    [Param("attn.qkv.weight", "3*Embed", "Embed", Shard = Shard.Column, ShardGroups = "Heads")] public Tensor QkvW = null!;
+    [Param("attn.qkv.bias", "3*Embed", Shard = Shard.Column, ShardGroups = "Heads")] public Tensor QkvB = null!;
+    [Param("attn.proj.weight", "Embed", "Embed", Shard = Shard.Row, ShardGroups = "Heads")] public Tensor ProjW = null!;
     [Param("attn.proj.bias", "Embed")] public Tensor ProjB = null!;
     [Param("norm2.weight", "Embed")] public Tensor Norm2W = null!;
     [Param("norm2.bias", "Embed")] public Tensor Norm2B = null!;
-    [Param("mlp.fc1.weight", "Mlp", "Embed")] public Tensor Fc1W = null!;
-    [Param("mlp.fc1.bias", "Mlp")] public Tensor Fc1B = null!;
-    [Param("mlp.fc2.weight", "Embed", "Mlp")] public Tensor Fc2W = null!;
+    [Param("mlp.fc1.weight", "Mlp", "Embed", Shard = Shard.Column)] public Tensor Fc1W = null!;
+    [Param("mlp.fc1.bias", "Mlp", Shard = Shard.Column)] public Tensor Fc1B = null!;
+    [Param("mlp.fc2.weight", "Embed", "Mlp", Shard = Shard.Row)] public Tensor Fc2W = null!;
     [Param("mlp.fc2.bias", "Embed")] public Tensor Fc2B = null!;
 
     public Tensor Forward(

@@ -120,6 +120,65 @@ public sealed class DiagnosticTests
         Assert.Contains(result.Diagnostics, d => d.Id == "QVL0009");
     }
 
+    private const string ShardedDims = """
+        [Dim("hidden", Default = 64)] public int Hidden;
+        [Dim("inter", Default = 96)] public int Inter;
+        [Dim("heads")] public int Heads;
+        [Param("w1", "Inter", "Hidden", Shard = Shard.Column)] public Tensor W1 = null!;
+        [Param("w2", "Hidden", "Inter", Shard = Shard.Row)] public Tensor W2 = null!;
+        [Param("wq", "Hidden", "Hidden", Shard = Shard.Column, ShardGroups = "Heads")] public Tensor Wq = null!;
+        [Param("norm", "Hidden")] public Tensor Norm = null!;
+    """;
+
+    private const string ShardedBody = """
+                var h = RmsNorm(x, Norm, 1e-6f);
+                var q = Linear(h, Wq);
+                return Linear(Linear(q, W1), W2);
+        """;
+
+    [Fact]
+    public void QVL0401_ADegreeThatDoesNotDivideAKnownDimIsAnErrorOnTheParamsLine()
+    {
+        // Inter = 96 (its config default): 4 divides it, 5 does not; Heads has no default, so only bind time can check it.
+        var body = Module(ShardedBody, members: ShardedDims).Replace("[Module]", "[Module(TensorParallel = new[] { 4, 5 })]");
+        var result = GeneratorHarness.Run(GeneratorHarness.Sample("M", body));
+        Assert.Equal(["QVL0401", "QVL0401"], result.Diagnostics.Select(d => d.Id));
+        Assert.Equal(LineOf(body, "\"w1\""), Line(result.Diagnostics[0]));
+        Assert.Equal(LineOf(body, "\"w2\""), Line(result.Diagnostics[1]));
+        Assert.Contains("degree 5 does not divide Inter = 96", result.Diagnostics[0].GetMessage());
+        Assert.Equal(DiagnosticSeverity.Error, result.Diagnostics[0].Severity);
+    }
+
+    [Fact]
+    public void AShardPlanThatDividesGeneratesItsBindTimeCheck()
+    {
+        var body = Module(ShardedBody, members: ShardedDims).Replace("[Module]", "[Module(TensorParallel = new[] { 2, 4 })]");
+        var result = GeneratorHarness.Run(GeneratorHarness.Sample("M", body));
+        Assert.Empty(result.Diagnostics);
+        Assert.True(result.CompileErrors.IsEmpty, string.Join("\n", result.CompileErrors.Take(5)));
+        var plan = result.Files["Samples.M.ShardPlan.g.cs"];
+        Assert.Contains("ShardCheck.Divides(prefix + \"wq\", \"Column\", \"Heads (heads)\", Heads, degree);", plan);
+        Assert.Contains("(\"w2\", \"Row\", 1, \"Inter\")", plan);
+        Assert.DoesNotContain("\"norm\"", plan); // replicated
+    }
+
+    [Fact]
+    public void QVL0402_ARowParallelVectorIsAnInvalidPlan()
+    {
+        var members = ShardedDims + "\n    [Param(\"b2\", \"Hidden\", Shard = Shard.Row)] public Tensor B2 = null!;";
+        var body = Module(ShardedBody, members: members);
+        Assert.Equal(LineOf(body, "\"b2\""), Line(Single(body, "QVL0402")));
+    }
+
+    [Fact]
+    public void QVL0402_ShardGroupsMustNameDims()
+    {
+        var body = Module(ShardedBody, members: ShardedDims.Replace("ShardGroups = \"Heads\"", "ShardGroups = \"Haeds\""));
+        var diagnostic = Single(body, "QVL0402");
+        Assert.Equal(LineOf(body, "\"wq\""), Line(diagnostic));
+        Assert.Contains("'Haeds'", diagnostic.GetMessage());
+    }
+
     [Fact]
     public void QVL0301_InvalidRecomputePolicy()
     {
