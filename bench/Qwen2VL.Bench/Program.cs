@@ -15,11 +15,18 @@ using Qwen2VL.Runtime;
 // (DTypeComparison.cs).
 // `bf16` instead measures the bf16-weight CPU kernels against the f32 ones on the 2B language-model shapes (Bf16Bench.cs).
 // `startup` instead measures start-up on CUDA with precompiled PTX against ILGPU's JIT (Startup.cs).
-// `serve` measures `serve`'s throughput on 32 concurrent requests, continuous batching against one at a time (ServeBench.cs).
+// `serve` measures `serve`'s throughput on 32 concurrent requests, continuous batching against one at a time (ServeBench.cs);
+// `serve-steps [N]`: only its engine-only decode-step times.
 // `dp`: data-parallel training layouts with thread ranks and under mpirun: step time, optimizer state per rank, hidden communication (DataParallelBench.cs).
 
 if (args.Length > 0 && args[0] is "startup" or "startup-child") return Startup.Run(args);
 if (args.Length > 0 && args[0] is "serve") return await ServeBench.Run();
+if (args.Length > 0 && args[0] is "serve-steps")
+{
+    Console.WriteLine($"machine: {Machine.Describe()}");
+    ServeBench.DecodeSteps(Path.Combine(AppContext.BaseDirectory, "shapes-model"), args.Length > 1 ? int.Parse(args[1]) : 200);
+    return 0;
+}
 if (args.Length > 0 && args[0] is "dp" or DataParallelBench.MpiChild) return DataParallelBench.Run(args);
 if (args.Length > 0 && args[0] == "bf16")
 {

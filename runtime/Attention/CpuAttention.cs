@@ -1,4 +1,7 @@
+using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Qwen2VL.Runtime;
 
@@ -43,44 +46,83 @@ public static class CpuAttention
     /// optional KV cache (the language model). A query that sees no key (a left-padding position) gets the mean of V over all key positions of its batch row,
     /// as transformers' eager attention does (see <see cref="ComputeContext.AttentionCausal"/>).
     /// </summary>
+    /// <remarks>
+    /// One work item is a (row, query, KV head): the query heads that share that KV head read each visible key and
+    /// value once, with the visibility test done once per key, and the dot products and the weighted sum are inline
+    /// vector loops over the head dimension. A decode step of many sequences (continuous batching) is mostly this
+    /// per-key work (each sequence reads its own cache), so its cost per key is what batching cannot amortise.
+    /// </remarks>
     public static void Causal(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
         CausalAttentionArgs args)
     {
         AttentionChecks.Causal(q, k, v, output, mask, args);
-        int[] keep = mask.IntSpan.ToArray();
+        float[] keep = mask.HostArray;    // int32 elements stored in the float array (bit patterns)
         float[] qa = q.HostArray, ka = k.HostArray, va = v.HostArray, oa = output.HostArray;
-        int qo = q.Offset, ko = k.Offset, vo = v.Offset, oo = output.Offset;
+        int mo = mask.Offset, qo = q.Offset, ko = k.Offset, vo = v.Offset, oo = output.Offset;
         int heads = args.Heads, kvHeads = args.KvHeads, headDim = args.HeadDim, queries = args.QueryLength;
-        int capacity = args.Capacity, group = heads / kvHeads, first = args.KeyLength - args.QueryLength;
+        int capacity = args.Capacity, group = heads / kvHeads, first = args.KeyLength - args.QueryLength, keyLength = args.KeyLength;
         float scale = args.Scale;
 
-        Parallel.For(0, args.Batch * queries * heads, () => (Scores: new float[args.KeyLength], Rows: new int[args.KeyLength]), (item, _, buffers) =>
+        void Item(int item, float[] scores, int[] rows)
         {
-            int h = item % heads, i = item / heads % queries, b = item / (heads * queries);
-            int kvh = h / group;
-            ReadOnlySpan<float> query = qa.AsSpan(qo + ((b * queries + i) * heads + h) * headDim, headDim);
-            int count = 0, own = keep[b * capacity + first + i];
+            int kvh = item % kvHeads, i = item / kvHeads % queries, b = item / (kvHeads * queries);
+            int h0 = kvh * group;
+            int queryAt = qo + ((b * queries + i) * heads + h0) * headDim;    // the group's heads are adjacent
+            int maskRow = mo + b * capacity;
+            int own = BitConverter.SingleToInt32Bits(keep[maskRow + first + i]), count = 0;
             for (int j = 0; j <= first + i; j++)
             {
-                if (!CausalVisibility.Visible(keep[b * capacity + j], own)) continue;
+                if (!CausalVisibility.Visible(BitConverter.SingleToInt32Bits(keep[maskRow + j]), own)) continue;
                 int keyAt = ((b * capacity + j) * kvHeads + kvh) * headDim;
-                buffers.Scores[count] = TensorPrimitives.Dot(query, ka.AsSpan(ko + keyAt, headDim)) * scale;
-                buffers.Rows[count++] = vo + keyAt;
+                for (int g = 0; g < group; g++)
+                    scores[g * keyLength + count] = Dot(qa, queryAt + g * headDim, ka, ko + keyAt, headDim) * scale;
+                rows[count++] = vo + keyAt;
             }
-            Span<float> o = oa.AsSpan(oo + ((b * queries + i) * heads + h) * headDim, headDim);
+            int outAt = oo + ((b * queries + i) * heads + h0) * headDim;
             if (count == 0)
             {
                 // Fully masked row: every score is float32-min in transformers, so the softmax is uniform.
-                for (int j = 0; j < args.KeyLength; j++)
+                for (int j = 0; j < keyLength; j++)
                 {
-                    buffers.Scores[j] = 0f;
-                    buffers.Rows[j] = vo + ((b * capacity + j) * kvHeads + kvh) * headDim;
+                    for (int g = 0; g < group; g++) scores[g * keyLength + j] = 0f;
+                    rows[j] = vo + ((b * capacity + j) * kvHeads + kvh) * headDim;
                 }
-                count = args.KeyLength;
+                count = keyLength;
             }
-            WeightedSum(buffers.Scores.AsSpan(0, count), buffers.Rows, va, o);
+            for (int g = 0; g < group; g++)
+                WeightedSum(scores.AsSpan(g * keyLength, count), rows, va, oa.AsSpan(outAt + g * headDim, headDim));
+        }
+
+        int items = args.Batch * queries * kvHeads;
+        if (items == 1 || (long)items * keyLength * heads * headDim < 1 << 16)
+        {
+            // Too little work to pay for the thread-pool hand-off.
+            var scores = new float[group * keyLength];
+            var rows = new int[keyLength];
+            for (int item = 0; item < items; item++) Item(item, scores, rows);
+            return;
+        }
+        Parallel.For(0, items, () => (Scores: new float[group * keyLength], Rows: new int[keyLength]), (item, _, buffers) =>
+        {
+            Item(item, buffers.Scores, buffers.Rows);
             return buffers;
         }, _ => { });
+    }
+
+    /// <summary>Σ x[xAt + d] · y[yAt + d] over d &lt; n, with vectors (n is a head dimension: small, usually a multiple of 8).</summary>
+    private static float Dot(float[] x, int xAt, float[] y, int yAt, int n)
+    {
+        ref float xr = ref MemoryMarshal.GetArrayDataReference(x), yr = ref MemoryMarshal.GetArrayDataReference(y);
+        if ((uint)xAt > x.Length - (uint)n || (uint)yAt > y.Length - (uint)n) throw new IndexOutOfRangeException();
+        xr = ref Unsafe.Add(ref xr, xAt);
+        yr = ref Unsafe.Add(ref yr, yAt);
+        int width = Vector<float>.Count, d = 0;
+        var sum = Vector<float>.Zero;
+        for (; d <= n - width; d += width)
+            sum = Vector.FusedMultiplyAdd(Vector.LoadUnsafe(ref xr, (nuint)d), Vector.LoadUnsafe(ref yr, (nuint)d), sum);
+        float total = Vector.Sum(sum);
+        for (; d < n; d++) total += Unsafe.Add(ref xr, d) * Unsafe.Add(ref yr, d);
+        return total;
     }
 
     /// <summary>o = Σⱼ softmax(s)ⱼ · values[rows[j] ..]; zeros when there are no scores.</summary>
@@ -92,8 +134,20 @@ public static class CpuAttention
         TensorPrimitives.Subtract(scores, max, scores);
         TensorPrimitives.Exp(scores, scores);
         float inverseSum = 1f / TensorPrimitives.Sum(scores);
+        int n = o.Length, width = Vector<float>.Count;
+        ref float or = ref MemoryMarshal.GetReference(o), vr = ref MemoryMarshal.GetArrayDataReference(values);
         for (int j = 0; j < scores.Length; j++)
-            TensorPrimitives.MultiplyAdd(values.AsSpan(rows[j], o.Length), scores[j] * inverseSum, o, o);
+        {
+            int at = rows[j];
+            if ((uint)at > values.Length - (uint)n) throw new IndexOutOfRangeException();
+            ref float row = ref Unsafe.Add(ref vr, at);
+            float p = scores[j] * inverseSum;
+            var pv = new Vector<float>(p);
+            int d = 0;
+            for (; d <= n - width; d += width)
+                Vector.FusedMultiplyAdd(Vector.LoadUnsafe(ref row, (nuint)d), pv, Vector.LoadUnsafe(ref or, (nuint)d)).StoreUnsafe(ref or, (nuint)d);
+            for (; d < n; d++) Unsafe.Add(ref or, d) += Unsafe.Add(ref row, d) * p;
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 # 2. the bundle's own (trimmed) binary compiles every kernel to PTX for sm_80 and sm_90 into OUT/qwen2vl/kernels/,
 #    which the CLI picks up by itself (manifest checked at every load; used on cuda, checked only on cpu);
 # 3. smoke tests on this machine's CPU: generate answers "purple" and forward matches the fixture's numbers, both
-#    with --no-jit; with QVL_BUNDLE_ILGPU=1 also generate and one forward on ILGPU's CPU accelerator, which runs
+#    with --no-jit; serve (ASP.NET Core inside the trimmed bundle) answers "purple" over HTTP (curl) and stops on SIGTERM; with QVL_BUNDLE_ILGPU=1 also generate and one forward on ILGPU's CPU accelerator, which runs
 #    ILGPU's IL compiler inside the trimmed bundle (minutes on 2 cores);
 # 4. OUT/qwen2vl-linux-x64.tar.xz, with its compressed and uncompressed sizes printed and checked against the budget
 #    (30 MiB compressed).
@@ -39,6 +39,22 @@ step "smoke test: forward on the fixture model on the cpu (--no-jit)"
 "$bundle/qwen2vl" forward --no-jit | tee "$out/forward.txt" | tail -n 1
 grep -q '^All outputs match.$' "$out/forward.txt" || fail "forward does not match the fixture (see $out/forward.txt)"
 rm -f "$out/forward.txt"
+
+step "smoke test: serve (ASP.NET Core, trimmed) answers the sample image over HTTP, then stops on SIGTERM"
+log=$(mktemp)
+"$bundle/qwen2vl" serve --port 0 --device cpu 2> "$log" &
+server=$!
+for _ in $(seq 100); do grep -q 'serving' "$log" && break; sleep 0.1; done
+url=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$log" | head -n 1)
+[[ -n $url ]] || { kill "$server"; fail "serve printed no address: $(cat "$log")"; }
+image=$(base64 -w0 "$bundle/shapes-model/sample.png")
+reply=$(curl -s "$url/v1/chat/completions" -H 'Content-Type: application/json' \
+    -d "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": {\"url\": \"data:image/png;base64,$image\"}}, {\"type\": \"text\", \"text\": \"What colour is the shape?\"}]}], \"max_tokens\": 8}")
+kill -TERM "$server"
+wait "$server" || fail "serve exited with $? on SIGTERM"
+echo "$reply"
+[[ $reply == *'"content":"purple"'* ]] || fail "serve answered '$reply', expected purple"
+rm -f "$log"
 
 if [[ ${QVL_BUNDLE_ILGPU:-0} == 1 ]]; then
     step "smoke test: ILGPU's CPU accelerator (ILGPU compiles the kernels from IL inside the trimmed bundle)"
