@@ -39,6 +39,8 @@ internal static class RunnerEmitter
 
         Constructor(w, graph);
         w.Line();
+        CheckSizesMethod(w, graph);
+        w.Line();
         Forward(w, fused);
         w.Line();
         w.Line("/// <summary>Gives arena slot <paramref name=\"slot\"/> a view of the given shape, growing it when needed.</summary>");
@@ -140,6 +142,8 @@ internal static class RunnerEmitter
                 w.Line(check);
             }
         }
+        foreach (var line in SizeChecks(graph))
+            w.Line(line);
         foreach (var group in fused.Groups)
         {
             w.Line();
@@ -152,6 +156,56 @@ internal static class RunnerEmitter
         }
         w.Line($"return {EmitNames.Var(graph, graph.Output)};");
         w.Close();
+    }
+
+    /// <summary>
+    /// <c>Runner.CheckSizes(config, input dims…)</c>: binds the dims as the constructor and <c>Forward</c> do and runs
+    /// Forward's size checks, with no weights and no device — so a test can bind the 72B config at 32K tokens.
+    /// </summary>
+    private static void CheckSizesMethod(CodeWriter w, Graph graph)
+    {
+        var inputDims = graph.Dims.Where(d => d.Kind == "input").ToList();
+        w.Line("/// <summary>");
+        w.Line("/// Binds the dims from <paramref name=\"config\"/> and the given input dims and checks, without weights or a device, what");
+        w.Line("/// Forward checks first: that every value it computes fits a device buffer (at most 2^31 − 1 elements, ILGPU's 32-bit");
+        w.Line("/// index). Throws a ModelException naming the value, its dims and their values otherwise. Submodules check their own.");
+        w.Line("/// </summary>");
+        w.Open($"public static void CheckSizes(ModelConfig config{string.Concat(inputDims.Select(d => ", int " + d.Name))})");
+        foreach (var dim in graph.Dims)
+        {
+            if (dim.Kind == "config")
+                w.Line(dim.Default is { } d ? $"int {dim.Name} = config.GetInt(\"{dim.ConfigKey}\", {d});" : $"int {dim.Name} = config.GetInt(\"{dim.ConfigKey}\");");
+            else if (dim.Kind == "derived")
+                w.Line($"int {dim.Name} = {dim.Expression};");
+        }
+        foreach (var line in SizeChecks(graph))
+            w.Line(line);
+        w.Close();
+    }
+
+    /// <summary>
+    /// One check per distinct element count of a value that depends on the input dims, formed in 64 bits: the
+    /// generated index arithmetic is 32-bit within a buffer, so a buffer must hold at most 2^31 − 1 elements.
+    /// </summary>
+    internal static List<string> SizeChecks(Graph graph)
+    {
+        var scope = Passes.ShapeInference.ScopeOf(graph);
+        var inputDims = new HashSet<string>(graph.Dims.Where(d => d.Kind == "input").Select(d => d.Name));
+        var seen = new List<SymExpr>();
+        var lines = new List<string>();
+        foreach (var node in graph.Nodes)
+        {
+            // Weights are sized by the config alone; a submodule call's value is named in the submodule's dims and checked there.
+            if (node.Kind == OpKind.Param || OpTable.IsCall(node.Kind)) continue;
+            var size = Shapes.Product(node.Shape);
+            if (!size.Symbols.Any(inputDims.Contains) || seen.Contains(size)) continue;
+            seen.Add(size);
+            var elements = size.ToCSharpLong();
+            var dims = string.Join(", ", size.Symbols.OrderBy(n => n, System.StringComparer.Ordinal).Select(n => $"{n} = {{{n}}}"));
+            var what = $"{node.Op} {scope.Display(node.Shape)} (line {node.Line})";
+            lines.Add($"if ({elements} > int.MaxValue) throw ShapeCheck.TooLarge(\"{graph.Name}\", \"{what}\", \"{size}\", {elements}, $\"{dims}\");");
+        }
+        return lines;
     }
 
     /// <summary>The causal attention nodes, in order: each is one KV-cache site.</summary>

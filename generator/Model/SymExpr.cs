@@ -71,11 +71,17 @@ public sealed class SymExpr : IEquatable<SymExpr>
 
     /// <summary>
     /// A C# int expression evaluating the size at run time from locals named like the symbols. Products are
-    /// formed before the division so exact divisions stay exact.
+    /// formed before the division so exact divisions stay exact; a product that is divided afterwards is formed in
+    /// 64 bits (<c>(int)((long)B * Hidden * KvHeads * S / Heads)</c>), since it can pass 2^31 where the quotient does
+    /// not (72B at 32K tokens: B·Hidden·KvHeads·S = 2^31). The quotient is a buffer's size or an index bound, which
+    /// the runner checks against 2^31 − 1 at bind time (<see cref="ToCSharpLong"/>).
     /// </summary>
     public string ToCSharp() => Render(csharp: true);
 
-    private string Render(bool csharp)
+    /// <summary>The same value as a C# long expression: every product formed in 64 bits (for the bind-time size checks).</summary>
+    public string ToCSharpLong() => Render(csharp: true, asLong: true);
+
+    private string Render(bool csharp, bool asLong = false)
     {
         if (_terms.Length == 0)
             return "0";
@@ -83,7 +89,7 @@ public sealed class SymExpr : IEquatable<SymExpr>
         for (var i = 0; i < _terms.Length; i++)
         {
             var term = _terms[i];
-            var text = term.Render(csharp, out var negative);
+            var text = term.Render(csharp, asLong, out var negative);
             if (i == 0)
                 sb.Append(negative ? "-" + text : text);
             else
@@ -136,7 +142,7 @@ public sealed class SymExpr : IEquatable<SymExpr>
 
         public Term Inverse() => new(Den, Num, Powers.Select(p => new Power(p.Symbol, -p.Exponent)).ToArray());
 
-        public string Render(bool csharp, out bool negative)
+        public string Render(bool csharp, bool asLong, out bool negative)
         {
             negative = Num < 0;
             var numerator = new List<string>();
@@ -150,11 +156,18 @@ public sealed class SymExpr : IEquatable<SymExpr>
                     (p.Exponent > 0 ? numerator : denominator).Add(p.Symbol);
             var sep = csharp ? " * " : "*";
             var top = string.Join(sep, numerator);
+            // 64-bit products: always for ToCSharpLong, and for an int product of two or more factors that is divided.
+            bool wide = csharp && (asLong || (numerator.Count > 1 && denominator.Count > 0));
+            if (wide)
+                top = "(long)" + top;
             if (denominator.Count == 0)
                 return top;
             var bottom = string.Join(sep, denominator);
             if (csharp)
-                return denominator.Count > 1 ? $"{top} / ({bottom})" : $"{top} / {bottom}";
+            {
+                var quotient = denominator.Count > 1 ? $"{top} / ({bottom})" : $"{top} / {bottom}";
+                return wide && !asLong ? $"(int)({quotient})" : quotient;
+            }
             return denominator.Count > 1 ? $"{top}/({bottom})" : $"{top}/{bottom}";
         }
 

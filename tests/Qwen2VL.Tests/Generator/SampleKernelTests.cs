@@ -108,6 +108,24 @@ public sealed class SampleKernelTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// 64-bit index arithmetic: at hidden = heads = kv_heads = 2^16 the value is [2, 65536], but the product
+    /// N·Hidden·KvHeads formed before dividing by Heads is 2^33; in 32 bits it wrapped to 0 and the kernel ran on no
+    /// element. The runner forms such products in 64 bits (issue 9; the decoder's B·Hidden·KvHeads·S reaches 2^31 at 72B, 32K tokens).
+    /// </summary>
+    [Theory]
+    [InlineData(DeviceKind.Cpu)]
+    [InlineData(DeviceKind.IlgpuCpu)]
+    public void Grouped(DeviceKind device)
+    {
+        var config = new Dictionary<string, double> { ["hidden"] = 65536, ["heads"] = 65536, ["kv_heads"] = 65536 };
+        var x = Random(2, 65536);
+        Check(device, config, new(),
+            m => ((Grouped)m).Forward(T(x)),
+            (ctx, w, c) => new Grouped.Runner(ctx, w, c).Forward(Up(ctx, x)),
+            new Grouped());
+    }
+
     private void Check(DeviceKind device, Dictionary<string, double> config, Dictionary<string, (float[] Data, int[] Shape)> weights,
         Func<object, Tensor> reference, Func<ComputeContext, WeightStore, ModelConfig, DeviceTensor> generated, object module)
     {

@@ -40,11 +40,23 @@ partial class Tempered
             _normW = weights.Load(ctx, prefix + "norm.weight", Width);
         }
 
+        /// <summary>
+        /// Binds the dims from <paramref name="config"/> and the given input dims and checks, without weights or a device, what
+        /// Forward checks first: that every value it computes fits a device buffer (at most 2^31 − 1 elements, ILGPU's 32-bit
+        /// index). Throws a ModelException naming the value, its dims and their values otherwise. Submodules check their own.
+        /// </summary>
+        public static void CheckSizes(ModelConfig config, int N)
+        {
+            int Width = config.GetInt("width");
+            if ((long)N * Width > int.MaxValue) throw ShapeCheck.TooLarge("Tempered", "x [N, Width] (line 19)", "N*Width", (long)N * Width, $"N = {N}, Width = {Width}");
+        }
+
         /// <summary>The forward pass. The result lives in this runner's arena until the next call.</summary>
         public DeviceTensor Forward(DeviceTensor x)
         {
             int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
             ShapeCheck.Expect("Tempered", "x", x, false, N, Width);
+            if ((long)N * Width > int.MaxValue) throw ShapeCheck.TooLarge("Tempered", "x [N, Width] (line 19)", "N*Width", (long)N * Width, $"N = {N}, Width = {Width}");
 
             // G1_RmsNorm: RmsNorm -> [N, Width]   (line 21)
             var t2 = Slot(0, N, Width);

@@ -66,15 +66,38 @@ partial class DecoderLayer
             _inputNormW = weights.Load(ctx, prefix + "input_layernorm.weight", Hidden);
             _qW = weights.Load(ctx, prefix + "self_attn.q_proj.weight", Hidden, Hidden);
             _qB = weights.Load(ctx, prefix + "self_attn.q_proj.bias", Hidden);
-            _kW = weights.Load(ctx, prefix + "self_attn.k_proj.weight", Hidden * KvHeads / Heads, Hidden);
-            _kB = weights.Load(ctx, prefix + "self_attn.k_proj.bias", Hidden * KvHeads / Heads);
-            _vW = weights.Load(ctx, prefix + "self_attn.v_proj.weight", Hidden * KvHeads / Heads, Hidden);
-            _vB = weights.Load(ctx, prefix + "self_attn.v_proj.bias", Hidden * KvHeads / Heads);
+            _kW = weights.Load(ctx, prefix + "self_attn.k_proj.weight", (int)((long)Hidden * KvHeads / Heads), Hidden);
+            _kB = weights.Load(ctx, prefix + "self_attn.k_proj.bias", (int)((long)Hidden * KvHeads / Heads));
+            _vW = weights.Load(ctx, prefix + "self_attn.v_proj.weight", (int)((long)Hidden * KvHeads / Heads), Hidden);
+            _vB = weights.Load(ctx, prefix + "self_attn.v_proj.bias", (int)((long)Hidden * KvHeads / Heads));
             _oW = weights.Load(ctx, prefix + "self_attn.o_proj.weight", Hidden, Hidden);
             _postNormW = weights.Load(ctx, prefix + "post_attention_layernorm.weight", Hidden);
             _gateW = weights.Load(ctx, prefix + "mlp.gate_proj.weight", Intermediate, Hidden);
             _upW = weights.Load(ctx, prefix + "mlp.up_proj.weight", Intermediate, Hidden);
             _downW = weights.Load(ctx, prefix + "mlp.down_proj.weight", Hidden, Intermediate);
+        }
+
+        /// <summary>
+        /// Binds the dims from <paramref name="config"/> and the given input dims and checks, without weights or a device, what
+        /// Forward checks first: that every value it computes fits a device buffer (at most 2^31 − 1 elements, ILGPU's 32-bit
+        /// index). Throws a ModelException naming the value, its dims and their values otherwise. Submodules check their own.
+        /// </summary>
+        public static void CheckSizes(ModelConfig config, int B, int S)
+        {
+            int Hidden = config.GetInt("hidden_size");
+            int Heads = config.GetInt("num_attention_heads");
+            int KvHeads = config.GetInt("num_key_value_heads");
+            int Intermediate = config.GetInt("intermediate_size");
+            int SectionT = config.GetInt("rope_scaling.mrope_section.0");
+            int SectionH = config.GetInt("rope_scaling.mrope_section.1");
+            int SectionW = config.GetInt("rope_scaling.mrope_section.2");
+            int HeadDim = Hidden / Heads;
+            int KvDim = KvHeads * HeadDim;
+            if ((long)B * Hidden * S > int.MaxValue) throw ShapeCheck.TooLarge("DecoderLayer", "x [B, S, Hidden] (line 42)", "B*Hidden*S", (long)B * Hidden * S, $"B = {B}, Hidden = {Hidden}, S = {S}");
+            if ((long)3 * B * S > int.MaxValue) throw ShapeCheck.TooLarge("DecoderLayer", "pos [3, B, S] (line 43)", "3*B*S", (long)3 * B * S, $"B = {B}, S = {S}");
+            if ((long)B * S > int.MaxValue) throw ShapeCheck.TooLarge("DecoderLayer", "mask [B, S] (line 44)", "B*S", (long)B * S, $"B = {B}, S = {S}");
+            if ((long)B * Hidden * KvHeads * S / Heads > int.MaxValue) throw ShapeCheck.TooLarge("DecoderLayer", "Linear [B, S, KvDim] (line 48)", "B*Hidden*KvHeads*S/Heads", (long)B * Hidden * KvHeads * S / Heads, $"B = {B}, Heads = {Heads}, Hidden = {Hidden}, KvHeads = {KvHeads}, S = {S}");
+            if ((long)B * Intermediate * S > int.MaxValue) throw ShapeCheck.TooLarge("DecoderLayer", "Linear [B, S, Intermediate] (line 53)", "B*Intermediate*S", (long)B * Intermediate * S, $"B = {B}, Intermediate = {Intermediate}, S = {S}");
         }
 
         /// <summary>The forward pass. The result lives in this runner's arena until the next call.</summary>
@@ -97,6 +120,11 @@ partial class DecoderLayer
                 ShapeCheck.Expect("DecoderLayer", "mask", mask, true, B, S);
             else
                 ShapeCheck.Expect("DecoderLayer", "mask", mask, true, B, cache.Capacity);
+            if ((long)B * Hidden * S > int.MaxValue) throw ShapeCheck.TooLarge("DecoderLayer", "x [B, S, Hidden] (line 42)", "B*Hidden*S", (long)B * Hidden * S, $"B = {B}, Hidden = {Hidden}, S = {S}");
+            if ((long)3 * B * S > int.MaxValue) throw ShapeCheck.TooLarge("DecoderLayer", "pos [3, B, S] (line 43)", "3*B*S", (long)3 * B * S, $"B = {B}, S = {S}");
+            if ((long)B * S > int.MaxValue) throw ShapeCheck.TooLarge("DecoderLayer", "mask [B, S] (line 44)", "B*S", (long)B * S, $"B = {B}, S = {S}");
+            if ((long)B * Hidden * KvHeads * S / Heads > int.MaxValue) throw ShapeCheck.TooLarge("DecoderLayer", "Linear [B, S, KvDim] (line 48)", "B*Hidden*KvHeads*S/Heads", (long)B * Hidden * KvHeads * S / Heads, $"B = {B}, Heads = {Heads}, Hidden = {Hidden}, KvHeads = {KvHeads}, S = {S}");
+            if ((long)B * Intermediate * S > int.MaxValue) throw ShapeCheck.TooLarge("DecoderLayer", "Linear [B, S, Intermediate] (line 53)", "B*Intermediate*S", (long)B * Intermediate * S, $"B = {B}, Intermediate = {Intermediate}, S = {S}");
 
             // G1_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 46)
             var t4 = Slot(0, B, S, Hidden);
@@ -129,11 +157,11 @@ partial class DecoderLayer
             }
 
             // G5_Linear: Linear -> [B, S, KvDim]   (line 48)
-            var t12 = Slot(1, B, S, Hidden * KvHeads / Heads);
+            var t12 = Slot(1, B, S, (int)((long)Hidden * KvHeads / Heads));
             if (_ctx.IsCpu)
-                CpuGemm.Run(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_kB));
+                CpuGemm.Run(t4, _kW, t12, B * S, (int)((long)Hidden * KvHeads / Heads), Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_kB));
             else
-                _ctx.Gemm(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _kB.View, Cols = Hidden * KvHeads / Heads });
+                _ctx.Gemm(t4, _kW, t12, B * S, (int)((long)Hidden * KvHeads / Heads), Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _kB.View, Cols = (int)((long)Hidden * KvHeads / Heads) });
 
             // G6_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 48)
             var t13 = t12.Reshape(B, S, KvHeads, Hidden / Heads);
@@ -145,15 +173,15 @@ partial class DecoderLayer
             else
             {
                 _g7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.MRope_e85414db);
-                _g7(B * Hidden * KvHeads * S / Heads, t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                _g7((int)((long)B * Hidden * KvHeads * S / Heads), t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             }
 
             // G8_Linear: Linear -> [B, S, KvDim]   (line 49)
-            var t17 = Slot(1, B, S, Hidden * KvHeads / Heads);
+            var t17 = Slot(1, B, S, (int)((long)Hidden * KvHeads / Heads));
             if (_ctx.IsCpu)
-                CpuGemm.Run(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_vB));
+                CpuGemm.Run(t4, _vW, t17, B * S, (int)((long)Hidden * KvHeads / Heads), Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_vB));
             else
-                _ctx.Gemm(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _vB.View, Cols = Hidden * KvHeads / Heads });
+                _ctx.Gemm(t4, _vW, t17, B * S, (int)((long)Hidden * KvHeads / Heads), Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _vB.View, Cols = (int)((long)Hidden * KvHeads / Heads) });
 
             // G9_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 49)
             var t18 = t17.Reshape(B, S, KvHeads, Hidden / Heads);

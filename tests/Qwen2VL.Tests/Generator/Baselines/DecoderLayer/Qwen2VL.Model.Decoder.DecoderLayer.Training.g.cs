@@ -30,9 +30,9 @@ partial class DecoderLayer
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t16;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t18;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t20;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _grad_add_9a01e723;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_da374b1b;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_a95744de;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_add_5c3079ac;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_8f589dab;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_d6a83640;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_silu_0795f7bb;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _grad_rmsnorm_c5c6e210;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>? _grad_mrope_131c6365;
@@ -69,9 +69,9 @@ partial class DecoderLayer
             if (!recompute) floats += (long)(B * Hidden * S); // t4 RmsNorm: recomputed
             floats += (long)(B * Hidden * S); // t7 Linear
             if (!recompute) floats += (long)(B * Hidden * S); // t9 MRope: recomputed
-            floats += (long)(B * Hidden * KvHeads * S / Heads); // t12 Linear
-            if (!recompute) floats += (long)(B * Hidden * KvHeads * S / Heads); // t14 MRope: recomputed
-            floats += (long)(B * Hidden * KvHeads * S / Heads); // t17 Linear
+            floats += (long)((int)((long)B * Hidden * KvHeads * S / Heads)); // t12 Linear
+            if (!recompute) floats += (long)((int)((long)B * Hidden * KvHeads * S / Heads)); // t14 MRope: recomputed
+            floats += (long)((int)((long)B * Hidden * KvHeads * S / Heads)); // t17 Linear
             floats += (long)(B * Hidden * S); // t19 CausalAttention
             floats += (long)(B * Hidden * S); // t22 Linear
             if (!recompute) floats += (long)(B * Hidden * S); // t23 Add: recomputed
@@ -99,9 +99,9 @@ partial class DecoderLayer
             KvCache? cache = null;
             if (_recompute)
             {
-                Workspace.Reserve(0, Math.Max(B * Hidden * S, B * Intermediate * S));
-                Workspace.Reserve(1, Math.Max(Math.Max(B * Hidden * S, B * Hidden * KvHeads * S / Heads), B * Intermediate * S));
-                Workspace.Reserve(2, Math.Max(B * Hidden * KvHeads * S / Heads, B * Intermediate * S));
+                Workspace.Reserve(0, B * Hidden * S);
+                Workspace.Reserve(1, Math.Max(Math.Max(B * Hidden * S, (int)((long)B * Hidden * KvHeads * S / Heads)), B * Intermediate * S));
+                Workspace.Reserve(2, Math.Max((int)((long)B * Hidden * KvHeads * S / Heads), B * Intermediate * S));
             }
 
             // T1_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 46)
@@ -135,11 +135,11 @@ partial class DecoderLayer
             }
 
             // T5_Linear: Linear -> [B, S, KvDim]   (line 48)
-            var t12 = TrainSlot(3, B, S, Hidden * KvHeads / Heads);
+            var t12 = TrainSlot(3, B, S, (int)((long)Hidden * KvHeads / Heads));
             if (_ctx.IsCpu)
-                CpuGemm.Run(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_kB));
+                CpuGemm.Run(t4, _kW, t12, B * S, (int)((long)Hidden * KvHeads / Heads), Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_kB));
             else
-                _ctx.Gemm(t4, _kW, t12, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _kB.View, Cols = Hidden * KvHeads / Heads });
+                _ctx.Gemm(t4, _kW, t12, B * S, (int)((long)Hidden * KvHeads / Heads), Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _kB.View, Cols = (int)((long)Hidden * KvHeads / Heads) });
 
             // T6_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 48)
             var t13 = t12.Reshape(B, S, KvHeads, Hidden / Heads);
@@ -151,15 +151,15 @@ partial class DecoderLayer
             else
             {
                 _t7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.MRope_e85414db);
-                _t7(B * Hidden * KvHeads * S / Heads, t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                _t7((int)((long)B * Hidden * KvHeads * S / Heads), t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
             }
 
             // T8_Linear: Linear -> [B, S, KvDim]   (line 49)
-            var t17 = TrainSlot(5, B, S, Hidden * KvHeads / Heads);
+            var t17 = TrainSlot(5, B, S, (int)((long)Hidden * KvHeads / Heads));
             if (_ctx.IsCpu)
-                CpuGemm.Run(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_vB));
+                CpuGemm.Run(t4, _vW, t17, B * S, (int)((long)Hidden * KvHeads / Heads), Hidden, new global::Qwen2VL.Generated.Kernels.CpuKernels.Linear_Epilogue_e6b8f936(_vB));
             else
-                _ctx.Gemm(t4, _vW, t17, B * S, Hidden * KvHeads / Heads, Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _vB.View, Cols = Hidden * KvHeads / Heads });
+                _ctx.Gemm(t4, _vW, t17, B * S, (int)((long)Hidden * KvHeads / Heads), Hidden, new global::Qwen2VL.Generated.Kernels.GpuKernels.Linear_Epilogue_e6b8f936 { In0 = _vB.View, Cols = (int)((long)Hidden * KvHeads / Heads) });
 
             // T9_SplitHeads: SplitHeads -> [B, S, KvHeads, HeadDim]   (line 49)
             var t18 = t17.Reshape(B, S, KvHeads, Hidden / Heads);
@@ -259,18 +259,18 @@ partial class DecoderLayer
             int S = x.Shape.Length > 1 ? x.Shape[1] : -1;
             if (_recompute)
             {
-                Workspace.Reserve(0, Math.Max(B * Hidden * S, B * Intermediate * S));
-                Workspace.Reserve(1, Math.Max(Math.Max(B * Hidden * S, B * Hidden * KvHeads * S / Heads), B * Intermediate * S));
-                Workspace.Reserve(2, Math.Max(B * Hidden * KvHeads * S / Heads, B * Intermediate * S));
+                Workspace.Reserve(0, B * Hidden * S);
+                Workspace.Reserve(1, Math.Max(Math.Max(B * Hidden * S, (int)((long)B * Hidden * KvHeads * S / Heads)), B * Intermediate * S));
+                Workspace.Reserve(2, Math.Max((int)((long)B * Hidden * KvHeads * S / Heads), B * Intermediate * S));
             }
             var t4 = _recompute ? Workspace.Slot(0, B, S, Hidden) : TrainSlot(0, B, S, Hidden);
             var t7 = TrainSlot(1, B, S, Hidden);
             var t8 = t7.Reshape(B, S, Heads, Hidden / Heads);
             var t9 = _recompute ? Workspace.Slot(0, B, S, Heads, Hidden / Heads) : TrainSlot(2, B, S, Heads, Hidden / Heads);
-            var t12 = TrainSlot(3, B, S, Hidden * KvHeads / Heads);
+            var t12 = TrainSlot(3, B, S, (int)((long)Hidden * KvHeads / Heads));
             var t13 = t12.Reshape(B, S, KvHeads, Hidden / Heads);
             var t14 = _recompute ? Workspace.Slot(1, B, S, KvHeads, Hidden / Heads) : TrainSlot(4, B, S, KvHeads, Hidden / Heads);
-            var t17 = TrainSlot(5, B, S, Hidden * KvHeads / Heads);
+            var t17 = TrainSlot(5, B, S, (int)((long)Hidden * KvHeads / Heads));
             var t18 = t17.Reshape(B, S, KvHeads, Hidden / Heads);
             var t19 = TrainSlot(6, B, S, Heads, Hidden / Heads);
             var t20 = t19.Reshape(B, S, Hidden);
@@ -278,9 +278,10 @@ partial class DecoderLayer
             var t23 = _recompute ? Workspace.Slot(0, B, S, Hidden) : TrainSlot(8, B, S, Hidden);
             var t25 = _recompute ? Workspace.Slot(1, B, S, Hidden) : TrainSlot(9, B, S, Hidden);
             var t27 = TrainSlot(10, B, S, Intermediate);
-            var t28 = _recompute ? Workspace.Slot(0, B, S, Intermediate) : TrainSlot(11, B, S, Intermediate);
+            var t28 = _recompute ? Workspace.Slot(1, B, S, Intermediate) : TrainSlot(11, B, S, Intermediate);
             var t30 = TrainSlot(12, B, S, Intermediate);
-            var t31 = _recompute ? Workspace.Slot(1, B, S, Intermediate) : TrainSlot(13, B, S, Intermediate);
+            var t31 = _recompute ? Workspace.Slot(2, B, S, Intermediate) : TrainSlot(13, B, S, Intermediate);
+            var t33 = TrainSlot(14, B, S, Hidden);
             ShapeCheck.Expect("DecoderLayer", "dOutput", dOutput, false, B, S, Hidden);
             DeviceTensor? g0 = GradSlot(0, B, S, Hidden);
             var g3 = grads.GradientOf(_prefix + "input_layernorm.weight");
@@ -292,12 +293,12 @@ partial class DecoderLayer
             DeviceTensor? g9 = GradSlot(3, B, S, Heads, Hidden / Heads);
             var g10 = grads.GradientOf(_prefix + "self_attn.k_proj.weight");
             var g11 = grads.GradientOf(_prefix + "self_attn.k_proj.bias");
-            DeviceTensor? g12 = GradSlot(4, B, S, Hidden * KvHeads / Heads);
+            DeviceTensor? g12 = GradSlot(4, B, S, (int)((long)Hidden * KvHeads / Heads));
             var g13 = g12?.Reshape(B, S, KvHeads, Hidden / Heads);
             DeviceTensor? g14 = GradSlot(5, B, S, KvHeads, Hidden / Heads);
             var g15 = grads.GradientOf(_prefix + "self_attn.v_proj.weight");
             var g16 = grads.GradientOf(_prefix + "self_attn.v_proj.bias");
-            DeviceTensor? g17 = GradSlot(6, B, S, Hidden * KvHeads / Heads);
+            DeviceTensor? g17 = GradSlot(6, B, S, (int)((long)Hidden * KvHeads / Heads));
             var g18 = g17?.Reshape(B, S, KvHeads, Hidden / Heads);
             DeviceTensor? g19 = GradSlot(7, B, S, Heads, Hidden / Heads);
             var g20 = g19?.Reshape(B, S, Hidden);
@@ -317,25 +318,38 @@ partial class DecoderLayer
             DeviceTensor? g34 = GradSlot(16, B, S, Hidden);
             _ctx.Copy(dOutput, g34!);
 
+            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
+            if (_recompute)
+            {
+                // T13_Add: Add -> [B, S, Hidden]   (line 51)
+                if (_ctx.IsCpu)
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t23, x, t22, B * Hidden * S);
+                else
+                {
+                    _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
+                    _t13(B * Hidden * S, t23.View, x.View, t22.View, B * Hidden * S);
+                }
+            }
+
             // d/dAdd (line 54): x + Linear(m, DownW)
             if (g23 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g23!, g34!, B * Hidden * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g23!, g34!, t23, t33, B * Hidden * S);
                 else
                 {
-                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
-                    _grad_add_9a01e723(B * Hidden * S, g23!.View, g34!.View, B * Hidden * S);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(B * Hidden * S, g23!.View, g34!.View, t23.View, t33.View, B * Hidden * S);
                 }
             }
             if (g33 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g33!, g34!, B * Hidden * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g33!, g34!, t23, t33, B * Hidden * S);
                 else
                 {
-                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
-                    _grad_add_9a01e723(B * Hidden * S, g33!.View, g34!.View, B * Hidden * S);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(B * Hidden * S, g33!.View, g34!.View, t23.View, t33.View, B * Hidden * S);
                 }
             }
 
@@ -369,36 +383,27 @@ partial class DecoderLayer
             if (g28 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_da374b1b(g28!, g31!, t30, B * Intermediate * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_8f589dab(g28!, g31!, t28, t30, B * Intermediate * S);
                 else
                 {
-                    _grad_mul_da374b1b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_da374b1b);
-                    _grad_mul_da374b1b(B * Intermediate * S, g28!.View, g31!.View, t30.View, B * Intermediate * S);
+                    _grad_mul_8f589dab ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_8f589dab);
+                    _grad_mul_8f589dab(B * Intermediate * S, g28!.View, g31!.View, t28.View, t30.View, B * Intermediate * S);
                 }
             }
             if (g30 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_a95744de(g30!, g31!, t28, B * Intermediate * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_d6a83640(g30!, g31!, t28, t30, B * Intermediate * S);
                 else
                 {
-                    _grad_mul_a95744de ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_a95744de);
-                    _grad_mul_a95744de(B * Intermediate * S, g30!.View, g31!.View, t28.View, B * Intermediate * S);
+                    _grad_mul_d6a83640 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_d6a83640);
+                    _grad_mul_d6a83640(B * Intermediate * S, g30!.View, g31!.View, t28.View, t30.View, B * Intermediate * S);
                 }
             }
 
             // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
             if (_recompute)
             {
-                // T13_Add: Add -> [B, S, Hidden]   (line 51)
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t23, x, t22, B * Hidden * S);
-                else
-                {
-                    _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
-                    _t13(B * Hidden * S, t23.View, x.View, t22.View, B * Hidden * S);
-                }
-
                 // T14_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 52)
                 if (_ctx.IsCpu)
                     global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t25, t23, _postNormW, B * S, Hidden, Eps);
@@ -444,21 +449,21 @@ partial class DecoderLayer
             if (g0 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g0!, g23!, B * Hidden * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g0!, g23!, x, t22, B * Hidden * S);
                 else
                 {
-                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
-                    _grad_add_9a01e723(B * Hidden * S, g0!.View, g23!.View, B * Hidden * S);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(B * Hidden * S, g0!.View, g23!.View, x.View, t22.View, B * Hidden * S);
                 }
             }
             if (g22 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g22!, g23!, B * Hidden * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g22!, g23!, x, t22, B * Hidden * S);
                 else
                 {
-                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
-                    _grad_add_9a01e723(B * Hidden * S, g22!.View, g23!.View, B * Hidden * S);
+                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
+                    _grad_add_5c3079ac(B * Hidden * S, g22!.View, g23!.View, x.View, t22.View, B * Hidden * S);
                 }
             }
 
@@ -484,7 +489,7 @@ partial class DecoderLayer
                 else
                 {
                     _t7 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.MRope_e85414db);
-                    _t7(B * Hidden * KvHeads * S / Heads, t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                    _t7((int)((long)B * Hidden * KvHeads * S / Heads), t14.View, t13.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 }
             }
 
@@ -511,9 +516,9 @@ partial class DecoderLayer
             }
 
             // d/dLinear (line 49): Linear(h, VW, VB)
-            if (g4 is not null) _ctx.GemmNN(g17!, _vW, g4, B * S, Hidden, Hidden * KvHeads / Heads, accumulate: true);
-            if (g15 is not null) _ctx.GemmTN(g17!, t4, g15, Hidden * KvHeads / Heads, Hidden, B * S, accumulate: true);
-            if (g16 is not null) _ctx.ColumnSum(g17!, g16, B * S, Hidden * KvHeads / Heads, accumulate: true);
+            if (g4 is not null) _ctx.GemmNN(g17!, _vW, g4, B * S, Hidden, (int)((long)Hidden * KvHeads / Heads), accumulate: true);
+            if (g15 is not null) _ctx.GemmTN(g17!, t4, g15, (int)((long)Hidden * KvHeads / Heads), Hidden, B * S, accumulate: true);
+            if (g16 is not null) _ctx.ColumnSum(g17!, g16, B * S, (int)((long)Hidden * KvHeads / Heads), accumulate: true);
 
             // d/dMRope (line 48): MRope(SplitHeads(Linear(h, KW, KB), KvHeads), pos, RopeTheta, SectionT, Secti...
             if (g13 is not null)
@@ -523,14 +528,14 @@ partial class DecoderLayer
                 else
                 {
                     _grad_mrope_131c6365 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_MRope_131c6365);
-                    _grad_mrope_131c6365(B * Hidden * KvHeads * S / Heads, g13!.View, g14!.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
+                    _grad_mrope_131c6365((int)((long)B * Hidden * KvHeads * S / Heads), g13!.View, g14!.View, pos.IntView, B * S, KvHeads, Hidden / Heads, RopeTheta, SectionT, SectionH);
                 }
             }
 
             // d/dLinear (line 48): Linear(h, KW, KB)
-            if (g4 is not null) _ctx.GemmNN(g12!, _kW, g4, B * S, Hidden, Hidden * KvHeads / Heads, accumulate: true);
-            if (g10 is not null) _ctx.GemmTN(g12!, t4, g10, Hidden * KvHeads / Heads, Hidden, B * S, accumulate: true);
-            if (g11 is not null) _ctx.ColumnSum(g12!, g11, B * S, Hidden * KvHeads / Heads, accumulate: true);
+            if (g4 is not null) _ctx.GemmNN(g12!, _kW, g4, B * S, Hidden, (int)((long)Hidden * KvHeads / Heads), accumulate: true);
+            if (g10 is not null) _ctx.GemmTN(g12!, t4, g10, (int)((long)Hidden * KvHeads / Heads), Hidden, B * S, accumulate: true);
+            if (g11 is not null) _ctx.ColumnSum(g12!, g11, B * S, (int)((long)Hidden * KvHeads / Heads), accumulate: true);
 
             // d/dMRope (line 47): MRope(SplitHeads(Linear(h, QW, QB), Heads), pos, RopeTheta, SectionT, Section...
             if (g8 is not null)

@@ -34,12 +34,24 @@ partial class Gate
             _shift = weights.Load(ctx, prefix + "shift", Width);
         }
 
+        /// <summary>
+        /// Binds the dims from <paramref name="config"/> and the given input dims and checks, without weights or a device, what
+        /// Forward checks first: that every value it computes fits a device buffer (at most 2^31 − 1 elements, ILGPU's 32-bit
+        /// index). Throws a ModelException naming the value, its dims and their values otherwise. Submodules check their own.
+        /// </summary>
+        public static void CheckSizes(ModelConfig config, int N)
+        {
+            int Width = config.GetInt("width");
+            if ((long)N * Width > int.MaxValue) throw ShapeCheck.TooLarge("Gate", "x [N, Width] (line 14)", "N*Width", (long)N * Width, $"N = {N}, Width = {Width}");
+        }
+
         /// <summary>The forward pass. The result lives in this runner's arena until the next call.</summary>
         public DeviceTensor Forward(DeviceTensor x, DeviceTensor y)
         {
             int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
             ShapeCheck.Expect("Gate", "x", x, false, N, Width);
             ShapeCheck.Expect("Gate", "y", y, false, N, Width);
+            if ((long)N * Width > int.MaxValue) throw ShapeCheck.TooLarge("Gate", "x [N, Width] (line 14)", "N*Width", (long)N * Width, $"N = {N}, Width = {Width}");
 
             // G1_Gelu_Mul_Add_Sigmoid_Mul_Scale: Gelu + Mul + Add + Sigmoid + Mul + Scale -> [N, Width]   (line 16)
             var t9 = Slot(0, N, Width);

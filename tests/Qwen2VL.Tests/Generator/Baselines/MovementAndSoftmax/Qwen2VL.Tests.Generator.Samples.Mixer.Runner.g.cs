@@ -44,12 +44,33 @@ partial class Mixer
             _embed = weights.Load(ctx, prefix + "embed", Vocab, Width);
         }
 
+        /// <summary>
+        /// Binds the dims from <paramref name="config"/> and the given input dims and checks, without weights or a device, what
+        /// Forward checks first: that every value it computes fits a device buffer (at most 2^31 − 1 elements, ILGPU's 32-bit
+        /// index). Throws a ModelException naming the value, its dims and their values otherwise. Submodules check their own.
+        /// </summary>
+        public static void CheckSizes(ModelConfig config, int T)
+        {
+            int Heads = config.GetInt("heads");
+            int Width = config.GetInt("width");
+            int Vocab = config.GetInt("vocab");
+            int HeadDim = Width / Heads;
+            if ((long)T * Width > int.MaxValue) throw ShapeCheck.TooLarge("Mixer", "x [T, Width] (line 16)", "T*Width", (long)T * Width, $"T = {T}, Width = {Width}");
+            if ((long)T > int.MaxValue) throw ShapeCheck.TooLarge("Mixer", "ids [T] (line 16)", "T", (long)T, $"T = {T}");
+            if ((long)T * Width / Heads > int.MaxValue) throw ShapeCheck.TooLarge("Mixer", "Select [T, HeadDim] (line 21)", "T*Width/Heads", (long)T * Width / Heads, $"Heads = {Heads}, T = {T}, Width = {Width}");
+            if (((long)T * Width / Heads + (long)T * Width) > int.MaxValue) throw ShapeCheck.TooLarge("Mixer", "Concat [T, Width/Heads + Width] (line 22)", "T*Width/Heads + T*Width", ((long)T * Width / Heads + (long)T * Width), $"Heads = {Heads}, T = {T}, Width = {Width}");
+        }
+
         /// <summary>The forward pass. The result lives in this runner's arena until the next call.</summary>
         public DeviceTensor Forward(DeviceTensor x, DeviceTensor ids)
         {
             int T = x.Shape.Length > 0 ? x.Shape[0] : -1;
             ShapeCheck.Expect("Mixer", "x", x, false, T, Width);
             ShapeCheck.Expect("Mixer", "ids", ids, true, T);
+            if ((long)T * Width > int.MaxValue) throw ShapeCheck.TooLarge("Mixer", "x [T, Width] (line 16)", "T*Width", (long)T * Width, $"T = {T}, Width = {Width}");
+            if ((long)T > int.MaxValue) throw ShapeCheck.TooLarge("Mixer", "ids [T] (line 16)", "T", (long)T, $"T = {T}");
+            if ((long)T * Width / Heads > int.MaxValue) throw ShapeCheck.TooLarge("Mixer", "Select [T, HeadDim] (line 21)", "T*Width/Heads", (long)T * Width / Heads, $"Heads = {Heads}, T = {T}, Width = {Width}");
+            if (((long)T * Width / Heads + (long)T * Width) > int.MaxValue) throw ShapeCheck.TooLarge("Mixer", "Concat [T, Width/Heads + Width] (line 22)", "T*Width/Heads + T*Width", ((long)T * Width / Heads + (long)T * Width), $"Heads = {Heads}, T = {T}, Width = {Width}");
 
             // G1_Embedding: Embedding -> [T, Width]   (line 18)
             var t3 = Slot(0, T, Width);
@@ -117,7 +138,7 @@ partial class Mixer
             else
             {
                 _g9 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Select_6f586800);
-                _g9(T * Width / Heads, t11.View, t10.View, T, Heads, Width / Heads, 0);
+                _g9((int)((long)T * Width / Heads), t11.View, t10.View, T, Heads, Width / Heads, 0);
             }
 
             // G10_Concat: Concat -> [T, Width/Heads + Width]   (line 22)
@@ -127,7 +148,7 @@ partial class Mixer
             else
             {
                 _g10 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Concat_223ae86d);
-                _g10((T * Width / Heads + T * Width), t12.View, t9.View, t11.View, T, Width, Width / Heads);
+                _g10(((int)((long)T * Width / Heads) + T * Width), t12.View, t9.View, t11.View, T, Width, Width / Heads);
             }
             return t12;
         }

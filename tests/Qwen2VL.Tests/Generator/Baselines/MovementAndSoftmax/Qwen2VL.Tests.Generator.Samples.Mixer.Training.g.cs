@@ -68,8 +68,8 @@ partial class Mixer
             floats += (long)(T * Width); // t6 Transpose
             if (!recompute) floats += (long)(T * Width); // t7 Softmax: recomputed
             floats += (long)(T * Width); // t8 Transpose
-            floats += (long)(T * Width / Heads); // t11 Select
-            floats += (long)((T * Width / Heads + T * Width)); // t12 Concat
+            floats += (long)((int)((long)T * Width / Heads)); // t11 Select
+            floats += (long)(((int)((long)T * Width / Heads) + T * Width)); // t12 Concat
             return floats;
         }
 
@@ -152,7 +152,7 @@ partial class Mixer
             else
             {
                 _t9 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Select_6f586800);
-                _t9(T * Width / Heads, t11.View, t10.View, T, Heads, Width / Heads, 0);
+                _t9((int)((long)T * Width / Heads), t11.View, t10.View, T, Heads, Width / Heads, 0);
             }
 
             // T10_Concat: Concat -> [T, Width/Heads + Width]   (line 22)
@@ -162,7 +162,7 @@ partial class Mixer
             else
             {
                 _t10 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Concat_223ae86d);
-                _t10((T * Width / Heads + T * Width), t12.View, t9.View, t11.View, T, Width, Width / Heads);
+                _t10(((int)((long)T * Width / Heads) + T * Width), t12.View, t9.View, t11.View, T, Width, Width / Heads);
             }
             return t12;
         }
@@ -210,7 +210,7 @@ partial class Mixer
                 else
                 {
                     _grad_concat_9a6bf66a ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Concat_9a6bf66a);
-                    _grad_concat_9a6bf66a((T * Width / Heads + T * Width), g12!.View, g9!.View, t11.View, T, Width, Width / Heads);
+                    _grad_concat_9a6bf66a(((int)((long)T * Width / Heads) + T * Width), g12!.View, g9!.View, t11.View, T, Width, Width / Heads);
                 }
             }
             if (g11 is not null)
@@ -220,7 +220,7 @@ partial class Mixer
                 else
                 {
                     _grad_concat_ba26b8d9 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Concat_ba26b8d9);
-                    _grad_concat_ba26b8d9((T * Width / Heads + T * Width), g12!.View, t9.View, g11!.View, T, Width, Width / Heads);
+                    _grad_concat_ba26b8d9(((int)((long)T * Width / Heads) + T * Width), g12!.View, t9.View, g11!.View, T, Width, Width / Heads);
                 }
             }
 
@@ -232,7 +232,7 @@ partial class Mixer
                 else
                 {
                     _grad_select_bfbd284f ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Select_bfbd284f);
-                    _grad_select_bfbd284f(T * Width / Heads, g11!.View, g10!.View, T, Heads, Width / Heads, 0);
+                    _grad_select_bfbd284f((int)((long)T * Width / Heads), g11!.View, g10!.View, T, Heads, Width / Heads, 0);
                 }
             }
 

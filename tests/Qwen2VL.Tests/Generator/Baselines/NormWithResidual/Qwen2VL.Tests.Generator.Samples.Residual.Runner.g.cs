@@ -40,12 +40,24 @@ partial class Residual
             _lnB = weights.Load(ctx, prefix + "ln.bias", Hidden);
         }
 
+        /// <summary>
+        /// Binds the dims from <paramref name="config"/> and the given input dims and checks, without weights or a device, what
+        /// Forward checks first: that every value it computes fits a device buffer (at most 2^31 − 1 elements, ILGPU's 32-bit
+        /// index). Throws a ModelException naming the value, its dims and their values otherwise. Submodules check their own.
+        /// </summary>
+        public static void CheckSizes(ModelConfig config, int T)
+        {
+            int Hidden = config.GetInt("hidden");
+            if ((long)Hidden * T > int.MaxValue) throw ShapeCheck.TooLarge("Residual", "x [T, Hidden] (line 16)", "Hidden*T", (long)Hidden * T, $"Hidden = {Hidden}, T = {T}");
+        }
+
         /// <summary>The forward pass. The result lives in this runner's arena until the next call.</summary>
         public DeviceTensor Forward(DeviceTensor x, DeviceTensor update)
         {
             int T = x.Shape.Length > 0 ? x.Shape[0] : -1;
             ShapeCheck.Expect("Residual", "x", x, false, T, Hidden);
             ShapeCheck.Expect("Residual", "update", update, false, T, Hidden);
+            if ((long)Hidden * T > int.MaxValue) throw ShapeCheck.TooLarge("Residual", "x [T, Hidden] (line 16)", "Hidden*T", (long)Hidden * T, $"Hidden = {Hidden}, T = {T}");
 
             // G1_Add_RmsNorm: Add + RmsNorm -> [T, Hidden]   (line 18)
             var t2 = Slot(0, T, Hidden);

@@ -68,6 +68,25 @@ partial class VisionBlock
             _fc2B = weights.Load(ctx, prefix + "mlp.fc2.bias", Embed);
         }
 
+        /// <summary>
+        /// Binds the dims from <paramref name="config"/> and the given input dims and checks, without weights or a device, what
+        /// Forward checks first: that every value it computes fits a device buffer (at most 2^31 − 1 elements, ILGPU's 32-bit
+        /// index). Throws a ModelException naming the value, its dims and their values otherwise. Submodules check their own.
+        /// </summary>
+        public static void CheckSizes(ModelConfig config, int N, int G)
+        {
+            int Embed = config.GetInt("vision_config.embed_dim", 1280);
+            int Heads = config.GetInt("vision_config.num_heads", 16);
+            int MlpRatio = config.GetInt("vision_config.mlp_ratio", 4);
+            int HeadDim = Embed / Heads;
+            int Mlp = Embed * MlpRatio;
+            if ((long)Embed * N > int.MaxValue) throw ShapeCheck.TooLarge("VisionBlock", "x [N, Embed] (line 33)", "Embed*N", (long)Embed * N, $"Embed = {Embed}, N = {N}");
+            if ((long)2 * N > int.MaxValue) throw ShapeCheck.TooLarge("VisionBlock", "pos [N, 2] (line 34)", "2*N", (long)2 * N, $"N = {N}");
+            if ((long)G > int.MaxValue) throw ShapeCheck.TooLarge("VisionBlock", "cuSeqlens [G] (line 35)", "G", (long)G, $"G = {G}");
+            if ((long)3 * Embed * N > int.MaxValue) throw ShapeCheck.TooLarge("VisionBlock", "Linear [N, 3*Embed] (line 38)", "3*Embed*N", (long)3 * Embed * N, $"Embed = {Embed}, N = {N}");
+            if ((long)Embed * MlpRatio * N > int.MaxValue) throw ShapeCheck.TooLarge("VisionBlock", "Linear [N, Mlp] (line 44)", "Embed*MlpRatio*N", (long)Embed * MlpRatio * N, $"Embed = {Embed}, MlpRatio = {MlpRatio}, N = {N}");
+        }
+
         /// <summary>The forward pass. The result lives in this runner's arena until the next call.</summary>
         public DeviceTensor Forward(DeviceTensor x, DeviceTensor pos, DeviceTensor cuSeqlens)
         {
@@ -76,6 +95,11 @@ partial class VisionBlock
             ShapeCheck.Expect("VisionBlock", "x", x, false, N, Embed);
             ShapeCheck.Expect("VisionBlock", "pos", pos, true, N, 2);
             ShapeCheck.Expect("VisionBlock", "cuSeqlens", cuSeqlens, true, G);
+            if ((long)Embed * N > int.MaxValue) throw ShapeCheck.TooLarge("VisionBlock", "x [N, Embed] (line 33)", "Embed*N", (long)Embed * N, $"Embed = {Embed}, N = {N}");
+            if ((long)2 * N > int.MaxValue) throw ShapeCheck.TooLarge("VisionBlock", "pos [N, 2] (line 34)", "2*N", (long)2 * N, $"N = {N}");
+            if ((long)G > int.MaxValue) throw ShapeCheck.TooLarge("VisionBlock", "cuSeqlens [G] (line 35)", "G", (long)G, $"G = {G}");
+            if ((long)3 * Embed * N > int.MaxValue) throw ShapeCheck.TooLarge("VisionBlock", "Linear [N, 3*Embed] (line 38)", "3*Embed*N", (long)3 * Embed * N, $"Embed = {Embed}, N = {N}");
+            if ((long)Embed * MlpRatio * N > int.MaxValue) throw ShapeCheck.TooLarge("VisionBlock", "Linear [N, Mlp] (line 44)", "Embed*MlpRatio*N", (long)Embed * MlpRatio * N, $"Embed = {Embed}, MlpRatio = {MlpRatio}, N = {N}");
 
             // G1_LayerNorm: LayerNorm -> [N, Embed]   (line 37)
             var t5 = Slot(0, N, Embed);

@@ -48,11 +48,28 @@ partial class PatchMerger
             _mlp2B = weights.Load(ctx, prefix + "mlp.2.bias", Hidden);
         }
 
+        /// <summary>
+        /// Binds the dims from <paramref name="config"/> and the given input dims and checks, without weights or a device, what
+        /// Forward checks first: that every value it computes fits a device buffer (at most 2^31 − 1 elements, ILGPU's 32-bit
+        /// index). Throws a ModelException naming the value, its dims and their values otherwise. Submodules check their own.
+        /// </summary>
+        public static void CheckSizes(ModelConfig config, int N)
+        {
+            int Embed = config.GetInt("vision_config.embed_dim", 1280);
+            int Merge = config.GetInt("vision_config.spatial_merge_size", 2);
+            int Hidden = config.GetInt("vision_config.hidden_size", 3584);
+            int Window = Embed * Merge * Merge;
+            if ((long)Embed * N > int.MaxValue) throw ShapeCheck.TooLarge("PatchMerger", "x [N, Embed] (line 25)", "Embed*N", (long)Embed * N, $"Embed = {Embed}, N = {N}");
+            if ((long)Hidden * N / (Merge * Merge) > int.MaxValue) throw ShapeCheck.TooLarge("PatchMerger", "Linear [N/(Merge*Merge), Hidden] (line 29)", "Hidden*N/(Merge*Merge)", (long)Hidden * N / (Merge * Merge), $"Hidden = {Hidden}, Merge = {Merge}, N = {N}");
+        }
+
         /// <summary>The forward pass. The result lives in this runner's arena until the next call.</summary>
         public DeviceTensor Forward(DeviceTensor x)
         {
             int N = x.Shape.Length > 0 ? x.Shape[0] : -1;
             ShapeCheck.Expect("PatchMerger", "x", x, false, N, Embed);
+            if ((long)Embed * N > int.MaxValue) throw ShapeCheck.TooLarge("PatchMerger", "x [N, Embed] (line 25)", "Embed*N", (long)Embed * N, $"Embed = {Embed}, N = {N}");
+            if ((long)Hidden * N / (Merge * Merge) > int.MaxValue) throw ShapeCheck.TooLarge("PatchMerger", "Linear [N/(Merge*Merge), Hidden] (line 29)", "Hidden*N/(Merge*Merge)", (long)Hidden * N / (Merge * Merge), $"Hidden = {Hidden}, Merge = {Merge}, N = {N}");
 
             // G1_LayerNorm: LayerNorm -> [N, Embed]   (line 27)
             var t3 = Slot(0, N, Embed);

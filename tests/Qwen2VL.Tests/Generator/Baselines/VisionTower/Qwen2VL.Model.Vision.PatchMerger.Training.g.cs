@@ -54,7 +54,7 @@ partial class PatchMerger
             if (!recompute) floats += (long)(Embed * N); // t3 LayerNorm: recomputed
             floats += (long)(Embed * N); // t7 Linear
             if (!recompute) floats += (long)(Embed * N); // t8 Gelu: recomputed
-            floats += (long)(Hidden * N / (Merge * Merge)); // t11 Linear
+            floats += (long)((int)((long)Hidden * N / (Merge * Merge))); // t11 Linear
             return floats;
         }
 

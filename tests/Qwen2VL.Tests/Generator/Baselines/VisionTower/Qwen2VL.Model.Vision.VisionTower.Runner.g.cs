@@ -45,6 +45,25 @@ partial class VisionTower
             _merger = new global::Qwen2VL.Model.Vision.PatchMerger.Runner(ctx, weights, config, prefix + "merger.");
         }
 
+        /// <summary>
+        /// Binds the dims from <paramref name="config"/> and the given input dims and checks, without weights or a device, what
+        /// Forward checks first: that every value it computes fits a device buffer (at most 2^31 − 1 elements, ILGPU's 32-bit
+        /// index). Throws a ModelException naming the value, its dims and their values otherwise. Submodules check their own.
+        /// </summary>
+        public static void CheckSizes(ModelConfig config, int N, int G)
+        {
+            int Embed = config.GetInt("vision_config.embed_dim", 1280);
+            int Depth = config.GetInt("vision_config.depth", 32);
+            int Channels = config.GetInt("vision_config.in_channels", 3);
+            int TemporalPatch = config.GetInt("vision_config.temporal_patch_size", 2);
+            int Patch = config.GetInt("vision_config.patch_size", 14);
+            int InDim = Channels * TemporalPatch * Patch * Patch;
+            if ((long)Channels * N * Patch * Patch * TemporalPatch > int.MaxValue) throw ShapeCheck.TooLarge("VisionTower", "pixelValues [N, InDim] (line 30)", "Channels*N*Patch*Patch*TemporalPatch", (long)Channels * N * Patch * Patch * TemporalPatch, $"Channels = {Channels}, N = {N}, Patch = {Patch}, TemporalPatch = {TemporalPatch}");
+            if ((long)2 * N > int.MaxValue) throw ShapeCheck.TooLarge("VisionTower", "pos [N, 2] (line 31)", "2*N", (long)2 * N, $"N = {N}");
+            if ((long)G > int.MaxValue) throw ShapeCheck.TooLarge("VisionTower", "cuSeqlens [G] (line 32)", "G", (long)G, $"G = {G}");
+            if ((long)Embed * N > int.MaxValue) throw ShapeCheck.TooLarge("VisionTower", "Linear [N, Embed] (line 34)", "Embed*N", (long)Embed * N, $"Embed = {Embed}, N = {N}");
+        }
+
         /// <summary>The forward pass. The result lives in this runner's arena until the next call.</summary>
         public DeviceTensor Forward(DeviceTensor pixelValues, DeviceTensor pos, DeviceTensor cuSeqlens)
         {
@@ -53,6 +72,10 @@ partial class VisionTower
             ShapeCheck.Expect("VisionTower", "pixelValues", pixelValues, false, N, Channels * Patch * Patch * TemporalPatch);
             ShapeCheck.Expect("VisionTower", "pos", pos, true, N, 2);
             ShapeCheck.Expect("VisionTower", "cuSeqlens", cuSeqlens, true, G);
+            if ((long)Channels * N * Patch * Patch * TemporalPatch > int.MaxValue) throw ShapeCheck.TooLarge("VisionTower", "pixelValues [N, InDim] (line 30)", "Channels*N*Patch*Patch*TemporalPatch", (long)Channels * N * Patch * Patch * TemporalPatch, $"Channels = {Channels}, N = {N}, Patch = {Patch}, TemporalPatch = {TemporalPatch}");
+            if ((long)2 * N > int.MaxValue) throw ShapeCheck.TooLarge("VisionTower", "pos [N, 2] (line 31)", "2*N", (long)2 * N, $"N = {N}");
+            if ((long)G > int.MaxValue) throw ShapeCheck.TooLarge("VisionTower", "cuSeqlens [G] (line 32)", "G", (long)G, $"G = {G}");
+            if ((long)Embed * N > int.MaxValue) throw ShapeCheck.TooLarge("VisionTower", "Linear [N, Embed] (line 34)", "Embed*N", (long)Embed * N, $"Embed = {Embed}, N = {N}");
 
             // G1_Reshape: Reshape -> [Embed, InDim]   (line 34)
             var t4 = _patchW.Reshape(Embed, Channels * Patch * Patch * TemporalPatch);
