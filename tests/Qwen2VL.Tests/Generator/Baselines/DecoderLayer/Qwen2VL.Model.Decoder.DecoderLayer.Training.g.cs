@@ -30,9 +30,9 @@ partial class DecoderLayer
         private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _t16;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t18;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _t20;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_add_5c3079ac;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_8f589dab;
-        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_d6a83640;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _grad_add_9a01e723;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_da374b1b;
+        private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_mul_a95744de;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _grad_silu_0795f7bb;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _grad_rmsnorm_c5c6e210;
         private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, float, int, int>? _grad_mrope_131c6365;
@@ -99,7 +99,7 @@ partial class DecoderLayer
             KvCache? cache = null;
             if (_recompute)
             {
-                Workspace.Reserve(0, B * Hidden * S);
+                Workspace.Reserve(0, Math.Max(B * Hidden * S, B * Intermediate * S));
                 Workspace.Reserve(1, Math.Max(Math.Max(B * Hidden * S, (int)((long)B * Hidden * KvHeads * S / Heads)), B * Intermediate * S));
                 Workspace.Reserve(2, Math.Max((int)((long)B * Hidden * KvHeads * S / Heads), B * Intermediate * S));
             }
@@ -259,7 +259,7 @@ partial class DecoderLayer
             int S = x.Shape.Length > 1 ? x.Shape[1] : -1;
             if (_recompute)
             {
-                Workspace.Reserve(0, B * Hidden * S);
+                Workspace.Reserve(0, Math.Max(B * Hidden * S, B * Intermediate * S));
                 Workspace.Reserve(1, Math.Max(Math.Max(B * Hidden * S, (int)((long)B * Hidden * KvHeads * S / Heads)), B * Intermediate * S));
                 Workspace.Reserve(2, Math.Max((int)((long)B * Hidden * KvHeads * S / Heads), B * Intermediate * S));
             }
@@ -278,10 +278,9 @@ partial class DecoderLayer
             var t23 = _recompute ? Workspace.Slot(0, B, S, Hidden) : TrainSlot(8, B, S, Hidden);
             var t25 = _recompute ? Workspace.Slot(1, B, S, Hidden) : TrainSlot(9, B, S, Hidden);
             var t27 = TrainSlot(10, B, S, Intermediate);
-            var t28 = _recompute ? Workspace.Slot(1, B, S, Intermediate) : TrainSlot(11, B, S, Intermediate);
+            var t28 = _recompute ? Workspace.Slot(0, B, S, Intermediate) : TrainSlot(11, B, S, Intermediate);
             var t30 = TrainSlot(12, B, S, Intermediate);
-            var t31 = _recompute ? Workspace.Slot(2, B, S, Intermediate) : TrainSlot(13, B, S, Intermediate);
-            var t33 = TrainSlot(14, B, S, Hidden);
+            var t31 = _recompute ? Workspace.Slot(1, B, S, Intermediate) : TrainSlot(13, B, S, Intermediate);
             ShapeCheck.Expect("DecoderLayer", "dOutput", dOutput, false, B, S, Hidden);
             DeviceTensor? g0 = GradSlot(0, B, S, Hidden);
             var g3 = grads.GradientOf(_prefix + "input_layernorm.weight");
@@ -318,38 +317,25 @@ partial class DecoderLayer
             DeviceTensor? g34 = GradSlot(16, B, S, Hidden);
             _ctx.Copy(dOutput, g34!);
 
-            // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
-            if (_recompute)
-            {
-                // T13_Add: Add -> [B, S, Hidden]   (line 51)
-                if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t23, x, t22, B * Hidden * S);
-                else
-                {
-                    _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
-                    _t13(B * Hidden * S, t23.View, x.View, t22.View, B * Hidden * S);
-                }
-            }
-
             // d/dAdd (line 54): x + Linear(m, DownW)
             if (g23 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g23!, g34!, t23, t33, B * Hidden * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g23!, g34!, B * Hidden * S);
                 else
                 {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(B * Hidden * S, g23!.View, g34!.View, t23.View, t33.View, B * Hidden * S);
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(B * Hidden * S, g23!.View, g34!.View, B * Hidden * S);
                 }
             }
             if (g33 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g33!, g34!, t23, t33, B * Hidden * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g33!, g34!, B * Hidden * S);
                 else
                 {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(B * Hidden * S, g33!.View, g34!.View, t23.View, t33.View, B * Hidden * S);
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(B * Hidden * S, g33!.View, g34!.View, B * Hidden * S);
                 }
             }
 
@@ -383,27 +369,36 @@ partial class DecoderLayer
             if (g28 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_8f589dab(g28!, g31!, t28, t30, B * Intermediate * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_da374b1b(g28!, g31!, t30, B * Intermediate * S);
                 else
                 {
-                    _grad_mul_8f589dab ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_8f589dab);
-                    _grad_mul_8f589dab(B * Intermediate * S, g28!.View, g31!.View, t28.View, t30.View, B * Intermediate * S);
+                    _grad_mul_da374b1b ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_da374b1b);
+                    _grad_mul_da374b1b(B * Intermediate * S, g28!.View, g31!.View, t30.View, B * Intermediate * S);
                 }
             }
             if (g30 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_d6a83640(g30!, g31!, t28, t30, B * Intermediate * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Mul_a95744de(g30!, g31!, t28, B * Intermediate * S);
                 else
                 {
-                    _grad_mul_d6a83640 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_d6a83640);
-                    _grad_mul_d6a83640(B * Intermediate * S, g30!.View, g31!.View, t28.View, t30.View, B * Intermediate * S);
+                    _grad_mul_a95744de ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Mul_a95744de);
+                    _grad_mul_a95744de(B * Intermediate * S, g30!.View, g31!.View, t28.View, B * Intermediate * S);
                 }
             }
 
             // Recomputed for the rule below (not kept by ForwardTrain when Recompute is on).
             if (_recompute)
             {
+                // T13_Add: Add -> [B, S, Hidden]   (line 51)
+                if (_ctx.IsCpu)
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Add_faf425c9(t23, x, t22, B * Hidden * S);
+                else
+                {
+                    _t13 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Add_faf425c9);
+                    _t13(B * Hidden * S, t23.View, x.View, t22.View, B * Hidden * S);
+                }
+
                 // T14_RmsNorm: RmsNorm -> [B, S, Hidden]   (line 52)
                 if (_ctx.IsCpu)
                     global::Qwen2VL.Generated.Kernels.CpuKernels.RmsNorm_868905d2(t25, t23, _postNormW, B * S, Hidden, Eps);
@@ -449,21 +444,21 @@ partial class DecoderLayer
             if (g0 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g0!, g23!, x, t22, B * Hidden * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g0!, g23!, B * Hidden * S);
                 else
                 {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(B * Hidden * S, g0!.View, g23!.View, x.View, t22.View, B * Hidden * S);
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(B * Hidden * S, g0!.View, g23!.View, B * Hidden * S);
                 }
             }
             if (g22 is not null)
             {
                 if (_ctx.IsCpu)
-                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_5c3079ac(g22!, g23!, x, t22, B * Hidden * S);
+                    global::Qwen2VL.Generated.Kernels.CpuKernels.Grad_Add_9a01e723(g22!, g23!, B * Hidden * S);
                 else
                 {
-                    _grad_add_5c3079ac ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_5c3079ac);
-                    _grad_add_5c3079ac(B * Hidden * S, g22!.View, g23!.View, x.View, t22.View, B * Hidden * S);
+                    _grad_add_9a01e723 ??= _ctx.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(global::Qwen2VL.Generated.Kernels.GpuKernels.Grad_Add_9a01e723);
+                    _grad_add_9a01e723(B * Hidden * S, g22!.View, g23!.View, B * Hidden * S);
                 }
             }
 
