@@ -127,6 +127,12 @@ public enum OpGroup
     Attention,
     /// <summary>Data movement: reshape (a view), transpose, select, concat.</summary>
     Movement,
+    /// <summary>
+    /// Collectives over the tensor-parallel group (Megatron's conjugate pairs: ParallelCopy ↔ AllReduce, AllGather ↔
+    /// ReduceScatter). Their float64 references run over the ranks of a <see cref="ReferenceGroup"/>; outside one
+    /// (degree 1) each is the identity.
+    /// </summary>
+    Collective,
 }
 
 /// <summary>

@@ -52,11 +52,10 @@ public sealed class ModuleGenerator : IIncrementalGenerator
             var hint = (graph.Namespace.Length > 0 ? graph.Namespace + "." : "") + graph.Name;
             // Each target is emitted on its own: one that cannot lower an op reports QVL0901 on the op's line and adds no
             // file. The kernels (GPU and CPU targets) are emitted for all modules together, below.
-            Emit(spc, graph, () =>
-            {
-                spc.AddSource(hint + ".Runner.g.cs", RunnerEmitter.Emit(item));
-                spc.AddSource(hint + ".Graph.g.cs", GraphDumper.AsSource(item));
-            });
+            Emit(spc, graph, () => spc.AddSource(hint + ".Runner.g.cs", RunnerEmitter.Emit(item)));
+            // The pass dump is no target: it is emitted even when a target cannot lower an op (it shows the typed graph
+            // and the backward steps the gradient table gives, which is how collectives are checked until they lower).
+            Emit(spc, graph, () => spc.AddSource(hint + ".Graph.g.cs", GraphDumper.AsSource(item)));
             Emit(spc, graph, () =>
             {
                 spc.AddSource(hint + ".Training.g.cs", TrainingEmitter.Emit(PassOrder.Training(graph)));

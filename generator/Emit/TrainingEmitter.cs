@@ -283,6 +283,8 @@ internal sealed partial class TrainingEmitter
                 throw new System.InvalidOperationException($"{node.Kind} has no gradient rule of its own (views share their source's gradient; calls are handled above)");
             case OpKind.Unsupported:
                 throw new UnloweredOpException(node, LoweringTarget.HostRunner, "no gradient rule");
+            case OpKind.ParallelCopy or OpKind.AllReduce or OpKind.AllGather or OpKind.ReduceScatter:
+                throw new UnloweredOpException(node, LoweringTarget.HostRunner, "collectives are not lowered yet (no sharding pass)");
         }
     }
 

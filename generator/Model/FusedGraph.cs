@@ -16,7 +16,7 @@ public enum GroupKind
     View,        // reshape, split/merge heads: no kernel, no copy
     Call,        // submodule Forward
     Loop,        // layer loop over a submodule array
-    Unlowered,   // one op of kind OpKind.Unsupported: every target reports QVL0901 on its line
+    Unlowered,   // one op of kind OpKind.Unsupported or a collective: every target reports QVL0901 on its line
 }
 
 public static class GroupKindNames

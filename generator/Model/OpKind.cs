@@ -49,6 +49,14 @@ public enum OpKind
     Concat,
     Embedding,
 
+    // Collectives of the tensor-parallel group (Megatron's conjugate pairs). Shape inference and autodiff know them
+    // (their gradient rows are the backward collectives); no sharding pass places them and no target lowers them yet,
+    // so a module that calls one gets QVL0901 per target on its line.
+    ParallelCopy,
+    AllReduce,
+    AllGather,
+    ReduceScatter,
+
     /// <summary>A declared op the generator has no kind for: no target can lower it.</summary>
     Unsupported,
 }
@@ -64,6 +72,7 @@ public enum OpGroup
     Rotary,
     Attention,
     Movement,
+    Collective,
     Call,
 }
 
@@ -103,6 +112,10 @@ public static class OpTable
         ["Select"] = OpKind.Select,
         ["Concat"] = OpKind.Concat,
         ["Embedding"] = OpKind.Embedding,
+        ["ParallelCopy"] = OpKind.ParallelCopy,
+        ["AllReduce"] = OpKind.AllReduce,
+        ["AllGather"] = OpKind.AllGather,
+        ["ReduceScatter"] = OpKind.ReduceScatter,
     };
 
     /// <summary>

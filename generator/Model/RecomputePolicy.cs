@@ -19,7 +19,7 @@ public static class RecomputePolicy
         OpGroup.Elementwise => Activations,
         OpGroup.Reduce => Softmax,
         OpGroup.Rotary => Rotary,
-        OpGroup.Leaf or OpGroup.Matmul or OpGroup.Attention or OpGroup.Movement or OpGroup.Call => 0,
+        OpGroup.Leaf or OpGroup.Matmul or OpGroup.Attention or OpGroup.Movement or OpGroup.Collective or OpGroup.Call => 0,
     };
 
     /// <summary>"Norms | Activations" for dumps and comments.</summary>

@@ -68,7 +68,8 @@ internal static class Fusion
         OpKind.Attention or OpKind.CausalAttention => GroupKind.Attention,
         OpKind.Reshape or OpKind.SplitHeads or OpKind.MergeHeads => GroupKind.View,
         OpKind.Transpose or OpKind.Select or OpKind.Concat or OpKind.Embedding => GroupKind.Copy,
-        OpKind.Unsupported => GroupKind.Unlowered,
+        // Collectives are host calls on a communicator, placed by a sharding pass that does not exist yet: unlowered.
+        OpKind.ParallelCopy or OpKind.AllReduce or OpKind.AllGather or OpKind.ReduceScatter or OpKind.Unsupported => GroupKind.Unlowered,
     };
 
     /// <summary>An elementwise node joins the group that produced one of its operands, if that operand is used once.</summary>

@@ -54,6 +54,8 @@ internal sealed partial class ShapeInference
                 shape[axis] = shape[axis] + other[axis];
                 return Emit(call, inputs, new[] { axis.ToString() }, shape, x.DType);
             }
+            case OpKind.AllGather or OpKind.ReduceScatter:
+                return Collective(call, inputs, x, sizes[0]);
             case OpKind.SplitHeads:
             {
                 var heads = sizes[0];

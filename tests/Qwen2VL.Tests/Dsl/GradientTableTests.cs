@@ -50,6 +50,11 @@ public sealed class GradientTableTests(ITestOutputHelper output)
         ["SplitHeads"] = r => [Rand(r, 3, 8), 2],
         ["MergeHeads"] = r => [Rand(r, 3, 2, 4)],
         ["Embedding"] = r => [Ints([1, 0, 1, 2], 4), Rand(r, 3, 5)],
+        // Collectives at degree 1 (no ReferenceGroup: every one is the identity); CollectiveOpTests checks their rows on 2 and 3 ranks.
+        ["ParallelCopy"] = r => [Rand(r, 3, 4)],
+        ["AllReduce"] = r => [Rand(r, 3, 4)],
+        ["AllGather"] = r => [Rand(r, 3, 4), 1],
+        ["ReduceScatter"] = r => [Rand(r, 3, 4), 1],
     };
 
     private static IEnumerable<(MethodInfo Method, string Grad)> OpsWithRows() =>
@@ -115,7 +120,7 @@ public sealed class GradientTableTests(ITestOutputHelper output)
     }
 
     /// <summary>A value of a row: a tensor, or a scalar (a literal or a scalar argument).</summary>
-    private static object Evaluate(ExpressionSyntax e, Dictionary<string, object> scope)
+    internal static object Evaluate(ExpressionSyntax e, Dictionary<string, object> scope)
     {
         switch (e)
         {
