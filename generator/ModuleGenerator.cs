@@ -62,6 +62,31 @@ public sealed class ModuleGenerator : IIncrementalGenerator
             });
         });
 
+        // The sharding pass: per module that splits a param itself, the graph one tensor-parallel rank runs (a dump, not lowered).
+        context.RegisterSourceOutput(graphs.Combine(modules.Collect()), static (spc, pair) =>
+        {
+            var (graph, all) = pair;
+            var module = all.FirstOrDefault(m => m.Namespace == graph.Namespace && m.Name == graph.Name);
+            if (graph.HasErrors || graph.Output < 0 || module is null || !module.Params.Any(p => p.Shard is ShardKind.Column or ShardKind.Row))
+                return;
+            try
+            {
+                var (perRank, failed, why) = ShardingPass.Run(graph, module);
+                if (perRank is null)
+                {
+                    var location = failed is null ? Location.None : graph.LocationOf(failed)?.ToLocation() ?? Location.None;
+                    spc.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.ShardingUnplaced, location, graph.Name, failed?.Op ?? "?", why ?? ""));
+                    return;
+                }
+                var hint = (graph.Namespace.Length > 0 ? graph.Namespace + "." : "") + graph.Name;
+                spc.AddSource(hint + ".Sharded.g.cs", GraphDumper.ShardedSource(perRank));
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                spc.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.InternalError, Location.None, graph.Name, "sharding pass: " + e.GetType().Name + ": " + e.Message));
+            }
+        });
+
         // The shard plan and its bind-time check, per module that shards a param (itself or through a submodule).
         context.RegisterSourceOutput(modules.Collect(), static (spc, all) =>
         {

@@ -68,6 +68,10 @@ public static class DiagnosticDescriptors
         "QVL0402", "Invalid shard plan",
         "'{0}': {1}");
 
+    public static readonly DiagnosticDescriptor ShardingUnplaced = Error(
+        "QVL0403", "The sharding pass cannot place a split",
+        "{0}: the tensor-parallel split cannot pass {1}: {2}");
+
     public static readonly DiagnosticDescriptor ShapeMismatch = Error(
         "QVL0101", "Shape mismatch",
         "{0}: {1}");

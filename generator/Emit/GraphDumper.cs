@@ -13,6 +13,35 @@ internal static class GraphDumper
         var graph = fused.Graph;
         var scope = ShapeInference.ScopeOf(graph);
         var sb = new StringBuilder();
+        GraphAndBackward(graph, scope, sb);
+        sb.Append("fusion\n");
+        foreach (var group in fused.Groups)
+        {
+            var residual = group.Residual >= 0 ? $" (+ writes %{group.Residual})" : "";
+            sb.Append($"  {group.Name} [{group.Kind.Word()}] nodes {string.Join(" ", group.Nodes.Select(n => "%" + n))} -> %{group.Output}{residual}\n");
+        }
+        sb.Append($"memory plan: {fused.Plan.SlotCount} arena slots\n");
+        for (var n = 0; n < graph.Nodes.Count; n++)
+            if (fused.Plan.SlotOfNode[n] >= 0)
+                sb.Append($"  %{n} -> slot {fused.Plan.SlotOfNode[n]} ({scope.Display(graph[n].Shape)})\n");
+        return sb.ToString();
+    }
+
+    /// <summary>The per-rank graph of the sharding pass (dims, typed graph, backward steps) as a constant, ShardedGraph.</summary>
+    public static string ShardedSource(Graph perRank)
+    {
+        var sb = new StringBuilder();
+        GraphAndBackward(perRank, ShapeInference.ScopeOf(perRank), sb);
+        var w = KernelFileEmitter.Header(perRank, "Per-rank (tensor-parallel) pass dump");
+        w.Open($"partial class {perRank.Name}");
+        w.Line("/// <summary>The sharding pass's output: the graph one tensor-parallel rank runs (degree Tp) and its backward steps. Not lowered yet.</summary>");
+        w.Line("public const string ShardedGraph = @\"" + sb.ToString().Replace("\"", "\"\"") + "\";");
+        w.Close();
+        return w.ToString();
+    }
+
+    private static void GraphAndBackward(Graph graph, DimScope scope, StringBuilder sb)
+    {
         sb.Append("module ").Append(graph.Name).Append('\n');
         sb.Append("dims\n");
         foreach (var dim in graph.Dims)
@@ -21,6 +50,7 @@ internal static class GraphDumper
             {
                 "config" => "config " + dim.ConfigKey + (dim.Default is { } d ? " (default " + d + ")" : ""),
                 "derived" => "= " + dim.Expression,
+                "degree" => "tensor-parallel degree (bound per rank)",
                 _ => $"input {dim.InputIndex} axis {dim.InputAxis}",
             };
             sb.Append("  ").Append(dim.Name).Append(": ").Append(source).Append('\n');
@@ -44,17 +74,6 @@ internal static class GraphDumper
         sb.Append("backward\n");
         foreach (var step in Autodiff.Steps(graph, Autodiff.Run(graph).NeedsGrad))
             sb.Append("  ").Append(step).Append('\n');
-        sb.Append("fusion\n");
-        foreach (var group in fused.Groups)
-        {
-            var residual = group.Residual >= 0 ? $" (+ writes %{group.Residual})" : "";
-            sb.Append($"  {group.Name} [{group.Kind.Word()}] nodes {string.Join(" ", group.Nodes.Select(n => "%" + n))} -> %{group.Output}{residual}\n");
-        }
-        sb.Append($"memory plan: {fused.Plan.SlotCount} arena slots\n");
-        for (var n = 0; n < graph.Nodes.Count; n++)
-            if (fused.Plan.SlotOfNode[n] >= 0)
-                sb.Append($"  %{n} -> slot {fused.Plan.SlotOfNode[n]} ({scope.Display(graph[n].Shape)})\n");
-        return sb.ToString();
     }
 
     public static string AsSource(FusedGraph fused)

@@ -16,7 +16,14 @@ public sealed record ModuleModel(
     ForwardDecl? Forward,
     EquatableArray<DiagnosticInfo> Diagnostics,
     int Recompute = RecomputePolicy.CheapOps,
-    EquatableArray<int> TensorParallel = default);
+    EquatableArray<int> TensorParallel = default)
+{
+    /// <summary>
+    /// The collectives the sharding pass inserts (ParallelCopy, AllReduce), with their gradient rows parsed; read only
+    /// for modules that split a param (empty otherwise).
+    /// </summary>
+    public EquatableArray<OpInfo> ShardOps { get; init; } = EquatableArray<OpInfo>.Empty;
+}
 
 /// <summary>A [Dim]: bound from config (<see cref="ConfigKey"/>) or derived (<see cref="Expression"/>).</summary>
 public sealed record DimDecl(string Name, string? ConfigKey, int? Default, string? Expression, LocationInfo? Location);

@@ -176,6 +176,17 @@ internal sealed partial class ForwardBodyParser(
         return new OpCallExpr(op, arguments.ToEquatableArray(), location, text);
     }
 
+    /// <summary>ParallelCopy and AllReduce of <c>Qwen2VL.Dsl.Ops</c> with their gradient rows (what the sharding pass inserts).</summary>
+    public EquatableArray<OpInfo> CollectiveOps(LocationInfo? location)
+    {
+        var ops = model.Compilation.GetTypeByMetadataName(DslNames.Ops);
+        var list = new List<OpInfo>();
+        foreach (var name in new[] { "ParallelCopy", "AllReduce" })
+            if (ReadOp(name) is { } op)
+                list.Add(WithGradRules(op, ops, location));
+        return list.ToEquatableArray();
+    }
+
     private OpInfo? ReadOp(string name)
     {
         var ops = model.Compilation.GetTypeByMetadataName(DslNames.Ops);

@@ -58,10 +58,14 @@ internal static class ModuleParser
         diagnostics.AddRange(ShardPlanCheck.Check(type.Name, location, dims, parameters, tensorParallel));
         var forward = ParseForward(type, context.SemanticModel, diagnostics, cancellationToken);
         var ns = type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString();
+        // The collectives the sharding pass will insert, read with their gradient rows like any op the body calls.
+        var shardOps = parameters.Any(p => p.Shard is ShardKind.Column or ShardKind.Row)
+            ? new ForwardBodyParser(context.SemanticModel, type, diagnostics, cancellationToken).CollectiveOps(location)
+            : EquatableArray<OpInfo>.Empty;
         return new ModuleModel(
             ns, type.Name, type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat), isPartial, location,
             dims.ToEquatableArray(), consts.ToEquatableArray(), parameters.ToEquatableArray(), submodules.ToEquatableArray(), forward,
-            diagnostics.ToEquatableArray(), recompute, tensorParallel.ToEquatableArray());
+            diagnostics.ToEquatableArray(), recompute, tensorParallel.ToEquatableArray()) { ShardOps = shardOps };
     }
 
     /// <summary><c>[Module(TensorParallel = new[] { 2, 4 })]</c>: the degrees the shard plan is checked against (none by default).</summary>

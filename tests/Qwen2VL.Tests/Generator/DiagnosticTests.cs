@@ -133,7 +133,7 @@ public sealed class DiagnosticTests
     private const string ShardedBody = """
                 var h = RmsNorm(x, Norm, 1e-6f);
                 var q = Linear(h, Wq);
-                return Linear(Linear(q, W1), W2);
+                return Linear(Linear(h, W1), W2);
         """;
 
     [Fact]
@@ -177,6 +177,24 @@ public sealed class DiagnosticTests
         var diagnostic = Single(body, "QVL0402");
         Assert.Equal(LineOf(body, "\"wq\""), Line(diagnostic));
         Assert.Contains("'Haeds'", diagnostic.GetMessage());
+    }
+
+    [Fact]
+    public void QVL0403_ASplitTheShardingPassCannotPlace()
+    {
+        // A column-parallel output (split by heads) normalised over its split axis: the runner compiles, the per-rank
+        // graph cannot be made, and the error is on the norm's line.
+        var body = Module("""
+                var q = Linear(x, Wq);
+                var n = RmsNorm(q, Norm, 1e-6f);
+                return n;
+        """, members: ShardedDims);
+        var result = GeneratorHarness.Run(GeneratorHarness.Sample("M", body));
+        var d = Assert.Single(result.Diagnostics);
+        Assert.Equal("QVL0403", d.Id);
+        Assert.Equal(LineOf(body, "var n = RmsNorm"), Line(d));
+        Assert.Contains("RmsNorm reduces over the last axis of a value split along it", d.GetMessage());
+        Assert.DoesNotContain(result.Files.Keys, k => k.EndsWith(".Sharded.g.cs"));
     }
 
     [Fact]
