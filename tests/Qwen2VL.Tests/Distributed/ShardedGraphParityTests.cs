@@ -104,7 +104,7 @@ public sealed class ShardedGraphParityTests(ITestOutputHelper output)
 
     /// <summary>Runs a program on the calling rank: full weights sliced to this rank's shard by the per-rank shapes.</summary>
     private static RankRun Run(Program program, Dictionary<string, long> config, Dictionary<string, double> consts,
-        Tensor[] inputs, Dictionary<string, Tensor> weights, Tensor dOut, int rank, int degree)
+        Tensor[] inputs, Dictionary<string, Tensor> weights, Tensor dOut, int rank, int degree, IReadOnlyDictionary<string, int>? strided = null)
     {
         var dims = BindDims(program, config, inputs, degree);
         int[] ShapeOf(DumpNode n) => n.Shape.Select(s => (int)Eval(s, dims)).ToArray();
@@ -123,7 +123,7 @@ public sealed class ShardedGraphParityTests(ITestOutputHelper output)
                     values[node.Id] = inputs[int.Parse(node.Attrs[0])];
                     break;
                 case "param":
-                    values[node.Id] = Shard(weights[node.Attrs[0]], shape, rank);
+                    values[node.Id] = Shard(weights[node.Attrs[0]], shape, rank, strided?.GetValueOrDefault(node.Attrs[0], 1) ?? 1);
                     break;
                 default:
                 {
@@ -195,34 +195,45 @@ public sealed class ShardedGraphParityTests(ITestOutputHelper output)
                 if (k >= node.Inputs.Length || nodes[node.Inputs[k]].Kind == "input" && values[node.Inputs[k]].DType == DType.I64)
                     continue;
                 var g = (Tensor)GradientTableTests.Evaluate(assignment.Right, scope);
-                Accumulate(node.Inputs[k], new Tensor((int[])values[node.Inputs[k]].Shape.Clone(), g.Data));
+                var target = values[node.Inputs[k]];
+                // An operand broadcast over leading axes (Add/Mul's suffix b, as a row-parallel bias added after the sum)
+                // gets its row's value summed over the repeats, as the training code does.
+                var data = g.Count == target.Count ? g.Data
+                    : g.Data.Select((v, i) => (v, i)).GroupBy(t => t.i % target.Count).OrderBy(t => t.Key).Select(t => t.Sum(u => u.v)).ToArray();
+                Accumulate(node.Inputs[k], new Tensor((int[])target.Shape.Clone(), data));
             }
         }
         return new RankRun(values, grads, dims);
     }
 
-    /// <summary>Rank r's contiguous block of <paramref name="full"/> along the one axis where the shapes differ (the whole tensor when none does).</summary>
-    private static Tensor Shard(Tensor full, int[] shape, int rank)
+    /// <summary>
+    /// Rank r's block of <paramref name="full"/> along the one axis where the shapes differ (the whole tensor when none
+    /// does). With <paramref name="parts"/> &gt; 1 the axis holds that many stacked tensors (a fused qkv: [q | k | v]) and
+    /// the rank takes its block of each.
+    /// </summary>
+    private static Tensor Shard(Tensor full, int[] shape, int rank, int parts = 1)
     {
         var axis = Enumerable.Range(0, shape.Length).FirstOrDefault(i => shape[i] != full.Shape[i], -1);
         if (axis < 0) return full;
-        int outer = Tensor.Product(full.Shape.AsSpan(0, axis)), inner = Tensor.Product(full.Shape.AsSpan(axis + 1));
+        int outer = Tensor.Product(full.Shape.AsSpan(0, axis)) * parts, inner = Tensor.Product(full.Shape.AsSpan(axis + 1));
+        int whole = full.Shape[axis] / parts, part = shape[axis] / parts;
         var data = new double[Tensor.Product(shape)];
         for (int o = 0; o < outer; o++)
-            Array.Copy(full.Data, (o * full.Shape[axis] + rank * shape[axis]) * inner, data, o * shape[axis] * inner, shape[axis] * inner);
+            Array.Copy(full.Data, (o * whole + rank * part) * inner, data, o * part * inner, part * inner);
         return new Tensor(shape, data);
     }
 
-    /// <summary>The ranks' shards of a parameter gradient joined back along the split axis (replicated: rank 0's).</summary>
-    private static Tensor Join(Tensor[] shards, int[] full)
+    /// <summary>The ranks' shards of a parameter gradient joined back (the inverse of <see cref="Shard"/>; replicated: rank 0's).</summary>
+    private static Tensor Join(Tensor[] shards, int[] full, int parts = 1)
     {
         var axis = Enumerable.Range(0, full.Length).FirstOrDefault(i => shards[0].Shape[i] != full[i], -1);
         if (axis < 0) return shards[0];
-        int outer = Tensor.Product(full.AsSpan(0, axis)), inner = Tensor.Product(full.AsSpan(axis + 1)), part = shards[0].Shape[axis];
+        int outer = Tensor.Product(full.AsSpan(0, axis)) * parts, inner = Tensor.Product(full.AsSpan(axis + 1));
+        int whole = full[axis] / parts, part = shards[0].Shape[axis] / parts;
         var data = new double[Tensor.Product(full)];
         for (int r = 0; r < shards.Length; r++)
             for (int o = 0; o < outer; o++)
-                Array.Copy(shards[r].Data, o * part * inner, data, (o * full[axis] + r * part) * inner, part * inner);
+                Array.Copy(shards[r].Data, o * part * inner, data, (o * whole + r * part) * inner, part * inner);
         return new Tensor(full, data);
     }
 
@@ -313,5 +324,56 @@ public sealed class ShardedGraphParityTests(ITestOutputHelper output)
         var ranks = ReferenceGroup.Run(2, r => Run(broken, config, consts, inputs, weights, dOut, r, 2));
         Assert.True(MaxDiff(one.Grads[0], ranks[0].Grads[0]) > 1e-3);
         Assert.True(MaxDiff(one.Values[whole.Output], ranks[0].Values[perRank.Output]) < 1e-10); // the forward is untouched
+    }
+
+    [Fact]
+    public void VisionBlock_TwoRanks_GiveTheBlocksOutputAndEveryGradient()
+    {
+        // The tiny fixture's vision config: embed 32, 2 heads (1 per rank), MLP ratio 4; two images of 3 and 4 patches.
+        const int degree = 2, N = 7;
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(GeneratorHarness.RepoRoot(), "tests/fixtures/qwen2vl-tiny/config.json")));
+        var vision = json.RootElement.GetProperty("vision_config");
+        var config = new Dictionary<string, long>
+        {
+            ["vision_config.embed_dim"] = vision.GetProperty("embed_dim").GetInt64(),
+            ["vision_config.num_heads"] = vision.GetProperty("num_heads").GetInt64(),
+            ["vision_config.mlp_ratio"] = vision.GetProperty("mlp_ratio").GetInt64(),
+        };
+        var whole = Parse(Qwen2VL.Model.Vision.VisionBlock.FusedGraph);
+        var perRank = Parse(Qwen2VL.Model.Vision.VisionBlock.ShardedGraph);
+        var rng = new Random(7);
+        Tensor[] inputs = [Rand(rng, [N, (int)config["vision_config.embed_dim"]]),
+            Tensor.FromInt64([0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1, 1], N, 2), Tensor.FromInt64([0, 3, 7], 3)];
+        var dims = BindDims(whole, config, inputs, 1);
+        var weights = whole.Nodes.Where(n => n.Kind == "param")
+            .ToDictionary(n => n.Attrs[0], n => Rand(rng, n.Shape.Select(s => (int)Eval(s, dims)).ToArray()));
+        var dOut = Rand(rng, [N, (int)config["vision_config.embed_dim"]]);
+        // The fused qkv's rows are [q | k | v]; the pass splits it by whole heads of each (its Reshape to [N, 3, Heads/Tp,
+        // HeadDim]), so a rank's rows are a strided slice: its heads of q, of k and of v. A loader must slice it so.
+        Assert.Contains(perRank.Nodes, n => n.Op == "Reshape" && n.Shape.SequenceEqual(new[] { "N", "3", "Heads/Tp", "HeadDim" }));
+        var strided = new Dictionary<string, int> { ["attn.qkv.weight"] = 3, ["attn.qkv.bias"] = 3 };
+        var consts = new Dictionary<string, double>();
+
+        var one = Run(whole, config, consts, inputs, weights, dOut, 0, 1);
+        var ranks = ReferenceGroup.Run(degree, r => Run(perRank, config, consts, inputs, weights, dOut, r, degree, strided));
+        var worst = 0.0;
+        void Check(string what, Tensor expected, Tensor actual)
+        {
+            var diff = MaxDiff(expected, actual);
+            worst = Math.Max(worst, diff);
+            Assert.True(diff <= 1e-10, $"{what}: max |diff| {diff:E2}");
+        }
+        for (int r = 0; r < degree; r++)
+        {
+            Check($"output (rank {r})", one.Values[whole.Output], ranks[r].Values[perRank.Output]);
+            Check($"dx (rank {r})", one.Grads[0], ranks[r].Grads[0]);
+        }
+        foreach (var param in whole.Nodes.Where(n => n.Kind == "param"))
+        {
+            var mine = perRank.Nodes.Single(n => n.Kind == "param" && n.Attrs[0] == param.Attrs[0]);
+            var full = one.Grads[param.Id];
+            Check($"grad {param.Attrs[0]}", full, Join(ranks.Select(run => run.Grads[mine.Id]).ToArray(), full.Shape, strided.GetValueOrDefault(param.Attrs[0], 1)));
+        }
+        output.WriteLine($"vision block: worst |diff| {worst:E2} over the output, dx and {weights.Count} parameter gradients");
     }
 }
