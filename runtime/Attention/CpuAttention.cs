@@ -29,16 +29,13 @@ public static class CpuAttention
         Parallel.For(0, n * heads, () => (Scores: new float[maxLength], Rows: new int[maxLength]), (item, _, buffers) =>
         {
             int i = item / heads, h = item % heads;
-            int start = cu[segmentOf[i]], end = cu[segmentOf[i] + 1];
-            ReadOnlySpan<float> query = qa.AsSpan(qo + i * rowStride + h * headDim, headDim);
+            int start = cu[segmentOf[i]], end = cu[segmentOf[i] + 1], count = end - start;
             for (int j = start; j < end; j++)
-            {
-                int keyAt = j * rowStride + h * headDim;
-                buffers.Scores[j - start] = TensorPrimitives.Dot(query, ka.AsSpan(ko + keyAt, headDim)) * scale;
-                buffers.Rows[j - start] = vo + keyAt;
-            }
-            Span<float> o = oa.AsSpan(oo + i * rowStride + h * headDim, headDim);
-            WeightedSum(buffers.Scores.AsSpan(0, end - start), buffers.Rows, va, o);
+                buffers.Rows[j - start] = (j * rowStride + h * headDim);
+            var scores = buffers.Scores.AsSpan(0, count);
+            Scores(qa, qo + i * rowStride + h * headDim, ka, ko, buffers.Rows, count, headDim, scale, scores);
+            Softmax(scores);
+            WeightedSums(buffers.Scores, maxLength, count, 1, buffers.Rows, va, vo, oa, oo + i * rowStride + h * headDim, headDim);
             return buffers;
         }, _ => { });
     }
@@ -289,31 +286,6 @@ public static class CpuAttention
                     Vector.FusedMultiplyAdd(Vector.LoadUnsafe(ref row, (nuint)d), pv, Vector.LoadUnsafe(ref o, (nuint)d)).StoreUnsafe(ref o, (nuint)d);
                 for (int d = vectorEnd; d < headDim; d++) Unsafe.Add(ref o, d) += Unsafe.Add(ref row, d) * p;
             }
-        }
-    }
-
-    /// <summary>o = Σⱼ softmax(s)ⱼ · values[rows[j] ..]; zeros when there are no scores.</summary>
-    private static void WeightedSum(Span<float> scores, int[] rows, float[] values, Span<float> o)
-    {
-        o.Clear();
-        if (scores.IsEmpty) return;
-        float max = TensorPrimitives.Max(scores);
-        TensorPrimitives.Subtract(scores, max, scores);
-        TensorPrimitives.Exp(scores, scores);
-        float inverseSum = 1f / TensorPrimitives.Sum(scores);
-        int n = o.Length, width = Vector<float>.Count;
-        ref float or = ref MemoryMarshal.GetReference(o), vr = ref MemoryMarshal.GetArrayDataReference(values);
-        for (int j = 0; j < scores.Length; j++)
-        {
-            int at = rows[j];
-            if ((uint)at > values.Length - (uint)n) throw new IndexOutOfRangeException();
-            ref float row = ref Unsafe.Add(ref vr, at);
-            float p = scores[j] * inverseSum;
-            var pv = new Vector<float>(p);
-            int d = 0;
-            for (; d <= n - width; d += width)
-                Vector.FusedMultiplyAdd(Vector.LoadUnsafe(ref row, (nuint)d), pv, Vector.LoadUnsafe(ref or, (nuint)d)).StoreUnsafe(ref or, (nuint)d);
-            for (; d < n; d++) Unsafe.Add(ref or, d) += Unsafe.Add(ref row, d) * p;
         }
     }
 }

@@ -29,13 +29,16 @@ public class AttentionTests
         }
     }
 
+    /// <summary>Head dimension 24 with segments of 13 and 17 patches: the CPU kernel's eight-keys-at-a-time scoring and its remainder.</summary>
     [Theory]
-    [InlineData(DeviceKind.Cpu)]
-    [InlineData(DeviceKind.IlgpuCpu)]
-    public void SegmentsAttendOnlyWithinTheirSegment(DeviceKind kind)
+    [InlineData(DeviceKind.Cpu, 5)]
+    [InlineData(DeviceKind.IlgpuCpu, 5)]
+    [InlineData(DeviceKind.Cpu, 24)]
+    public void SegmentsAttendOnlyWithinTheirSegment(DeviceKind kind, int headDim)
     {
-        const int n = 11, heads = 2, headDim = 5;
-        int[] cu = [0, 4, 4, 9, 11]; // includes an empty segment
+        const int heads = 2;
+        int[] cu = headDim == 5 ? [0, 4, 4, 9, 11] : [0, 13, 13, 30, 31]; // includes an empty segment
+        int n = cu[^1];
         float scale = 1f / MathF.Sqrt(headDim);
         float[] q = Reference.Random(n * heads * headDim, 21, 2f), k = Reference.Random(n * heads * headDim, 22, 2f),
             v = Reference.Random(n * heads * headDim, 23);
