@@ -39,8 +39,8 @@ internal static class ServeBench
             }
         foreach (var (label, bodies) in workloads)
         {
-            var (aloneSeconds, aloneAnswers, tokens, aloneProfile) = await alone.Best(3, bodies);
-            var (batchedSeconds, batchedAnswers, _, batchedProfile) = await batched.Best(3, bodies);
+            var (aloneSeconds, aloneAnswers, tokens, aloneProfile) = await alone.Best(5, bodies);
+            var (batchedSeconds, batchedAnswers, _, batchedProfile) = await batched.Best(5, bodies);
             if (!aloneAnswers.SequenceEqual(batchedAnswers))
                 throw new InvalidOperationException("continuous batching changed an answer");
             Console.WriteLine($"{label}: 32 requests, {tokens} completion tokens");
