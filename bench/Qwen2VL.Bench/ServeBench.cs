@@ -53,6 +53,49 @@ internal static class ServeBench
     }
 
     /// <summary>
+    /// <c>serve-2b</c>: the same comparison on the engine (the batcher, no HTTP) with the random-weight checkpoint of
+    /// Qwen2-VL-2B dimensions (<c>bench -- 2b</c> writes it): 32 text prompts of <paramref name="promptTokens"/> tokens,
+    /// <paramref name="newTokens"/> greedy tokens each (end ids ignored), served by a 1-slot and by a 32-slot batcher
+    /// on one loaded model. Here a decode step reads all weights from memory, which batching shares between slots.
+    /// </summary>
+    public static void TwoB(string dir, bool bf16, int promptTokens, int newTokens)
+    {
+        Console.WriteLine($"machine: {Machine.Describe()}");
+        var clock = Stopwatch.StartNew();
+        using var model = Qwen2VL.Model.Compiled.Qwen2VLModel.Load(dir, DeviceKind.Cpu, Qwen2VL.Runtime.Aot.KernelOptions.Jit, bf16Weights: bf16);
+        Console.WriteLine($"random-weight model with Qwen2-VL-2B dimensions, {(bf16 ? "bf16" : "f32")} weights, loaded in {clock.Elapsed.TotalSeconds:F0} s");
+        var rng = new Random(5);
+        var prompts = Enumerable.Range(0, 32)
+            .Select(_ => new Qwen2VL.Model.Compiled.ForwardInputs(Enumerable.Range(0, promptTokens).Select(_ => (long)rng.Next(1000, 150000)).ToArray(), 1, promptTokens))
+            .ToList();
+        (double Seconds, List<long[]> Answers, BatcherProfile Profile) Serve(int slots)
+        {
+            using var batcher = new ContinuousBatcher(model, [], 151643, new BatcherOptions(slots, promptTokens + newTokens + 1, 64));
+            var watch = Stopwatch.StartNew();
+            var sequences = prompts.Select(p => batcher.TryEnqueue(new BatchRequest(p, newTokens, Qwen2VL.Model.Generation.SamplingOptions.Greedy, IgnoreEos: true), out _)
+                ?? throw new InvalidOperationException("the batcher refused a request")).ToList();
+            var answers = sequences.Select(sq =>
+            {
+                sq.Completion.GetAwaiter().GetResult();
+                var ids = new List<long>();
+                while (sq.Tokens.TryRead(out long id)) ids.Add(id);
+                return ids.ToArray();
+            }).ToList();
+            return (watch.Elapsed.TotalSeconds, answers, batcher.Profile);
+        }
+        var (alone, aloneAnswers, aloneProfile) = Serve(1);
+        var (batched, batchedAnswers, batchedProfile) = Serve(32);
+        if (!aloneAnswers.Zip(batchedAnswers).All(p => p.First.SequenceEqual(p.Second)))
+            throw new InvalidOperationException("continuous batching changed an answer");
+        int tokens = 32 * newTokens;
+        Console.WriteLine($"32 requests of {promptTokens} prompt tokens, {newTokens} new tokens each (greedy, answers identical in both):");
+        Console.WriteLine($"  one at a time (1 slot, baseline): {alone:F1} s, {tokens / alone:F2} tokens/s");
+        Console.WriteLine($"  continuous batching (32 slots):   {batched:F1} s, {tokens / batched:F2} tokens/s  = {alone / batched:F2}x the baseline");
+        Console.WriteLine($"    one at a time: {Describe(aloneProfile)}");
+        Console.WriteLine($"    batched:       {Describe(batchedProfile)}");
+    }
+
+    /// <summary>
     /// The engine alone (<c>serve-steps</c>, and first in <c>serve</c>): time of one decode step with 1 and with 32
     /// active slots (no HTTP, no sampling), with 64 and with 256 positions already cached in every slot.
     /// </summary>
