@@ -18,10 +18,17 @@ using Qwen2VL.Runtime;
 // `startup` instead measures start-up on CUDA with precompiled PTX against ILGPU's JIT (Startup.cs).
 // `serve` measures `serve`'s throughput on 32 concurrent requests, continuous batching against one at a time (ServeBench.cs);
 // `serve-steps [N]`: only its engine-only decode-step times.
+// `serve-2b [--prompt-tokens N] [--decode-steps N]`: 32 requests on the engine with the random-weight 2B-dimension
+// model (f32 weights), one at a time against continuous batching (ServeBench.TwoB).
 // `dp`: data-parallel training layouts with thread ranks and under mpirun: step time, optimizer state per rank, hidden communication (DataParallelBench.cs).
 
 if (args.Length > 0 && args[0] is "startup" or "startup-child") return Startup.Run(args);
 if (args.Length > 0 && args[0] is "serve") return await ServeBench.Run();
+if (args.Length > 0 && args[0] is "serve-2b")
+{
+    ServeBench.TwoB(EnsureTwoBCheckpoint(), Option("--prompt-tokens", 16), Option("--decode-steps", 8));
+    return 0;
+}
 if (args.Length > 0 && args[0] is "serve-steps")
 {
     Console.WriteLine($"machine: {Machine.Describe()}");

@@ -22,21 +22,77 @@ internal static class ServeBench
         var dir = Path.Combine(AppContext.BaseDirectory, "shapes-model");
         var images = Scenes().Select(Png).ToList();
         DecodeSteps(dir);
-        foreach (var (label, extra) in new[] { ("short answers (max_tokens 16)", "\"max_tokens\": 16"), ("64-token answers (ignore_eos)", "\"max_tokens\": 64, \"ignore_eos\": true"),
-            ("192-token answers (ignore_eos)", "\"max_tokens\": 192, \"ignore_eos\": true") })
+        var workloads = new[] { ("short answers (max_tokens 16)", "\"max_tokens\": 16"), ("64-token answers (ignore_eos)", "\"max_tokens\": 64, \"ignore_eos\": true"),
+            ("192-token answers (ignore_eos)", "\"max_tokens\": 192, \"ignore_eos\": true") }
+            .Select(w => (Label: w.Item1, Bodies: images.Select(png => Body(png, w.Item2)).ToList())).ToList();
+        // Two long-lived servers, as `serve` runs: measured in steady state. .NET compiles hot methods fully only after
+        // they have run a while with no new code being compiled (tiered compilation), and each new server compiles
+        // new code, so a fresh server per run would time half-compiled code (vision tower and sampler 2-3x slower).
+        await using var alone = await Server.StartAsync(dir, 1);
+        await using var batched = await Server.StartAsync(dir, 32);
+        var warm = Stopwatch.StartNew();
+        while (warm.Elapsed < TimeSpan.FromSeconds(4))
+            foreach (var (_, bodies) in workloads)
+            {
+                await alone.Round(bodies);
+                await batched.Round(bodies);
+            }
+        foreach (var (label, bodies) in workloads)
         {
-            var bodies = images.Select(png => Body(png, extra)).ToList();
-            await Serve(dir, 1, bodies); // warm-up: JIT of both paths
-            await Serve(dir, 32, bodies);
-            var (alone, aloneAnswers, tokens) = Best(3, () => Serve(dir, 1, bodies));
-            var (batched, batchedAnswers, _) = Best(3, () => Serve(dir, 32, bodies));
+            var (aloneSeconds, aloneAnswers, tokens, aloneProfile) = await alone.Best(5, bodies);
+            var (batchedSeconds, batchedAnswers, _, batchedProfile) = await batched.Best(5, bodies);
             if (!aloneAnswers.SequenceEqual(batchedAnswers))
                 throw new InvalidOperationException("continuous batching changed an answer");
             Console.WriteLine($"{label}: 32 requests, {tokens} completion tokens");
-            Console.WriteLine($"  one at a time (1 slot, baseline): {alone:F3} s, {32 / alone:F1} requests/s, {tokens / alone:F0} tokens/s");
-            Console.WriteLine($"  continuous batching (32 slots):   {batched:F3} s, {32 / batched:F1} requests/s, {tokens / batched:F0} tokens/s  = {alone / batched:F2}x the baseline");
+            Console.WriteLine($"  one at a time (1 slot, baseline): {aloneSeconds:F3} s, {32 / aloneSeconds:F1} requests/s, {tokens / aloneSeconds:F0} tokens/s");
+            Console.WriteLine($"  continuous batching (32 slots):   {batchedSeconds:F3} s, {32 / batchedSeconds:F1} requests/s, {tokens / batchedSeconds:F0} tokens/s  = {aloneSeconds / batchedSeconds:F2}x the baseline");
+            Console.WriteLine($"    where the model thread's time went, one at a time: {Describe(aloneProfile)}");
+            Console.WriteLine($"    where the model thread's time went, batched:       {Describe(batchedProfile)}");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// <c>serve-2b</c>: the same comparison on the engine (the batcher, no HTTP) with the random-weight checkpoint of
+    /// Qwen2-VL-2B dimensions (<c>bench -- 2b</c> writes it): 32 text prompts of <paramref name="promptTokens"/> tokens,
+    /// <paramref name="newTokens"/> greedy tokens each (end ids ignored), served by a 1-slot and by a 32-slot batcher
+    /// on one loaded model. Here a decode step reads all weights from memory, which batching shares between slots.
+    /// </summary>
+    public static void TwoB(string dir, int promptTokens, int newTokens)
+    {
+        Console.WriteLine($"machine: {Machine.Describe()}");
+        var clock = Stopwatch.StartNew();
+        using var model = Qwen2VL.Model.Compiled.Qwen2VLModel.Load(dir, DeviceKind.Cpu, Qwen2VL.Runtime.Aot.KernelOptions.Jit, bf16Weights: false);
+        Console.WriteLine($"random-weight model with Qwen2-VL-2B dimensions, f32 weights (a bf16 model cannot be batched yet: its prefill cache is bf16, the slot cache f32), loaded in {clock.Elapsed.TotalSeconds:F0} s");
+        var rng = new Random(5);
+        var prompts = Enumerable.Range(0, 32)
+            .Select(_ => new Qwen2VL.Model.Compiled.ForwardInputs(Enumerable.Range(0, promptTokens).Select(_ => (long)rng.Next(1000, 150000)).ToArray(), 1, promptTokens))
+            .ToList();
+        (double Seconds, List<long[]> Answers, BatcherProfile Profile) Serve(int slots)
+        {
+            using var batcher = new ContinuousBatcher(model, [], 151643, new BatcherOptions(slots, promptTokens + newTokens + 1, 64));
+            var watch = Stopwatch.StartNew();
+            var sequences = prompts.Select(p => batcher.TryEnqueue(new BatchRequest(p, newTokens, Qwen2VL.Model.Generation.SamplingOptions.Greedy, IgnoreEos: true), out _)
+                ?? throw new InvalidOperationException("the batcher refused a request")).ToList();
+            var answers = sequences.Select(sq =>
+            {
+                sq.Completion.GetAwaiter().GetResult();
+                var ids = new List<long>();
+                while (sq.Tokens.TryRead(out long id)) ids.Add(id);
+                return ids.ToArray();
+            }).ToList();
+            return (watch.Elapsed.TotalSeconds, answers, batcher.Profile);
+        }
+        var (alone, aloneAnswers, aloneProfile) = Serve(1);
+        var (batched, batchedAnswers, batchedProfile) = Serve(32);
+        if (!aloneAnswers.Zip(batchedAnswers).All(p => p.First.SequenceEqual(p.Second)))
+            throw new InvalidOperationException("continuous batching changed an answer");
+        int tokens = 32 * newTokens;
+        Console.WriteLine($"32 requests of {promptTokens} prompt tokens, {newTokens} new tokens each (greedy, answers identical in both):");
+        Console.WriteLine($"  one at a time (1 slot, baseline): {alone:F1} s, {tokens / alone:F2} tokens/s");
+        Console.WriteLine($"  continuous batching (32 slots):   {batched:F1} s, {tokens / batched:F2} tokens/s  = {alone / batched:F2}x the baseline");
+        Console.WriteLine($"    one at a time: {Describe(aloneProfile)}");
+        Console.WriteLine($"    batched:       {Describe(batchedProfile)}");
     }
 
     /// <summary>
@@ -78,30 +134,62 @@ internal static class ServeBench
         return clock.Elapsed.TotalMilliseconds / steps;
     }
 
-    /// <summary>Best wall time of n runs (each a fresh server), with its answers.</summary>
-    private static (double Seconds, List<string> Answers, int Tokens) Best(int n, Func<Task<(double, List<string>, int)>> run)
-    {
-        var results = Enumerable.Range(0, n).Select(_ => run().GetAwaiter().GetResult()).ToList();
-        return results.MinBy(r => r.Item1);
-    }
+    /// <summary>The batcher's phases in milliseconds, and how many of the rows its decode steps computed were live.</summary>
+    private static string Describe(BatcherProfile p) =>
+        $"prefill {p.Prefill * 1e3:F1} ms ({p.Prefills} batches; vision and embeddings {p.Embed * 1e3:F1} ms), decode steps {p.Decode * 1e3:F1} ms ({p.Steps} steps, {(p.Steps == 0 ? 0 : p.Decode * 1e3 / p.Steps):F3} ms each, "
+        + $"{p.TokenSteps} of {p.SlotSteps} rows live), sampling {p.Sample * 1e3:F1} ms, waiting {p.Idle * 1e3:F1} ms";
 
-    /// <summary>Starts a server with the given slots, sends every body at once, and times until the last answer.</summary>
-    private static async Task<(double, List<string>, int)> Serve(string dir, int slots, List<string> bodies)
+    /// <summary>A running <c>serve</c> with a given number of slots, and an HTTP client for it.</summary>
+    private sealed class Server : IAsyncDisposable
     {
-        using var engine = ChatEngine.Load(dir, DeviceKind.Cpu, new BatcherOptions(slots, 320, 64));
-        await using var server = await OpenAiServer.StartAsync(engine, new ServerOptions { Port = 0 });
-        using var http = new HttpClient { BaseAddress = new Uri(server.BaseUrl) };
-        var clock = Stopwatch.StartNew();
-        var replies = await Task.WhenAll(bodies.Select(async body =>
+        private readonly ChatEngine _engine;
+        private readonly OpenAiServer _server;
+        private readonly HttpClient _http;
+
+        private Server(ChatEngine engine, OpenAiServer server)
         {
-            var response = await http.PostAsync("/v1/chat/completions", new StringContent(body, Encoding.UTF8, "application/json"));
-            using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-            if (!response.IsSuccessStatusCode) throw new InvalidOperationException(doc.RootElement.GetRawText());
-            return (doc.RootElement.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!,
-                doc.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
-        }));
-        double seconds = clock.Elapsed.TotalSeconds;
-        return (seconds, replies.Select(r => r.Item1).ToList(), replies.Sum(r => r.Item2));
+            _engine = engine;
+            _server = server;
+            _http = new HttpClient { BaseAddress = new Uri(server.BaseUrl) };
+        }
+
+        public static async Task<Server> StartAsync(string dir, int slots)
+        {
+            var engine = ChatEngine.Load(dir, DeviceKind.Cpu, new BatcherOptions(slots, 320, 64));
+            return new Server(engine, await OpenAiServer.StartAsync(engine, new ServerOptions { Port = 0 }));
+        }
+
+        /// <summary>Best wall time of n rounds, with its answers, tokens and the batcher's phases during it.</summary>
+        public async Task<(double Seconds, List<string> Answers, int Tokens, BatcherProfile Profile)> Best(int n, List<string> bodies)
+        {
+            var rounds = new List<(double, List<string>, int, BatcherProfile)>();
+            for (int i = 0; i < n; i++) rounds.Add(await Round(bodies));
+            return rounds.MinBy(r => r.Item1);
+        }
+
+        /// <summary>Sends every body at once and times until the last answer.</summary>
+        public async Task<(double, List<string>, int, BatcherProfile)> Round(List<string> bodies)
+        {
+            var before = _engine.Batcher.Profile;
+            var clock = Stopwatch.StartNew();
+            var replies = await Task.WhenAll(bodies.Select(async body =>
+            {
+                var response = await _http.PostAsync("/v1/chat/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+                using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+                if (!response.IsSuccessStatusCode) throw new InvalidOperationException(doc.RootElement.GetRawText());
+                return (doc.RootElement.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!,
+                    doc.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+            }));
+            double seconds = clock.Elapsed.TotalSeconds;
+            return (seconds, replies.Select(r => r.Item1).ToList(), replies.Sum(r => r.Item2), _engine.Batcher.Profile.Since(before));
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _http.Dispose();
+            await _server.DisposeAsync();
+            _engine.Dispose();
+        }
     }
 
     private static string Body(byte[] png, string extra) =>

@@ -2,6 +2,8 @@ using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Qwen2VL.Runtime;
 
@@ -27,16 +29,13 @@ public static class CpuAttention
         Parallel.For(0, n * heads, () => (Scores: new float[maxLength], Rows: new int[maxLength]), (item, _, buffers) =>
         {
             int i = item / heads, h = item % heads;
-            int start = cu[segmentOf[i]], end = cu[segmentOf[i] + 1];
-            ReadOnlySpan<float> query = qa.AsSpan(qo + i * rowStride + h * headDim, headDim);
+            int start = cu[segmentOf[i]], end = cu[segmentOf[i] + 1], count = end - start;
             for (int j = start; j < end; j++)
-            {
-                int keyAt = j * rowStride + h * headDim;
-                buffers.Scores[j - start] = TensorPrimitives.Dot(query, ka.AsSpan(ko + keyAt, headDim)) * scale;
-                buffers.Rows[j - start] = vo + keyAt;
-            }
-            Span<float> o = oa.AsSpan(oo + i * rowStride + h * headDim, headDim);
-            WeightedSum(buffers.Scores.AsSpan(0, end - start), buffers.Rows, va, o);
+                buffers.Rows[j - start] = (j * rowStride + h * headDim);
+            var scores = buffers.Scores.AsSpan(0, count);
+            Scores(qa, qo + i * rowStride + h * headDim, ka, ko, buffers.Rows, count, headDim, scale, scores);
+            Softmax(scores);
+            WeightedSums(buffers.Scores, maxLength, count, 1, buffers.Rows, va, vo, oa, oo + i * rowStride + h * headDim, headDim);
             return buffers;
         }, _ => { });
     }
@@ -47,9 +46,9 @@ public static class CpuAttention
     /// as transformers' eager attention does (see <see cref="ComputeContext.AttentionCausal"/>).
     /// </summary>
     /// <remarks>
-    /// One work item is a (row, query, KV head): the query heads that share that KV head read each visible key and
-    /// value once, with the visibility test done once per key, and the dot products and the weighted sum are inline
-    /// vector loops over the head dimension. A decode step of many sequences (continuous batching) is mostly this
+    /// One work item is a (row, query), all KV heads (or a (row, query, KV head) when there are few rows and queries):
+    /// the query heads that share a KV head read each visible key and value once, with the visibility test done once
+    /// per key for all heads, scores of eight keys at a time and one pass over the values for the whole group. A decode step of many sequences (continuous batching) is mostly this
     /// per-key work (each sequence reads its own cache), so its cost per key is what batching cannot amortise.
     /// </remarks>
     public static void Causal(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor output, DeviceTensor mask,
@@ -68,37 +67,43 @@ public static class CpuAttention
         int capacity = args.Capacity, group = heads / kvHeads, first = args.KeyLength - args.QueryLength, keyLength = args.KeyLength;
         float scale = args.Scale;
 
+        // A work item is one query of one row, all KV heads (each key row read whole, by one core), unless that leaves
+        // too few items to share out: then one per KV head as well (a single long sequence).
+        int perKvHead = (long)args.Batch * queries >= 4L * Environment.ProcessorCount ? 1 : kvHeads;
         void Item(int item, float[] scores, int[] rows)
         {
-            int kvh = item % kvHeads, i = item / kvHeads % queries, b = item / (kvHeads * queries);
-            int h0 = kvh * group;
-            int queryAt = qo + ((b * queries + i) * heads + h0) * headDim;    // the group's heads are adjacent
+            int part = item % perKvHead, i = item / perKvHead % queries, b = item / (perKvHead * queries);
+            int kvFrom = perKvHead == 1 ? 0 : part, kvTo = perKvHead == 1 ? kvHeads : part + 1;
             int maskRow = mo + b * capacity;
             int own = BitConverter.SingleToInt32Bits(keep[maskRow + first + i]), count = 0;
+            // rows[] holds the visible key columns' offsets for KV head 0; head kvh's rows are kvh·headDim further.
             for (int j = 0; j <= first + i; j++)
-            {
-                if (!CausalVisibility.Visible(BitConverter.SingleToInt32Bits(keep[maskRow + j]), own)) continue;
-                int keyAt = ((b * capacity + j) * kvHeads + kvh) * headDim;
-                for (int g = 0; g < group; g++)
-                    scores[g * keyLength + count] = Dot(qa, queryAt + g * headDim, ka, ko + keyAt, headDim) * scale;
-                rows[count++] = vo + keyAt;
-            }
-            int outAt = oo + ((b * queries + i) * heads + h0) * headDim;
-            if (count == 0)
+                if (CausalVisibility.Visible(BitConverter.SingleToInt32Bits(keep[maskRow + j]), own))
+                    rows[count++] = (b * capacity + j) * kvHeads * headDim;
+            bool none = count == 0;
+            if (none)
             {
                 // Fully masked row: every score is float32-min in transformers, so the softmax is uniform.
                 for (int j = 0; j < keyLength; j++)
-                {
-                    for (int g = 0; g < group; g++) scores[g * keyLength + j] = 0f;
-                    rows[j] = vo + ((b * capacity + j) * kvHeads + kvh) * headDim;
-                }
+                    rows[j] = (b * capacity + j) * kvHeads * headDim;
                 count = keyLength;
             }
-            for (int g = 0; g < group; g++)
-                WeightedSum(scores.AsSpan(g * keyLength, count), rows, va, oa.AsSpan(outAt + g * headDim, headDim));
+            for (int kvh = kvFrom; kvh < kvTo; kvh++)
+            {
+                int h0 = kvh * group, kvAt = kvh * headDim;
+                int queryAt = qo + ((b * queries + i) * heads + h0) * headDim;    // the group's heads are adjacent
+                for (int g = 0; g < group; g++)
+                {
+                    var s = scores.AsSpan(g * keyLength, count);
+                    if (none) s.Clear();
+                    else Scores(qa, queryAt + g * headDim, ka, ko + kvAt, rows, count, headDim, scale, s);
+                    Softmax(s);
+                }
+                WeightedSums(scores, keyLength, count, group, rows, va, vo + kvAt, oa, oo + ((b * queries + i) * heads + h0) * headDim, headDim);
+            }
         }
 
-        int items = args.Batch * queries * kvHeads;
+        int items = args.Batch * queries * perKvHead;
         if (items == 1 || (long)items * keyLength * heads * headDim < 1 << 16)
         {
             // Too little work to pay for the thread-pool hand-off.
@@ -193,28 +198,94 @@ public static class CpuAttention
         return total;
     }
 
-    /// <summary>o = Σⱼ softmax(s)ⱼ · values[rows[j] ..]; zeros when there are no scores.</summary>
-    private static void WeightedSum(Span<float> scores, int[] rows, float[] values, Span<float> o)
+    /// <summary>
+    /// scores[j] = scale · q · keys[keyOffset + rows[j] ..] for the j &lt; count visible keys. With AVX and a head
+    /// dimension that is a multiple of 8 (every Qwen2-VL size), eight keys at a time: each query vector is loaded once
+    /// for the eight, and their eight partial sums are reduced together by a tree of horizontal adds instead of one
+    /// full horizontal sum per key (in a decode step of many sequences this per-key work is most of attention).
+    /// </summary>
+    private static void Scores(float[] qa, int queryAt, float[] ka, int keyOffset, int[] rows, int count, int headDim, float scale, Span<float> scores)
     {
-        o.Clear();
-        if (scores.IsEmpty) return;
+        int j = 0;
+        if (Avx.IsSupported && Fma.IsSupported && headDim % 8 == 0)
+        {
+            if ((uint)queryAt > qa.Length - (uint)headDim) throw new IndexOutOfRangeException();
+            ref float qr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(qa), queryAt);
+            ref float kr = ref MemoryMarshal.GetArrayDataReference(ka);
+            ref float sr = ref MemoryMarshal.GetReference(scores);
+            var scaleV = Vector256.Create(scale);
+            for (; j + 8 <= count; j += 8)
+            {
+                ref float k0 = ref Row(ka, ref kr, keyOffset + rows[j], headDim), k1 = ref Row(ka, ref kr, keyOffset + rows[j + 1], headDim),
+                    k2 = ref Row(ka, ref kr, keyOffset + rows[j + 2], headDim), k3 = ref Row(ka, ref kr, keyOffset + rows[j + 3], headDim),
+                    k4 = ref Row(ka, ref kr, keyOffset + rows[j + 4], headDim), k5 = ref Row(ka, ref kr, keyOffset + rows[j + 5], headDim),
+                    k6 = ref Row(ka, ref kr, keyOffset + rows[j + 6], headDim), k7 = ref Row(ka, ref kr, keyOffset + rows[j + 7], headDim);
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                for (nuint d = 0; d < (nuint)headDim; d += 8)
+                {
+                    var q = Vector256.LoadUnsafe(ref qr, d);
+                    a0 = Fma.MultiplyAdd(q, Vector256.LoadUnsafe(ref k0, d), a0);
+                    a1 = Fma.MultiplyAdd(q, Vector256.LoadUnsafe(ref k1, d), a1);
+                    a2 = Fma.MultiplyAdd(q, Vector256.LoadUnsafe(ref k2, d), a2);
+                    a3 = Fma.MultiplyAdd(q, Vector256.LoadUnsafe(ref k3, d), a3);
+                    a4 = Fma.MultiplyAdd(q, Vector256.LoadUnsafe(ref k4, d), a4);
+                    a5 = Fma.MultiplyAdd(q, Vector256.LoadUnsafe(ref k5, d), a5);
+                    a6 = Fma.MultiplyAdd(q, Vector256.LoadUnsafe(ref k6, d), a6);
+                    a7 = Fma.MultiplyAdd(q, Vector256.LoadUnsafe(ref k7, d), a7);
+                }
+                // hadd pairs lanes within each 128-bit half: after two levels, lane l of the lower half holds key l's sum
+                // over its lower half (keys 0–3 from h0123, 4–7 from h4567), the upper half the same over its upper half.
+                var h0123 = Avx.HorizontalAdd(Avx.HorizontalAdd(a0, a1), Avx.HorizontalAdd(a2, a3));
+                var h4567 = Avx.HorizontalAdd(Avx.HorizontalAdd(a4, a5), Avx.HorizontalAdd(a6, a7));
+                var sums = Avx.Add(Avx.Permute2x128(h0123, h4567, 0x20), Avx.Permute2x128(h0123, h4567, 0x31));
+                Avx.Multiply(sums, scaleV).StoreUnsafe(ref sr, (nuint)j);
+            }
+        }
+        for (; j < count; j++)
+            scores[j] = Dot(qa, queryAt, ka, keyOffset + rows[j], headDim) * scale;
+    }
+
+    /// <summary>A bounds-checked reference to the row of n floats at <paramref name="at"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ref float Row(float[] array, ref float start, int at, int n)
+    {
+        if ((uint)at > array.Length - (uint)n) throw new IndexOutOfRangeException();
+        return ref Unsafe.Add(ref start, at);
+    }
+
+    /// <summary>In place: the max-subtracted softmax of the scores.</summary>
+    private static void Softmax(Span<float> scores)
+    {
         float max = TensorPrimitives.Max(scores);
         TensorPrimitives.Subtract(scores, max, scores);
         TensorPrimitives.Exp(scores, scores);
-        float inverseSum = 1f / TensorPrimitives.Sum(scores);
-        int n = o.Length, width = Vector<float>.Count;
-        ref float or = ref MemoryMarshal.GetReference(o), vr = ref MemoryMarshal.GetArrayDataReference(values);
-        for (int j = 0; j < scores.Length; j++)
+        TensorPrimitives.Multiply(scores, 1f / TensorPrimitives.Sum(scores), scores);
+    }
+
+    /// <summary>
+    /// For each of the <paramref name="group"/> query heads sharing one KV head: o_g = Σⱼ p_g[j] · values[rows[j] ..],
+    /// p_g the softmax weights in scores[g·stride ..]; each value row is read once for the whole group.
+    /// </summary>
+    private static void WeightedSums(float[] scores, int stride, int count, int group, int[] rows, float[] values, int valueOffset,
+        float[] output, int outAt, int headDim)
+    {
+        if ((uint)outAt > output.Length - (uint)(group * headDim)) throw new IndexOutOfRangeException();
+        output.AsSpan(outAt, group * headDim).Clear();
+        ref float or = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(output), outAt);
+        ref float vr = ref MemoryMarshal.GetArrayDataReference(values);
+        int width = Vector<float>.Count, vectorEnd = headDim - headDim % width;
+        for (int j = 0; j < count; j++)
         {
-            int at = rows[j];
-            if ((uint)at > values.Length - (uint)n) throw new IndexOutOfRangeException();
-            ref float row = ref Unsafe.Add(ref vr, at);
-            float p = scores[j] * inverseSum;
-            var pv = new Vector<float>(p);
-            int d = 0;
-            for (; d <= n - width; d += width)
-                Vector.FusedMultiplyAdd(Vector.LoadUnsafe(ref row, (nuint)d), pv, Vector.LoadUnsafe(ref or, (nuint)d)).StoreUnsafe(ref or, (nuint)d);
-            for (; d < n; d++) Unsafe.Add(ref or, d) += Unsafe.Add(ref row, d) * p;
+            ref float row = ref Row(values, ref vr, valueOffset + rows[j], headDim);
+            for (int g = 0; g < group; g++)
+            {
+                float p = scores[g * stride + j];
+                var pv = new Vector<float>(p);
+                ref float o = ref Unsafe.Add(ref or, g * headDim);
+                for (int d = 0; d < vectorEnd; d += width)
+                    Vector.FusedMultiplyAdd(Vector.LoadUnsafe(ref row, (nuint)d), pv, Vector.LoadUnsafe(ref o, (nuint)d)).StoreUnsafe(ref o, (nuint)d);
+                for (int d = vectorEnd; d < headDim; d++) Unsafe.Add(ref o, d) += Unsafe.Add(ref row, d) * p;
+            }
         }
     }
 }

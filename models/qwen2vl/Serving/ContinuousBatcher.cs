@@ -9,6 +9,19 @@ namespace Qwen2VL.Model.Serving;
 /// <summary>How many sequences decode together, how long each may grow, and how many may wait.</summary>
 public sealed record BatcherOptions(int Slots = 8, int Capacity = 1024, int MaxQueue = 64);
 
+/// <summary>
+/// Where the batcher's thread spent its time so far (seconds of wall time, measured with a stopwatch around each
+/// phase): prefilling admitted prompts (of which <see cref="Embed"/>: the vision tower and the token embeddings), the decode steps' model call, sampling and handing tokens out, and waiting
+/// for work; <see cref="SlotSteps"/> counts the rows the decode steps computed, <see cref="TokenSteps"/> the rows that
+/// belonged to a live sequence.
+/// </summary>
+public sealed record BatcherProfile(double Prefill, double Embed, double Decode, double Sample, double Idle, long Steps, long SlotSteps, long TokenSteps, int Prefills)
+{
+    /// <summary>What was spent between an earlier reading and this one.</summary>
+    public BatcherProfile Since(BatcherProfile earlier) => new(Prefill - earlier.Prefill, Embed - earlier.Embed, Decode - earlier.Decode,
+        Sample - earlier.Sample, Idle - earlier.Idle, Steps - earlier.Steps, SlotSteps - earlier.SlotSteps, TokenSteps - earlier.TokenSteps, Prefills - earlier.Prefills);
+}
+
 /// <summary>Why a sequence ended: an end-of-sequence id, its token budget, or its consumer stopped it.</summary>
 public enum FinishReason
 {
@@ -98,6 +111,10 @@ public sealed class ContinuousBatcher : IDisposable
     private readonly Thread _thread;
     private bool _draining;
     private long _steps;
+    private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+    private long _waitingSince = -1;    // ticks when the thread began waiting for work, -1 while it works
+    private long _embedTicks, _prefillTicks, _decodeTicks, _sampleTicks, _idleTicks, _slotSteps, _tokenSteps;
+    private int _prefills;
 
     public ContinuousBatcher(Qwen2VLModel model, IReadOnlyList<long> stopIds, long padId, BatcherOptions options)
     {
@@ -123,6 +140,18 @@ public sealed class ContinuousBatcher : IDisposable
 
     /// <summary>Decode steps run so far (each advances every active sequence by one token).</summary>
     public long Steps => Interlocked.Read(ref _steps);
+
+    /// <summary>The time the batcher's thread spent in each phase so far (read while it runs: approximate).</summary>
+    public BatcherProfile Profile
+    {
+        get
+        {
+            double f = System.Diagnostics.Stopwatch.Frequency;
+            long since = Volatile.Read(ref _waitingSince), idle = Volatile.Read(ref _idleTicks) + (since < 0 ? 0 : _clock.ElapsedTicks - since);
+            return new(Volatile.Read(ref _prefillTicks) / f, Volatile.Read(ref _embedTicks) / f, Volatile.Read(ref _decodeTicks) / f, Volatile.Read(ref _sampleTicks) / f,
+                idle / f, Steps, Volatile.Read(ref _slotSteps), Volatile.Read(ref _tokenSteps), Volatile.Read(ref _prefills));
+        }
+    }
 
     /// <summary>Why a request cannot be queued, or null when <see cref="TryEnqueue"/> would accept it now.</summary>
     public enum Refusal
@@ -211,12 +240,22 @@ public sealed class ContinuousBatcher : IDisposable
                     }
                     if (admitted.Count > 0 || _slots.Any(s => s is not null)) break;
                     if (_draining && _queue.Count == 0) return;
+                    long waitFrom = _clock.ElapsedTicks;
+                    Volatile.Write(ref _waitingSince, waitFrom);
                     Monitor.Wait(_gate);
+                    _idleTicks += _clock.ElapsedTicks - waitFrom;
+                    Volatile.Write(ref _waitingSince, -1);
                 }
             }
             try
             {
-                if (admitted.Count > 0) Prefill(admitted);
+                if (admitted.Count > 0)
+                {
+                    long from = _clock.ElapsedTicks;
+                    Prefill(admitted);
+                    _prefillTicks += _clock.ElapsedTicks - from;
+                    _prefills++;
+                }
             }
             catch (Exception e)
             {
@@ -272,7 +311,9 @@ public sealed class ContinuousBatcher : IDisposable
         }
         var inputs = new ForwardInputs(ids, k, seq, mask,
             Concat(admitted.Select(s => s.Request.Prompt.Images)), Concat(admitted.Select(s => s.Request.Prompt.Videos)));
+        long from = _clock.ElapsedTicks;
         var start = _model.Embed(inputs);
+        _embedTicks += _clock.ElapsedTicks - from;
         using var prefill = _model.CreateCache(k, seq);
         var logits = _model.DecodeWithCache(prefill, start.Embeddings, start.PositionIds, start.AttentionMask, seq);    // [k, V]
         int vocab = _model.Vocab;
@@ -310,14 +351,20 @@ public sealed class ContinuousBatcher : IDisposable
             for (int a = 0; a < 3; a++) positions[a * slots + slot] = s.NextPosition;
             s.NextPosition++;
         }
+        long from = _clock.ElapsedTicks;
         var logits = _model.DecodeSlots(_cache, tokens, positions, active);
+        long decoded = _clock.ElapsedTicks;
         Interlocked.Increment(ref _steps);
+        _slotSteps += slots;
+        _tokenSteps += active.Count;
         int vocab = _model.Vocab;
         foreach (int slot in active)
         {
             var s = _slots[slot]!;
             Accept(s, s.Sampler.Next(logits.AsSpan(slot * vocab, vocab), s.Seen));
         }
+        _decodeTicks += decoded - from;
+        _sampleTicks += _clock.ElapsedTicks - decoded;
     }
 
     /// <summary>Records a sampled token: an end id or the last of the budget finishes the sequence and frees its slot.</summary>

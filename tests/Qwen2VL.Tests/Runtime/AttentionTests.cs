@@ -29,13 +29,16 @@ public class AttentionTests
         }
     }
 
+    /// <summary>Head dimension 24 with segments of 13 and 17 patches: the CPU kernel's eight-keys-at-a-time scoring and its remainder.</summary>
     [Theory]
-    [InlineData(DeviceKind.Cpu)]
-    [InlineData(DeviceKind.IlgpuCpu)]
-    public void SegmentsAttendOnlyWithinTheirSegment(DeviceKind kind)
+    [InlineData(DeviceKind.Cpu, 5)]
+    [InlineData(DeviceKind.IlgpuCpu, 5)]
+    [InlineData(DeviceKind.Cpu, 24)]
+    public void SegmentsAttendOnlyWithinTheirSegment(DeviceKind kind, int headDim)
     {
-        const int n = 11, heads = 2, headDim = 5;
-        int[] cu = [0, 4, 4, 9, 11]; // includes an empty segment
+        const int heads = 2;
+        int[] cu = headDim == 5 ? [0, 4, 4, 9, 11] : [0, 13, 13, 30, 31]; // includes an empty segment
+        int n = cu[^1];
         float scale = 1f / MathF.Sqrt(headDim);
         float[] q = Reference.Random(n * heads * headDim, 21, 2f), k = Reference.Random(n * heads * headDim, 22, 2f),
             v = Reference.Random(n * heads * headDim, 23);
@@ -102,6 +105,51 @@ public class AttentionTests
             double mean = Enumerable.Range(0, seq).Average(j => (double)v[(j * kvHeads) * headDim + d]);
             Assert.True(Math.Abs(actual[d] - mean) <= Tolerance, $"padded row dim {d}: {actual[d]} vs mean {mean}");
         }
+    }
+
+    /// <summary>
+    /// A decode step over a cache as continuous batching runs it: one query per row, rows with different masked-out
+    /// prefixes (sequences of different lengths) and one free row (no visible key), enough keys that the CPU kernel's
+    /// eight-keys-at-a-time scoring and its remainder both run, a head dimension of 24 (the default model's), and
+    /// batches small and large enough for both of its work splits (per KV head, and per row).
+    /// </summary>
+    [Theory]
+    [InlineData(DeviceKind.Cpu, 1, 24)]
+    [InlineData(DeviceKind.Cpu, 40, 24)]
+    [InlineData(DeviceKind.Cpu, 40, 12)]
+    [InlineData(DeviceKind.IlgpuCpu, 5, 24)]
+    internal void CachedDecodeStepOfRowsOfDifferentLengths(DeviceKind kind, int batch, int headDim)
+    {
+        const int heads = 4, kvHeads = 2, capacity = 48, keyLength = 43;
+        float scale = 1f / MathF.Sqrt(headDim);
+        var mask = new int[batch * capacity];
+        for (int b = 0; b < batch; b++)
+        {
+            int length = b == batch - 1 && batch > 1 ? 0 : 1 + (b * 17 + 5) % keyLength;   // the last row is free
+            for (int j = keyLength - length; j < keyLength; j++) mask[b * capacity + j] = 1;
+        }
+        float[] q = Reference.Random(batch * heads * headDim, 41, 2f);
+        float[] k = Reference.Random(batch * capacity * kvHeads * headDim, 42, 2f);
+        float[] v = Reference.Random(batch * capacity * kvHeads * headDim, 43);
+
+        var expected = new double[q.Length];
+        for (int b = 0; b < batch; b++)
+            for (int h = 0; h < heads; h++)
+            {
+                int kvh = h / (heads / kvHeads);
+                var visible = Enumerable.Range(0, keyLength).Where(j => mask[b * capacity + j] != 0).ToList();
+                var keys = (visible.Count > 0 ? visible : Enumerable.Range(0, keyLength))
+                    .Select(j => ((b * capacity + j) * kvHeads + kvh) * headDim).ToList();
+                int at = (b * heads + h) * headDim;
+                NaiveRow(visible.Count > 0 ? q : new float[q.Length], at, k, v, keys, headDim, scale, expected, at);
+            }
+
+        using ComputeContext ctx = ComputeContext.Create(kind);
+        using DeviceTensor tq = ctx.Upload(q, batch, 1, heads, headDim), tk = ctx.Upload(k, batch, capacity, kvHeads, headDim),
+            tv = ctx.Upload(v, batch, capacity, kvHeads, headDim), to = ctx.Upload(Reference.Random(q.Length, 44), batch, 1, heads, headDim),
+            tm = ctx.UploadInt(mask, batch, capacity);
+        ctx.AttentionCausalCached(tq, tk, tv, to, tm, batch, 1, keyLength, capacity, heads, kvHeads, headDim, scale);
+        Reference.AssertClose($"cached decode step {kind} batch {batch} head dim {headDim}", expected, ctx.Download(to), Tolerance);
     }
 
     [Theory]
