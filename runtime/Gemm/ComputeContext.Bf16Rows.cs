@@ -43,6 +43,37 @@ public sealed partial class ComputeContext
     }
 
     /// <summary>
+    /// A zeroed, writable bf16 tensor [length] (training's 16-bit compute weights): on the cpu device over a new array,
+    /// returned in <paramref name="host"/> for the writers; on an ILGPU device a 16-bit buffer (<paramref name="host"/> null).
+    /// </summary>
+    public DeviceTensor AllocateBf16(int length, out ushort[]? host)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), $"a tensor cannot have {length} elements");
+        if (IsCpu)
+        {
+            host = new ushort[length];
+            return WrapBf16(host, length);
+        }
+        host = null;
+        Interlocked.Increment(ref _allocations);
+        var buffer = Accelerator.Allocate1D<ushort>(Math.Max(length, 1));
+        buffer.MemSetToZero();
+        return new DeviceTensor(new DeviceStorage(buffer, length), Kind, 0, [length], isInt: false, owner: true);
+    }
+
+    /// <summary>The 16-bit patterns of a bf16 tensor, copied to the host.</summary>
+    public ushort[] DownloadBf16(DeviceTensor tensor)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!tensor.IsBf16) throw new ArgumentException($"DownloadBf16 needs a bf16 tensor, got {tensor}");
+        if (IsCpu) return tensor.Bf16Memory.ToArray();
+        var bits = new ushort[tensor.Length];
+        tensor.Bf16View.CopyToCPU(bits);
+        return bits;
+    }
+
+    /// <summary>
     /// The backward of <see cref="GatherBf16Rows"/>: grad[ids[r], :] += rows[r, :] for every r, in f32 (the gradient of a
     /// bf16 table is f32). Ids repeat, so on an ILGPU device the adds are atomic; on the cpu they run in row order.
     /// </summary>
