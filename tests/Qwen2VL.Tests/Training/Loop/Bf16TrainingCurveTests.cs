@@ -109,6 +109,41 @@ public sealed class Bf16TrainingCurveTests(ITestOutputHelper log) : IDisposable
         Assert.True(reloaded.Bf16WeightElements > 0);
     }
 
+    /// <summary>
+    /// One bf16-compute training step of the fixture model on ILGPU's CPU accelerator (16-bit device buffer, the ILGPU
+    /// AdamW kernel writing it) against the cpu device: the same loss and gradients (f32 arithmetic on the same bf16
+    /// weights), and after the step the compute weights are the rounding of the updated masters.
+    /// </summary>
+    [Fact]
+    public void ABf16ComputeStepOnTheIlgpuAcceleratorMatchesTheCpu()
+    {
+        var inputs = ForwardFiles.ReadInputs(Qwen2VL.Tests.Pipeline.FixturePaths.Case("d_text_only", "inputs.safetensors"));
+        float[] Step(DeviceKind device, out float loss, out Dictionary<string, float[]> grads, out ushort[] bits, out float[] masters)
+        {
+            using var model = Qwen2VLModel.LoadForTraining(Qwen2VL.Tests.Pipeline.FixturePaths.Root, device, [], bf16Compute: true);
+            var parameters = model.Parameters!;
+            Assert.True(parameters.ComputeWeight("model.layers.0.mlp.up_proj.weight").IsBf16);
+            using var sink = model.CreateGradients();
+            loss = model.ForwardBackward(inputs, sink).Loss;
+            grads = sink.Gradients.ToDictionary(g => g.Key, g => model.Context.Download(g.Value));
+            foreach (var (name, g) in grads) // text only: the vision tower has none (its gradient buffers stay zero)
+                model.Context.CopyFrom(g, parameters.Grad(name));
+            new Qwen2VL.Runtime.Training.AdamW().Update(model.Context, parameters, 1e-2f);
+            bits = model.Context.DownloadBf16(parameters.Bf16ComputeWeights!);
+            masters = model.Context.Download(parameters.AllWeights);
+            return model.Context.Download(parameters.ComputeWeight("model.norm.weight"));
+        }
+        var normCpu = Step(DeviceKind.Cpu, out float lossCpu, out var gradsCpu, out var bitsCpu, out var mastersCpu);
+        var normGpu = Step(DeviceKind.IlgpuCpu, out float lossGpu, out var gradsGpu, out var bitsGpu, out var mastersGpu);
+        Assert.True(Math.Abs(lossCpu - lossGpu) <= 1e-5 * lossCpu, $"loss {lossGpu} on ILGPU vs {lossCpu} on the cpu");
+        foreach (var (name, want) in gradsCpu)
+            Qwen2VL.Tests.Pipeline.Compare.Close(name, [want.Length], gradsGpu[name], want, 1e-5 + 1e-3 * want.Max(Math.Abs));
+        Assert.Equal(mastersGpu.Select(Qwen2VL.Runtime.Training.Bf16.RoundBits).ToArray(), bitsGpu);
+        Assert.Equal(mastersCpu.Select(Qwen2VL.Runtime.Training.Bf16.RoundBits).ToArray(), bitsCpu);
+        Assert.Equal(normCpu.Length, normGpu.Length);
+        Assert.All(normGpu, x => Assert.Equal(Qwen2VL.Runtime.Training.Bf16.Round(x), x)); // the f32 copy of a norm holds bf16 values
+    }
+
     private static long PrintedBytes(string notes)
     {
         var match = Regex.Match(notes, @"weights and optimizer: .* \((\d+) bytes;");
