@@ -115,12 +115,22 @@ public static class KernelCatalog
         yield return new AotKernel(RuntimeModule, "AttentionSegments", Static(typeof(AttentionKernels), nameof(AttentionKernels.Segments)), KernelGrouping.Implicit, hash);
         // The masked scatter of vision rows into the token embeddings (inference prefill with images or videos).
         yield return new AotKernel(RuntimeModule, "VisionScatter", Static(typeof(VisionScatter), nameof(VisionScatter.ScatterKernel)), KernelGrouping.Implicit, hash);
+        // bf16 weights (--dtype bf16, train --bf16): the token embedding gathered from a bf16 table, the backward
+        // product dx = dy·W with a bf16 W, and AdamW writing the rounded compute weights. The other training kernels
+        // of the runtime are not compiled ahead of time (forward --grads --no-jit stays refused on cuda).
+        yield return new AotKernel(RuntimeModule, "GatherBf16Rows", Private(typeof(ComputeContext), "GatherKernel"), KernelGrouping.Implicit, hash);
+        yield return new AotKernel(RuntimeModule, "GemmBackwardBf16", Static(typeof(GemmBackwardKernels), nameof(GemmBackwardKernels.StridedBf16)), KernelGrouping.Explicit, hash);
+        yield return new AotKernel(RuntimeModule, "AdamWBf16", Private(typeof(Training.AdamW), "AdamWBf16Kernel"), KernelGrouping.Implicit, hash);
     }
 
     private static string RuntimeHash() =>
-        ModuleIdentity.ForRuntime([typeof(GemmBlockedKernel), typeof(GemmSkinnyKernel), typeof(GemmEpilogueKernel), typeof(AttentionKernels), typeof(AttentionWarpKernel), typeof(VisionScatter)]);
+        ModuleIdentity.ForRuntime([typeof(GemmBlockedKernel), typeof(GemmSkinnyKernel), typeof(GemmEpilogueKernel), typeof(GemmBf16Kernels),
+            typeof(AttentionKernels), typeof(AttentionWarpKernel), typeof(VisionScatter), typeof(ComputeContext), typeof(GemmBackwardKernels), typeof(Training.AdamW)]);
 
-    /// <summary>The GEMM kernels exactly as <see cref="ComputeContext.Gemm{TEpilogue}"/> loads them for one epilogue type.</summary>
+    /// <summary>
+    /// The GEMM kernels exactly as <see cref="ComputeContext.Gemm{TEpilogue}"/> loads them for one epilogue type: f32
+    /// weights (and the cuBLAS path's epilogue pass), and bf16 weights (<see cref="GemmBf16Kernels"/>, same launch shapes).
+    /// </summary>
     [UnconditionalSuppressMessage("Trimming", "IL2060", Justification = Rooted)]
     private static IEnumerable<AotKernel> GemmKernels(string module, Type epilogue, string hash, bool withCublasEpilogue)
     {
@@ -131,10 +141,20 @@ public static class KernelCatalog
         if (withCublasEpilogue)
             yield return new AotKernel(module, "GemmEpilogue." + epilogue.Name,
                 Static(typeof(GemmEpilogueKernel), nameof(GemmEpilogueKernel.Run)).MakeGenericMethod(epilogue), KernelGrouping.Implicit, hash);
+        yield return new AotKernel(module, "GemmBf16Blocked." + epilogue.Name,
+            Static(typeof(GemmBf16Kernels), nameof(GemmBf16Kernels.Blocked)).MakeGenericMethod(epilogue), KernelGrouping.Explicit, hash);
+        yield return new AotKernel(module, "GemmBf16Skinny." + epilogue.Name,
+            Static(typeof(GemmBf16Kernels), nameof(GemmBf16Kernels.Skinny)).MakeGenericMethod(epilogue), KernelGrouping.Explicit, hash);
     }
 
     [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
     private static MethodInfo Static(Type type, string name) =>
         type.GetMethod(name, BindingFlags.Public | BindingFlags.Static)
+        ?? throw new InvalidOperationException($"{type.Name}.{name} not found");
+
+    /// <summary>A kernel kept private to the class that launches it.</summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = Rooted)]
+    private static MethodInfo Private(Type type, string name) =>
+        type.GetMethod(name, BindingFlags.NonPublic | BindingFlags.Static)
         ?? throw new InvalidOperationException($"{type.Name}.{name} not found");
 }

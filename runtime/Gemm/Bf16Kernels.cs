@@ -18,6 +18,24 @@ internal static class Bf16Kernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Widen(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
 
+    /// <summary>Widens a row of bf16 bit patterns into f32 (exact), eight at a time where AVX2 is there.</summary>
+    public static void WidenRow(ReadOnlySpan<ushort> bits, Span<float> destination)
+    {
+        int i = 0;
+        if (Avx2.IsSupported)
+        {
+            ref ushort source = ref MemoryMarshal.GetReference(bits);
+            ref float target = ref MemoryMarshal.GetReference(destination);
+            for (; i + 8 <= bits.Length; i += 8)
+            {
+                Vector128<ushort> halves = Vector128.LoadUnsafe(ref source, (nuint)i);
+                Vector256<int> wide = Avx2.ConvertToVector256Int32(halves);
+                Avx2.ShiftLeftLogical(wide, 16).AsSingle().StoreUnsafe(ref target, (nuint)i);
+            }
+        }
+        for (; i < bits.Length; i++) destination[i] = Widen(bits[i]);
+    }
+
     private static float Tail(ReadOnlySpan<float> a, ReadOnlySpan<ushort> w, int from)
     {
         float s = 0;

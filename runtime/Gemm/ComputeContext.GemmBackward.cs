@@ -8,11 +8,19 @@ public sealed partial class ComputeContext
     /// <summary>
     /// c[m, n] (+)= Σ_p a[m, p] · b[p, n] (both operands row-major, no transpose). In a Linear backward with
     /// weight w[out, in] this is dx[T, in] = dy[T, out] · w (m = T, n = in, k = out).
-    /// With <paramref name="accumulate"/> the product is added to c, otherwise c is overwritten.
+    /// With <paramref name="accumulate"/> the product is added to c, otherwise c is overwritten. b may be a bf16 weight
+    /// (<c>--dtype bf16</c>, <c>train --bf16</c>): each element is widened exactly to f32 as it is read, the product and
+    /// its accumulation stay f32.
     /// </summary>
     public void GemmNN(DeviceTensor a, DeviceTensor b, DeviceTensor c, int m, int n, int k, bool accumulate)
     {
-        GemmBackwardChecks.Check("GemmNN", a, b, c, m, n, k);
+        GemmBackwardChecks.Check("GemmNN", a, b, c, m, n, k, bf16B: true);
+        if (b.IsBf16)
+        {
+            if (IsCpu) { CpuGemmBackward.NNBf16(a, b, c, m, n, k, accumulate); return; }
+            LaunchStridedBf16(a, b, c, m, n, k, accumulate);
+            return;
+        }
         if (IsCpu) { CpuGemmBackward.NN(a, b, c, m, n, k, accumulate); return; }
         // A(i, p) = a[i·k + p], B(p, j) = b[p·n + j].
         LaunchStrided(a, b, c, m, n, k, new GemmStrides { ARow = k, ADepth = 1, BDepth = n, BCol = 1 }, accumulate);
@@ -53,16 +61,28 @@ public sealed partial class ComputeContext
         var grid = new Index2D((n + tile - 1) / tile, (m + tile - 1) / tile);
         kernel(new KernelConfig(grid, new Index2D(tile, tile)), a.View, b.View, c.View, strides);
     }
+
+    /// <summary>GemmNN with a bf16 b on an ILGPU device: the tiled kernel of the f32 form, b staged through a 16-bit load.</summary>
+    private void LaunchStridedBf16(DeviceTensor a, DeviceTensor b, DeviceTensor c, int m, int n, int k, bool accumulate)
+    {
+        if (m == 0 || n == 0) return;
+        var strides = new GemmStrides { ARow = k, ADepth = 1, BDepth = n, BCol = 1, M = m, N = n, K = k, Accumulate = accumulate ? 1 : 0 };
+        var kernel = CachedKernel("gemm-strided-bf16", typeof(GemmStrides), accelerator =>
+            accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, GemmStrides>(GemmBackwardKernels.StridedBf16));
+        const int tile = GemmBackwardKernels.Tile;
+        var grid = new Index2D((n + tile - 1) / tile, (m + tile - 1) / tile);
+        kernel(new KernelConfig(grid, new Index2D(tile, tile)), a.View, b.Bf16View, c.View, strides);
+    }
 }
 
 internal static class GemmBackwardChecks
 {
-    public static void Check(string name, DeviceTensor a, DeviceTensor b, DeviceTensor c, int m, int n, int k)
+    public static void Check(string name, DeviceTensor a, DeviceTensor b, DeviceTensor c, int m, int n, int k, bool bf16B = false)
     {
         if (m < 0 || n < 0 || k < 0)
             throw new ArgumentException($"{name} sizes must be non-negative: m={m}, n={n}, k={k}");
-        if (a.IsInt || b.IsInt || c.IsInt)
-            throw new ArgumentException($"{name} operands must be float32 tensors");
+        if (a.IsInt || b.IsInt || c.IsInt || a.IsBf16 || c.IsBf16 || (b.IsBf16 && !bf16B))
+            throw new ArgumentException($"{name} operands must be float32 tensors{(bf16B ? " (b may be a bf16 weight)" : "")}; got {a}, {b}, {c}");
         if ((long)m * k > a.Length || (long)k * n > b.Length || (long)m * n > c.Length)
             throw new ArgumentException(
                 $"{name} m={m} n={n} k={k} needs a ≥ {(long)m * k}, b ≥ {(long)k * n}, c ≥ {(long)m * n} elements; got {a}, {b}, {c}");

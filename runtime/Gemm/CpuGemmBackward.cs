@@ -33,6 +33,35 @@ internal static class CpuGemmBackward
         });
     }
 
+    /// <summary>
+    /// NN with b a bf16 weight [k, n]: each block widens row p of b once (exactly, a 16-bit shift) into a scratch row
+    /// and applies it to its 8 c rows, so the weight is read in 16 bits and every product and sum is f32.
+    /// </summary>
+    public static void NNBf16(DeviceTensor a, DeviceTensor b, DeviceTensor c, int m, int n, int k, bool accumulate)
+    {
+        float[] aa = a.HostArray, ca = c.HostArray;
+        ReadOnlyMemory<ushort> bm = b.Bf16Memory;
+        int ao = a.Offset, co = c.Offset;
+        ForBlocks(m, (long)m * n * k, block =>
+        {
+            int end = Math.Min(m, block + RowBlock);
+            if (!accumulate) ca.AsSpan(co + block * n, (end - block) * n).Clear();
+            float[] widened = System.Buffers.ArrayPool<float>.Shared.Rent(n);
+            ReadOnlySpan<ushort> bs = bm.Span;
+            for (int p = 0; p < k; p++)
+            {
+                Span<float> bp = widened.AsSpan(0, n);
+                Bf16Kernels.WidenRow(bs.Slice(p * n, n), bp);
+                for (int i = block; i < end; i++)
+                {
+                    Span<float> ci = ca.AsSpan(co + i * n, n);
+                    TensorPrimitives.MultiplyAdd(bp, aa[ao + i * k + p], ci, ci);
+                }
+            }
+            System.Buffers.ArrayPool<float>.Shared.Return(widened);
+        });
+    }
+
     public static void TN(DeviceTensor a, DeviceTensor b, DeviceTensor c, int m, int n, int k, bool accumulate)
     {
         float[] aa = a.HostArray, ba = b.HostArray, ca = c.HostArray;

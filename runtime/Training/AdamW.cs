@@ -20,7 +20,8 @@ public struct AdamWStepArgs
 /// w ← w − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε)</code>
 /// Frozen parameters lie past TrainableEnd and are never touched. With bf16 compute
 /// (<see cref="ParameterSet.Bf16Compute"/>) the same kernel also writes the updated master weight rounded to bfloat16
-/// (<see cref="Bf16.Round"/>, ties to even) into the compute weights the next forward pass reads.
+/// (<see cref="Bf16.RoundBits"/>, ties to even) into the 16-bit compute weights the next forward pass reads, and the
+/// f32 compute copies of the wide parameters (norms, biases) are refreshed after it.
 /// </summary>
 public sealed class AdamW
 {
@@ -64,13 +65,13 @@ public sealed class AdamW
         DeviceTensor w = parameters.AllWeights.Slice(start, count, count), g = parameters.AllGrads.Slice(start, count, count);
         DeviceTensor m = parameters.MomentM, v = parameters.MomentV;
         bool bf16 = parameters.Bf16Compute;
-        DeviceTensor? compute = bf16 ? parameters.ComputeWeights.Slice(start, count, count) : null;
+        DeviceTensor? compute = bf16 ? parameters.Bf16ComputeWeights!.Slice(start, count, count) : null;
         if (ctx.IsCpu)
         {
             // The block's elements: the flat arrays from these offsets on (index i of the kernel is element start + i).
             float[] wa = w.HostArray, ga = g.HostArray, ma = m.HostArray, va = v.HostArray;
             int wo = w.Offset, go = g.Offset, mo = m.Offset, vo = v.Offset, co = compute?.Offset ?? 0;
-            float[]? ca = compute?.HostArray;
+            ushort[]? ca = bf16 ? parameters.Bf16ComputeBits : null;
             const int chunk = 1 << 14;
             int chunks = (args.TrainableEnd + chunk - 1) / chunk;
             Parallel.For(0, chunks, c =>
@@ -79,17 +80,19 @@ public sealed class AdamW
                 for (int i = c * chunk; i < end; i++)
                 {
                     UpdateElement(i, wa, wo, ga, go, ma, mo, va, vo, args);
-                    if (ca is not null) ca[co + i] = Bf16.Round(wa[wo + i]);
+                    if (ca is not null) ca[co + i] = Bf16.RoundBits(wa[wo + i]);
                 }
             });
+            if (bf16) parameters.RoundWideComputeWeights();
             return;
         }
         if (bf16)
         {
             var fused = ctx.CachedKernel("adamw-bf16", typeof(AdamWStepArgs), accelerator =>
                 accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                    ArrayView<float>, AdamWStepArgs>(AdamWBf16Kernel));
-            fused(args.TrainableEnd, w.View, g.View, m.View, v.View, compute!.View, args);
+                    ArrayView<ushort>, AdamWStepArgs>(AdamWBf16Kernel));
+            fused(args.TrainableEnd, w.View, g.View, m.View, v.View, compute!.Bf16View, args);
+            parameters.RoundWideComputeWeights();
             return;
         }
         var kernel = ctx.CachedKernel("adamw", typeof(AdamWStepArgs), accelerator =>
@@ -110,12 +113,12 @@ public sealed class AdamW
         w[i] = wi - a.StepSize * mi / (XMath.Sqrt(vi) * a.InverseSqrtCorrection2 + a.Eps);
     }
 
-    /// <summary><see cref="AdamWKernel"/>, then the new master weight rounded to bf16 into the compute weights.</summary>
+    /// <summary><see cref="AdamWKernel"/>, then the new master weight rounded to bf16 into the 16-bit compute weights.</summary>
     private static void AdamWBf16Kernel(Index1D i, ArrayView<float> w, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v,
-        ArrayView<float> compute, AdamWStepArgs a)
+        ArrayView<ushort> compute, AdamWStepArgs a)
     {
         AdamWKernel(i, w, g, m, v, a);
-        compute[i] = Bf16.Round(w[i]);
+        compute[i] = Bf16.RoundBits(w[i]);
     }
 
     private static void UpdateElement(int i, float[] w, int wo, float[] g, int go, float[] m, int mo, float[] v, int vo, in AdamWStepArgs a)

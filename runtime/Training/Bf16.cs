@@ -45,5 +45,37 @@ public static class Bf16
         kernel(source.Length, source.View, destination.View);
     }
 
+    /// <summary>The bf16 bit pattern nearest to <paramref name="x"/> (ties to even): the upper half of <see cref="Round"/>.</summary>
+    public static ushort RoundBits(float x) => (ushort)(Interop.FloatAsInt(Round(x)) >> 16);
+
+    /// <summary>
+    /// destination[i] = RoundBits(source[i]): f32 values into a bf16 tensor of the same length (training's 16-bit compute
+    /// weights). On the cpu device <paramref name="hostBits"/> is the destination's writable array (<see cref="ComputeContext.AllocateBf16"/>).
+    /// </summary>
+    public static void RoundIntoBits(ComputeContext ctx, DeviceTensor source, DeviceTensor destination, ushort[]? hostBits)
+    {
+        if (source.IsInt || source.IsBf16 || !destination.IsBf16 || source.Length != destination.Length)
+            throw new ArgumentException($"bf16 rounding into bits needs an f32 source and a bf16 destination of one length; got {source}, {destination}");
+        if (source.Length == 0) return;
+        if (ctx.IsCpu)
+        {
+            ushort[] d = hostBits ?? throw new ArgumentException("the cpu destination's array is needed to write it", nameof(hostBits));
+            float[] s = source.HostArray;
+            int so = source.Offset, dOffset = destination.Offset, n = source.Length;
+            const int chunk = 1 << 16;
+            Parallel.For(0, (n + chunk - 1) / chunk, c =>
+            {
+                int end = Math.Min(n, (c + 1) * chunk);
+                for (int i = c * chunk; i < end; i++) d[dOffset + i] = RoundBits(s[so + i]);
+            });
+            return;
+        }
+        var kernel = ctx.CachedKernel("bf16-round-bits", typeof(ushort), accelerator =>
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>>(RoundBitsKernel));
+        kernel(source.Length, source.View, destination.Bf16View);
+    }
+
+    private static void RoundBitsKernel(Index1D i, ArrayView<float> source, ArrayView<ushort> destination) => destination[i] = RoundBits(source[i]);
+
     private static void RoundKernel(Index1D i, ArrayView<float> source, ArrayView<float> destination) => destination[i] = Round(source[i]);
 }

@@ -16,11 +16,13 @@ public sealed record ParameterInfo(string Name, int[] Shape, bool Trainable, boo
 /// [DecayEnd, TrainableEnd)  trainable parameters without weight decay (biases, norms)
 /// [TrainableEnd, Length)    frozen parameters (never updated)</code>
 /// Gradients and the moments m, v cover only [0, TrainableEnd): frozen parameters have no gradient storage.
-/// With bf16 compute (<see cref="Build"/>(bf16Compute: true)) a second buffer of the same layout, the compute weights,
-/// holds the master weights rounded to bfloat16 (<see cref="Bf16.Round"/>): the forward and backward passes read it,
-/// the optimizer updates the f32 master weights and refreshes it in the same kernel, checkpoints save the masters.
-/// The compute buffer is float32 holding bf16-representable values: it costs memory (one more copy of the weights)
-/// rather than saving it, because the kernels read float32.
+/// With bf16 compute (<see cref="Build"/>(bf16Compute: true)) the forward and backward passes read compute weights
+/// held in 16 bits: a bf16 buffer of the same layout (2 bytes per element) holds the master weights rounded to bfloat16
+/// (<see cref="Bf16.Round"/>, ties to even), and the optimizer updates the f32 masters and rewrites it in the same
+/// kernel. Parameters whose kernels read f32 (<c>wide</c>: norms, biases, a conv) also get an f32 copy of their rounded
+/// values in a small packed buffer, and the runners bind to that. Checkpoints save the masters.
+/// Bytes held: 4 per element of masters, 2 of bf16 compute weights, 4 per wide element, and per trainable element 4 of
+/// gradient and 8 of moments (<see cref="HeldBytes"/>); without bf16 compute the masters are the compute weights.
 /// Use: <see cref="Add"/> every parameter, <see cref="Freeze"/> by pattern, then <see cref="Build"/>; after that the
 /// layout is fixed and <see cref="Weight"/> / <see cref="Grad"/> return views into the flat buffers.
 /// </summary>
@@ -30,7 +32,9 @@ public sealed class ParameterSet : IDisposable
     private readonly List<(string Name, int[] Shape, bool Trainable, bool Decay)> _pending = new();
     private readonly Dictionary<string, ParameterInfo> _byName = new(StringComparer.Ordinal);
     private readonly List<ParameterInfo> _ordered = new();
-    private DeviceTensor? _weights, _grads, _m, _v, _compute;
+    private DeviceTensor? _weights, _grads, _m, _v, _compute16, _computeWide;
+    private ushort[]? _computeBits;                                     // the cpu storage of _compute16 (the optimizer writes it)
+    private readonly Dictionary<string, int> _wideOffsets = new(StringComparer.Ordinal);
 
     public ParameterSet(ComputeContext ctx) => _ctx = ctx;
 
@@ -83,9 +87,10 @@ public sealed class ParameterSet : IDisposable
 
     /// <summary>
     /// Fixes the layout and allocates the zeroed weight, gradient, m and v buffers, and with
-    /// <paramref name="bf16Compute"/> the compute-weight buffer.
+    /// <paramref name="bf16Compute"/> the 16-bit compute weights, plus f32 compute copies of the parameters
+    /// <paramref name="wide"/> accepts (those whose kernels read f32).
     /// </summary>
-    public void Build(bool bf16Compute = false)
+    public void Build(bool bf16Compute = false, Func<string, bool>? wide = null)
     {
         if (IsBuilt) throw new InvalidOperationException("the parameter set is already built");
         int offset = 0;
@@ -111,7 +116,15 @@ public sealed class ParameterSet : IDisposable
         _m = _ctx.Allocate(TrainableEnd);
         _v = _ctx.Allocate(TrainableEnd);
         MomentCount = TrainableEnd;
-        if (bf16Compute) _compute = _ctx.Allocate(Length);
+        if (!bf16Compute) return;
+        _compute16 = _ctx.AllocateBf16(Length, out _computeBits);
+        int wideLength = 0;
+        foreach (var info in _ordered.Where(p => wide?.Invoke(p.Name) == true))
+        {
+            _wideOffsets[info.Name] = wideLength;
+            wideLength += info.Length;
+        }
+        _computeWide = _ctx.Allocate(wideLength);
     }
 
     /// <summary>
@@ -147,22 +160,61 @@ public sealed class ParameterSet : IDisposable
     }
 
     /// <summary>True when the forward and backward passes read bf16-rounded compute weights, not the masters.</summary>
-    public bool Bf16Compute => Built()._compute is not null;
+    public bool Bf16Compute => Built()._compute16 is not null;
 
-    /// <summary>The weights the model computes with: the bf16-rounded copy with bf16 compute, else the masters themselves.</summary>
-    public DeviceTensor ComputeWeights => Built()._compute ?? _weights!;
+    /// <summary>The 16-bit compute weights [Length] in the masters' layout (null without bf16 compute).</summary>
+    public DeviceTensor? Bf16ComputeWeights => Built()._compute16;
 
-    /// <summary>The compute weights of one parameter: a view with its shape (the master view without bf16 compute).</summary>
+    /// <summary>The cpu storage of <see cref="Bf16ComputeWeights"/>, which the optimizer writes (null elsewhere).</summary>
+    internal ushort[]? Bf16ComputeBits => _computeBits;
+
+    /// <summary>
+    /// The compute weights of one parameter, a view with its shape: without bf16 compute the master view; with it the
+    /// parameter's f32 copy of its rounded values where it is wide, else its bf16 view.
+    /// </summary>
     public DeviceTensor ComputeWeight(string name)
     {
         ParameterInfo info = Info(name);
-        return ComputeWeights.Slice(info.Offset, info.Length, info.Shape);
+        if (_compute16 is null) return AllWeights.Slice(info.Offset, info.Length, info.Shape);
+        return _wideOffsets.TryGetValue(name, out int at)
+            ? _computeWide!.Slice(at, info.Length, info.Shape)
+            : _compute16.Slice(info.Offset, info.Length, info.Shape);
     }
 
-    /// <summary>Sets the compute weights to the masters rounded to bf16 (all parameters, frozen included); no-op without bf16 compute.</summary>
+    /// <summary>True when <paramref name="name"/>'s compute weights are an f32 copy (bf16 compute, a wide parameter).</summary>
+    public bool IsWide(string name) => _wideOffsets.ContainsKey(name);
+
+    /// <summary>Sets every compute weight to its master rounded to bf16 (all parameters, frozen included); no-op without bf16 compute.</summary>
     public void RoundComputeWeights()
     {
-        if (_compute is not null) Bf16.RoundInto(_ctx, AllWeights, _compute);
+        if (_compute16 is null) return;
+        Bf16.RoundIntoBits(_ctx, AllWeights, _compute16, _computeBits);
+        RoundWideComputeWeights();
+    }
+
+    /// <summary>Sets the f32 compute copies of the wide parameters to their masters rounded to bf16.</summary>
+    public void RoundWideComputeWeights()
+    {
+        foreach (var (name, at) in _wideOffsets)
+        {
+            ParameterInfo info = Info(name);
+            Bf16.RoundInto(_ctx, AllWeights.Slice(info.Offset, info.Length, info.Length), _computeWide!.Slice(at, info.Length, info.Length));
+        }
+    }
+
+    /// <summary>
+    /// Bytes of the buffers this set holds, by kind: f32 masters (the compute weights too without bf16 compute), bf16
+    /// compute weights, f32 compute copies of wide parameters, f32 gradients, f32 AdamW moments (m and v; under ZeRO-1
+    /// this rank's block).
+    /// </summary>
+    public (long Masters, long Bf16Compute, long WideCompute, long Gradients, long Moments) HeldBytes
+    {
+        get
+        {
+            Built();
+            return (4L * _weights!.Length, 2L * (_compute16?.Length ?? 0), 4L * (_computeWide?.Length ?? 0),
+                4L * _grads!.Length, 4L * (_m!.Length + _v!.Length));
+        }
     }
 
     /// <summary>The gradient of one trainable parameter (a view with its shape); frozen parameters have none.</summary>
@@ -190,6 +242,7 @@ public sealed class ParameterSet : IDisposable
         _grads?.Dispose();
         _m?.Dispose();
         _v?.Dispose();
-        _compute?.Dispose();
+        _compute16?.Dispose();
+        _computeWide?.Dispose();
     }
 }

@@ -128,6 +128,13 @@ public sealed class WeightStore : IDisposable
     public Func<string, DeviceTensor?>? Destination { get; set; }
 
     /// <summary>
+    /// Where the checkpoint's values go when the <see cref="Destination"/> tensor does not take them itself: training with
+    /// bf16 compute reads them into the f32 masters, and the destination (the 16-bit compute weights, or an f32 copy
+    /// of them) is filled afterwards with their rounding (<c>ParameterSet.RoundComputeWeights</c>). Null: into the destination.
+    /// </summary>
+    public Func<string, DeviceTensor?>? ValuesInto { get; set; }
+
+    /// <summary>
     /// Which weights stay bf16 in memory: for a name it accepts whose checkpoint dtype is BF16, <see cref="Load"/>
     /// returns a bf16 tensor — on the cpu device read in place from the mapping (no widening, no copy), on an ILGPU
     /// device copied into a 16-bit buffer — which only a GEMM may read as its weight operand, so accept only such
@@ -177,8 +184,11 @@ public sealed class WeightStore : IDisposable
         }
         if (!destination.Shape.SequenceEqual(shape))
             throw new WeightException($"{name}: checkpoint shape {SafetensorsDTypes.FormatShape(info.Shape)}, destination {destination}");
-        if (ctx.IsCpu) FileOf(name).ReadFloat32(Stored(name), destination.Span);
-        else ctx.CopyFrom(ReadFloat32(name), destination);
+        DeviceTensor values = ValuesInto?.Invoke(name) ?? destination;
+        if (!values.Shape.SequenceEqual(shape))
+            throw new WeightException($"{name}: checkpoint shape {SafetensorsDTypes.FormatShape(info.Shape)}, values into {values}");
+        if (ctx.IsCpu) FileOf(name).ReadFloat32(Stored(name), values.Span);
+        else ctx.CopyFrom(ReadFloat32(name), values);
         return destination;
     }
 

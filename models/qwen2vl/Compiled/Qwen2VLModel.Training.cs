@@ -46,7 +46,10 @@ public sealed partial class Qwen2VLModel
         _visionTrained = vision is not null;
         var visionRows = vision is null ? null : VisionTrain(vision);                                 // [tokens, Hidden]
         var idsT = _staging.UploadInt("ids", ToInt(inputs.InputIds), b, s);
-        var x = _embed.ForwardTrain(idsT);                                                             // [B, S, Hidden]
+        // A bf16 table (--dtype bf16, train --bf16) is gathered a row at a time and widened; its gradient is f32.
+        bool bf16Table = _embed.Table.IsBf16;
+        var x = bf16Table ? EmbedTokens(inputs.InputIds, b, s) : _embed.ForwardTrain(idsT);           // [B, S, Hidden]
+        _embeddingFloats = (long)b * s * Hidden;
         DeviceTensor? mapT = null;
         if (visionRows is not null)
         {
@@ -87,7 +90,10 @@ public sealed partial class Qwen2VLModel
         // transformers builds embed_tokens with padding_idx = pad_token_id: the lookup of the pad token gets no gradient.
         if (PadTokenId is { } pad)
             VisionScatter.ClearRowsOf(Context, dX, idsT, checked((int)pad));
-        _embed.Backward(dX.Reshape(b, s, Hidden), grads);
+        if (!bf16Table)
+            _embed.Backward(dX.Reshape(b, s, Hidden), grads);
+        else if (grads.GradientOf("model.embed_tokens.weight") is { } dTable)
+            Context.ScatterAddRows(dX, idsT, dTable);
         Done(grads, "model.embed_tokens.");
         Context.Synchronize();
         return new TrainingLoss(loss, count) { LogitsColumns = logitsColumns };
@@ -137,7 +143,7 @@ public sealed partial class Qwen2VLModel
     /// </summary>
     public long SavedActivationFloats(bool recompute) =>
         (_visionTrained ? _vision.SavedActivationFloats(recompute) : 0)
-        + _embed.SavedActivationFloats(recompute)
+        + (_embed.Table.IsBf16 ? _embeddingFloats : _embed.SavedActivationFloats(recompute))
         + _layers.Sum(l => l.SavedActivationFloats(recompute))
         + _norm.SavedActivationFloats(recompute);
         // No head term: the training loss is the fused chunked lm_head cross-entropy, which keeps no logits between its
@@ -169,4 +175,5 @@ public sealed partial class Qwen2VLModel
     }
 
     private bool _visionTrained;
+    private long _embeddingFloats;
 }

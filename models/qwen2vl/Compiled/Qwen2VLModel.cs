@@ -106,7 +106,7 @@ public sealed partial class Qwen2VLModel : IDisposable
     /// Loads the model for training: every weight lives in one <see cref="ParameterSet"/> (f32 master weights, their
     /// gradients and AdamW moments in flat buffers); <paramref name="freeze"/> glob patterns ("visual.*") freeze
     /// parameters by checkpoint name. Biases and norm weights get no weight decay. With <paramref name="bf16Compute"/>
-    /// the runners read bf16-rounded copies of the weights (<see cref="ParameterSet.ComputeWeights"/>) while the f32
+    /// the runners read bf16-rounded copies of the weights (<see cref="ParameterSet.ComputeWeight"/>: 16-bit, or f32 copies for norms, biases and the patch conv) while the f32
     /// masters are what the optimizer updates and checkpoints save.
     /// </summary>
     public static Qwen2VLModel LoadForTraining(string modelDir, DeviceKind device, IEnumerable<string> freeze, bool bf16Compute = false) =>
@@ -140,20 +140,20 @@ public sealed partial class Qwen2VLModel : IDisposable
                 foreach (var pattern in training)
                     if (parameters.Freeze(pattern) == 0)
                         throw new ModelException($"--freeze '{pattern}' matches no parameter");
-                parameters.Build(bf16Compute);
-                // The runners bind to the compute weights (the masters themselves unless bf16 compute is on).
+                // bf16 compute: the weights the bf16 GEMMs and row gathers read (Bf16Weights.IsKeptBf16) are held in 16 bits;
+                // the rest (norms, biases, the patch conv: generated kernels read f32) get an f32 copy of their rounding.
+                parameters.Build(bf16Compute, wide: name => !Bf16Weights.IsKeptBf16(name));
+                // The runners bind to the compute weights (the masters themselves unless bf16 compute is on); with bf16
+                // compute the checkpoint's values go into the masters, and the compute weights are rounded from them below.
                 weights.Destination = name => parameters.ComputeWeight(name);
+                if (bf16Compute) weights.ValuesInto = name => parameters.Weight(name);
             }
             var model = new Qwen2VLModel(ctx, config, weights)
             {
                 Parameters = parameters, KernelNote = kernelNote, KvCacheBf16 = bf16Weights && ctx.IsCpu,
             };
             if (parameters is { Bf16Compute: true })
-            {
-                // The checkpoint's f32 values were read into the compute buffer: they become the masters, then get rounded.
-                ctx.Copy(parameters.ComputeWeights, parameters.AllWeights);
-                parameters.RoundComputeWeights();
-            }
+                parameters.RoundComputeWeights(); // the checkpoint's values are in the masters; the compute weights are their rounding
             return model;
         }
         catch

@@ -27,9 +27,10 @@ public sealed record TrainOptions
     public bool Pack { get; init; }
 
     /// <summary>
-    /// Compute with bf16-rounded weights: f32 master weights and AdamW moments, and after each step the fused AdamW
-    /// kernel writes the masters rounded to bfloat16 (ties to even) into the weights the forward and backward read.
-    /// Those are still float32 buffers, so this models bf16 numerics and saves no memory.
+    /// Compute with bf16 weights: f32 master weights and AdamW moments, and after each step the fused AdamW kernel
+    /// writes the masters rounded to bfloat16 (ties to even) into 16-bit compute weights, which the forward and backward
+    /// GEMMs and the embedding gather read (norms, biases and the patch conv: f32 copies of their rounded values).
+    /// Activations and gradients stay f32.
     /// </summary>
     public bool Bf16 { get; init; }
 

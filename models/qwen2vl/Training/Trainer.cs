@@ -70,6 +70,7 @@ public static class Trainer
         }
         var parameters = model.Parameters!;
         var ctx = model.Context;
+        o.Notes?.WriteLine(OptimizerMemory.Line(parameters));
         using var dp = comm is null ? null : new DataParallelGroup(model, comm, o.Zero == 1, o.Overlap, o.BucketElements);
         bool writer = comm is null || comm.Rank == 0;
 

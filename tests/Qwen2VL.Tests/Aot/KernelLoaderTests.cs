@@ -96,10 +96,17 @@ public sealed class KernelLoaderTests(CompiledModel build)
     /// compiles ahead of time, with the same grouping: on cuda with <c>--no-jit</c> nothing falls back to ILGPU.
     /// </summary>
     [Fact]
-    public void Catalog_CoversEveryKernelTheInferencePathLoads()
+    public void Catalog_CoversEveryKernelTheInferencePathLoads() => AssertCatalogCoversGeneration(bf16Weights: false);
+
+    /// <summary>The same with the weights kept bf16 (<c>--dtype bf16</c>): the bf16 GEMMs and the bf16 embedding gather.</summary>
+    [Fact]
+    public void Catalog_CoversEveryKernelTheBf16InferencePathLoads() => AssertCatalogCoversGeneration(bf16Weights: true);
+
+    private static void AssertCatalogCoversGeneration(bool bf16Weights)
     {
         using var golden = new GoldenCase("a_image_text");
-        using var model = Qwen2VLModel.Load(FixturePaths.Root, DeviceKind.IlgpuCpu);
+        using var model = Qwen2VLModel.Load(FixturePaths.Root, DeviceKind.IlgpuCpu, KernelOptions.Jit, bf16Weights);
+        Assert.Equal(bf16Weights, model.Bf16WeightElements > 0);
         TextGenerator.Generate(model, golden.Inputs, new GenerationOptions(2, SamplingOptions.Greedy, model.EosTokenIds, model.PadTokenId));
 
         var catalog = Current.Select(k => (k.Method, k.Grouping == KernelGrouping.Implicit)).ToHashSet();

@@ -61,9 +61,14 @@ public sealed class ManifestTests(CompiledModel build)
         Assert.NotEmpty(epilogues);
         var keys = Manifest.Kernels.Where(k => k.Architecture == "sm_80").Select(k => k.Key).ToHashSet();
         foreach (var (module, epilogue) in epilogues)
-            foreach (var gemm in new[] { "GemmBlocked", "GemmSkinny", "GemmEpilogue" })
+            foreach (var gemm in new[] { "GemmBlocked", "GemmSkinny", "GemmEpilogue", "GemmBf16Blocked", "GemmBf16Skinny" })
                 Assert.Contains($"{module}.{gemm}.{epilogue}", keys);
-        foreach (var runtime in new[] { "Runtime.GemmBlocked.NoEpilogue", "Runtime.GemmSkinny.NoEpilogue", "Runtime.AttentionSegments", "Runtime.AttentionCausal" })
+        foreach (var runtime in new[]
+                 {
+                     "Runtime.GemmBlocked.NoEpilogue", "Runtime.GemmSkinny.NoEpilogue", "Runtime.AttentionSegments", "Runtime.AttentionCausal",
+                     "Runtime.GemmBf16Blocked.NoEpilogue", "Runtime.GemmBf16Skinny.NoEpilogue", "Runtime.GatherBf16Rows",
+                     "Runtime.GemmBackwardBf16", "Runtime.AdamWBf16",
+                 })
             Assert.Contains(runtime, keys);
     }
 
@@ -104,6 +109,10 @@ public sealed class ManifestTests(CompiledModel build)
         Assert.Equal("Kernels.GpuKernels." + epilogue, gemm.ParameterTypes[^1]);
         Assert.Equal("7.8", gemm.InstructionSet);
         Assert.Equal(0, layerNorm.SharedMemoryBytes);
+        // bf16 weights: the same launch, w an ArrayView<ushort> of bf16 bit patterns widened where it is read.
+        var bf16 = Manifest.Kernels.Single(k => k.Key == "Kernels.GemmBf16Skinny." + epilogue && k.Architecture == "sm_80");
+        Assert.Equal("explicit", bf16.Grouping);
+        Assert.Equal(["ArrayView<float>", "ArrayView<ushort>", "ArrayView<float>", "int", "int", "int", "Kernels.GpuKernels." + epilogue], bf16.ParameterTypes);
         Assert.Equal(2 * 16 * (GemmBlockedKernel.Block + 1) * sizeof(float), gemm.SharedMemoryBytes); // two staging tiles [Depth 16, Block + 1]
     }
 

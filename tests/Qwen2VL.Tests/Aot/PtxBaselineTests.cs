@@ -5,7 +5,7 @@ using Xunit;
 namespace Qwen2VL.Tests.Aot;
 
 /// <summary>
-/// The PTX of a few representative kernels (a norm, a rotary, a GEMM with a fused epilogue, an attention kernel) for
+/// The PTX of a few representative kernels (a norm, a rotary, a GEMM with a fused epilogue, an attention kernel, the bf16-weight GEMV, AdamW writing bf16 weights) for
 /// sm_80 and sm_90, compared with the files under Aot/Baselines/&lt;configuration&gt;/&lt;arch&gt;/. ILGPU compiles
 /// the assemblies' IL, and Debug IL gives other (equivalent) PTX than Release IL, hence one set per configuration.
 /// A mismatch writes a <c>.received.ptx</c> beside the baseline and fails; to accept an intended change, run in both
@@ -66,6 +66,8 @@ public sealed class PtxBaselineTests
                          "Kernels." + CompiledModel.Kernel("MRope"),           // M-RoPE: theta ([Const] rope_theta) is an .f32 parameter
                          "Kernels.GemmBlocked." + CompiledModel.Kernel("Linear_QuickGelu_Epilogue"), // tiled GEMM with a fused bias + QuickGELU epilogue
                          "Runtime.AttentionSegments",                         // attention
+                         "Runtime.GemmBf16Skinny.NoEpilogue",                 // decode GEMV with bf16 weights (16-bit loads widened by a shift)
+                         "Runtime.AdamWBf16",                                 // AdamW writing the bf16 compute weights (ties-to-even rounding)
                      })
                 data.Add(architecture, kernel);
         return data;

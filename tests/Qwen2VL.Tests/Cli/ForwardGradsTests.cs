@@ -39,6 +39,36 @@ public sealed class ForwardGradsTests : IDisposable
         }
     }
 
+    /// <summary><c>--dtype bf16 --grads</c> through the CLI: loss and every gradient written (the numbers: Bf16ForwardGradsTests).</summary>
+    [Fact]
+    public void Bf16DtypeWritesTheLossAndEveryGradient()
+    {
+        var output = Path.Combine(_dir, "bf16.safetensors");
+        var r = CliRunner.Run("forward", "--model", FixturePaths.Root, "--inputs", FixturePaths.Case("a_image_text", "inputs.safetensors"),
+            "--out", output, "--grads", "--dtype", "bf16");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var actual = SafetensorsFile.Open(output);
+        using var expected = SafetensorsFile.Open(FixturePaths.Case("a_image_text", "expected.safetensors"));
+        float want = expected.ReadFloat32("loss")[0];
+        Assert.True(Math.Abs(actual.ReadFloat32("loss")[0] - want) <= 3e-3 * Math.Abs(want));
+        foreach (var name in expected.Tensors.Keys.Where(k => k.StartsWith("grad.", StringComparison.Ordinal)))
+            Assert.Equal(expected.Tensors[name].Shape, actual.Tensors[name].Shape);
+    }
+
+    [Theory]
+    [InlineData("f16")]
+    [InlineData("float32")]
+    public void AnUnsupportedDtypeIsOneLineAndExitTwo(string dtype)
+    {
+        var output = Path.Combine(_dir, "o.safetensors");
+        var r = CliRunner.Run("forward", "--model", FixturePaths.Root, "--inputs", FixturePaths.Case("d_text_only", "inputs.safetensors"),
+            "--out", output, "--grads", "--dtype", dtype);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains($"--dtype must be bf16 or f32, got '{dtype}'", r.Stderr);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+        Assert.False(File.Exists(output));
+    }
+
     [Fact]
     public void RecomputeWithoutGradsIsAnError()
     {

@@ -38,6 +38,17 @@ internal sealed class GoldenCase : IDisposable
         return max;
     }
 
+    /// <summary><see cref="MaskedMaxDiff"/> over stacked [L, B, S, width] layers (hidden_states), the worst layer.</summary>
+    public double MaskedMaxDiffLayers(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, int width)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        int layer = Mask.Length * width;
+        double max = 0;
+        for (int at = 0; at < expected.Length; at += layer)
+            max = Math.Max(max, MaskedMaxDiff(actual.Slice(at, layer), expected.Slice(at, layer), width));
+        return max;
+    }
+
     public static double MaxDiff(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected)
     {
         Assert.Equal(expected.Length, actual.Length);

@@ -27,9 +27,10 @@ internal static class ForwardCommand
         var device = DeviceOption.Create();
         var withGrads = new Option<bool>("--grads") { Description = "Also run the backward pass and write grad.<checkpoint name> (f32) for every parameter; needs labels." };
         var recompute = new Option<bool>("--recompute") { Description = "With --grads: selective activation checkpointing (recompute norms, activations, softmax and rotary in the backward pass)." };
+        var dtype = DTypeFlag.Create();
         var parallel = new ParallelFlags(zero: false);
         var command = new Command("forward", "Run the compiled model on a batch of inputs and write position ids, embeddings, hidden states, logits, loss.");
-        foreach (var option in new Option[] { model, inputs, output, generate, device, withGrads, recompute }) command.Options.Add(option);
+        foreach (var option in new Option[] { model, inputs, output, generate, device, withGrads, recompute, dtype }) command.Options.Add(option);
         parallel.AddTo(command);
         var kernels = new KernelFlags();
         kernels.AddTo(command);
@@ -37,7 +38,8 @@ internal static class ForwardCommand
         strict.AddTo(command);
         command.SetAction(parse => Run(
             parse.GetValue(model), parse.GetValue(inputs), parse.GetValue(output), parse.GetValue(generate), DeviceOption.Read(parse, device), parse.GetValue(withGrads),
-            parse.GetValue(recompute), kernels.Read(parse), strict.Read(parse), parse.InvocationConfiguration.Error, parallel.Read(parse)));
+            parse.GetValue(recompute), kernels.Read(parse), strict.Read(parse), parse.InvocationConfiguration.Error, parallel.Read(parse),
+            DTypeFlag.Bf16Weights(parse.GetValue(dtype) ?? "f32")));
         return command;
     }
 
@@ -51,13 +53,15 @@ internal static class ForwardCommand
         : [];
 
     private static int Run(string? modelDir, string? inputsPath, string? outPath, int? generate, DeviceKind device, bool withGrads, bool recompute, KernelOptions kernels, bool strict, TextWriter error,
-        ParallelOptions parallel)
+        ParallelOptions parallel, bool bf16)
     {
         if (recompute && !withGrads)
             throw new ModelException("--recompute applies to the backward pass: use it with --grads");
         parallel.CheckWorld();
         if (parallel.IsParallel && !withGrads)
             throw new ModelException("--dp and --comm split the backward pass over ranks: use them with --grads");
+        if (parallel.IsParallel && bf16)
+            throw new ModelException("--dtype bf16 runs on one rank; --dp N needs --dtype f32");
         bool example = inputsPath is null;
         if (example && modelDir is not null)
             throw new ModelException("--inputs is required with --model (only the embedded model has example inputs)");
@@ -77,7 +81,7 @@ internal static class ForwardCommand
         var batch = ForwardFiles.ReadInputs(inputsPath);
         if (parallel.IsParallel)
             return RunDataParallel(modelDir, batch, inputsPath, outPath!, steps, device, recompute, kernels, strict, error, parallel);
-        using var qwen = Qwen2VLModel.Load(modelDir, device, kernels);
+        using var qwen = Qwen2VLModel.Load(modelDir, device, kernels, bf16Weights: bf16);
         if (qwen.KernelNote is { } note) Console.Error.WriteLine(note);
         StrictFlag.Report(qwen.UnusedWeights, strict, error);
         InputLimits.Default.CheckTokens(batch.Seq, steps, MaxPositions(qwen.Config), "--generate");

@@ -35,7 +35,7 @@ internal static class TrainCommand
         var saveEvery = new Option<int>("--save-every") { DefaultValueFactory = _ => 200, Description = "Checkpoint every N steps (and at the end)." };
         var pack = new Option<bool>("--pack") { Description = "Pack each micro-batch's samples into rows of at most --max-length tokens (per-sample attention segments and M-RoPE positions)." };
         var maxLength = new Option<int>("--max-length") { DefaultValueFactory = _ => 2048, Description = "Token budget of a packed row (with --pack)." };
-        var bf16 = new Option<bool>("--bf16") { Description = "Compute with bf16-rounded weights (f32 master weights and moments; the weights stay in f32 buffers, so no memory is saved)." };
+        var bf16 = new Option<bool>("--bf16") { Description = "Compute with bf16 weights held in 16 bits (f32 master weights and AdamW moments in the optimizer; activations and gradients f32)." };
         var device = DeviceOption.Create();
         var strict = new Option<bool>("--strict") { Description = "Refuse a checkpoint holding tensors the model does not use (default: a warning listing them)." };
         var recompute = new Option<bool>("--recompute") { Description = "Selective activation checkpointing: recompute norms, activations, softmax and rotary in the backward pass instead of keeping them." };

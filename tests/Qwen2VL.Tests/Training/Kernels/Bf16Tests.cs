@@ -93,13 +93,20 @@ public class Bf16Tests
             set.Add("a.weight", [40, 7]);
             set.Add("a.bias", [40], decay: false);
             set.Add("frozen.weight", [9, 7], trainable: false);
-            set.Build(bf16);
+            set.Build(bf16, wide: name => name == "a.bias");
             return set;
         }
         using ParameterSet plain = Make(false), mixed = Make(true);
         Assert.False(plain.Bf16Compute);
-        Assert.Same(plain.AllWeights, plain.ComputeWeights);
+        Assert.Null(plain.Bf16ComputeWeights);
+        Assert.False(plain.ComputeWeight("a.weight").IsBf16);
         Assert.True(mixed.Bf16Compute);
+        Assert.True(mixed.ComputeWeight("a.weight").IsBf16);
+        Assert.True(mixed.ComputeWeight("frozen.weight").IsBf16);
+        Assert.False(mixed.ComputeWeight("a.bias").IsBf16);
+        // 16-bit compute weights: 2 bytes an element, plus 4 per element of the one wide parameter.
+        Assert.Equal((4L * 383, 0L, 0L, 4L * 320, 8L * 320), plain.HeldBytes);
+        Assert.Equal((4L * 383, 2L * 383, 4L * 40, 4L * 320, 8L * 320), mixed.HeldBytes);
         var random = new Random(8);
         float[] w = Enumerable.Range(0, plain.Length).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
         ctx.CopyFrom(w, plain.AllWeights);
@@ -126,9 +133,11 @@ public class Bf16Tests
     private static void AssertRounded(ComputeContext ctx, ParameterSet set, string when)
     {
         var masters = ctx.Download(set.AllWeights);
-        var compute = ctx.Download(set.ComputeWeights);
+        var compute = ctx.DownloadBf16(set.Bf16ComputeWeights!);
         for (int i = 0; i < masters.Length; i++)
-            Assert.True(BitConverter.SingleToUInt32Bits(compute[i]) == BitConverter.SingleToUInt32Bits(Bf16.Round(masters[i])),
-                $"{when}, element {i}: compute {compute[i]:R}, master {masters[i]:R}");
+            Assert.True(compute[i] == Bf16.RoundBits(masters[i]),
+                $"{when}, element {i}: compute 0x{compute[i]:X4}, master {masters[i]:R}");
+        var bias = ctx.Download(set.Weight("a.bias"));
+        Assert.Equal(bias.Select(Bf16.Round).ToArray(), ctx.Download(set.ComputeWeight("a.bias")));
     }
 }
